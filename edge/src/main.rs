@@ -1,0 +1,4 @@
+//! The `edge` binary.
+#![forbid(unsafe_code)]
+
+fn main() {}

@@ -1,0 +1,8 @@
+//! Test support for the flash-sale stack: real Redis, PostgreSQL and service processes started on
+//! free loopback ports in temp dirs, and stopped when dropped.
+#![forbid(unsafe_code)]
+
+pub mod net;
+pub mod postgres_server;
+pub mod redis_server;
+pub mod wait;
