@@ -1,5 +1,18 @@
 //! The flash-sale origin: reserves stock atomically in Redis and turns each reservation into an
 //! order in PostgreSQL through a two-phase message, with a recovery poller and a reconcile command.
+//! See docs/ARCHITECTURE.md for the map.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod cli;
+pub mod config;
+pub mod crash;
+pub mod database;
+pub mod error;
+pub mod metrics;
+pub mod purchase;
+pub mod reconcile;
+pub mod recovery;
+pub mod reservations;
+pub mod sales;
+pub mod server;

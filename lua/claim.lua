@@ -1,0 +1,29 @@
+-- claim.lua: the recovery poller's claim on due transactions (DTM's LockOneGlobalTrans). Takes up
+-- to ARGV[3] gids whose time has come and pushes each one's score by a lease that doubles with
+-- every attempt, so that two origins never work on one transaction at once and a failing branch
+-- backs off. Besides KEYS, it touches the claimed transactions' records, named ARGV[4] .. gid,
+-- all in the sale's hash slot.
+--
+-- KEYS[1]  {s:<sale>}:due
+-- ARGV[1]  first lease in ms
+-- ARGV[2]  largest lease in ms
+-- ARGV[3]  most gids to claim
+-- ARGV[4]  prefix of the transaction records ({s:<sale>}:tx:)
+--
+-- Reply: {in_flight, gid1, attempt1, gid2, attempt2, ...}: the size of the due set (transactions
+-- not completed) followed by the claimed gids, each with its attempt number (1 for the first claim).
+
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local first = tonumber(ARGV[1])
+local largest = tonumber(ARGV[2])
+local gids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms, 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {redis.call('ZCARD', KEYS[1])}
+for _, gid in ipairs(gids) do
+  local attempt = redis.call('HINCRBY', ARGV[4] .. gid, 'attempts', 1)
+  local lease = math.min(first * (2 ^ (attempt - 1)), largest)
+  redis.call('ZADD', KEYS[1], now_ms + lease, gid)
+  out[#out + 1] = gid
+  out[#out + 1] = attempt
+end
+return out

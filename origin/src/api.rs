@@ -1,0 +1,301 @@
+//! The origin's internal HTTP API as an axum `Router` built from state, so tests can drive it in
+//! memory: sale creation and status, reservation, health and metrics. Documented in docs/API.md.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{rejection::JsonRejection, DefaultBodyLimit, FromRequest, Path, Request, State},
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use serde::{de::DeserializeOwned, Deserialize};
+use serde_json::{json, Value};
+use time::{format_description::well_known::Rfc3339, OffsetDateTime};
+use tower_http::{
+    request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+use crate::{
+    config::Config,
+    error::{Error, Result},
+    metrics::Metrics,
+    purchase::{Purchase, Purchases},
+    sales::{Catalog, CreateSale, Sale, SaleState},
+};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub purchases: Purchases,
+    pub catalog: Catalog,
+    pub metrics: Metrics,
+    pub config: Arc<Config>,
+}
+
+/// The API, ready to serve.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.http.body_limit_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/sales", post(create_sale))
+        .route("/v1/sales/{id}", get(sale_status))
+        .route("/v1/sales/{id}/reserve", post(reserve))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(SetRequestIdLayer::x_request_id(SequentialId::default()))
+        .with_state(state)
+}
+
+/// Request ids for requests that come without one: a per-process sequence.
+#[derive(Clone, Default)]
+struct SequentialId(Arc<std::sync::atomic::AtomicU64>);
+
+impl MakeRequestId for SequentialId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HeaderValue::from_str(&format!("origin-{n}"))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// `Json` whose rejections are answered in the API's error format.
+struct ApiJson<T>(T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_error(rejection, state.config.http.body_limit_bytes)),
+        }
+    }
+}
+
+fn json_error(rejection: JsonRejection, limit: usize) -> Error {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => Error::bad_request(
+            "invalid_content_type",
+            "expected content-type: application/json",
+        ),
+        r if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge { limit },
+        JsonRejection::JsonSyntaxError(e) => {
+            Error::bad_request("malformed_json", format!("malformed JSON: {}", e.body_text()))
+        }
+        JsonRejection::JsonDataError(e) => {
+            Error::bad_request("invalid_body", format!("invalid body: {}", e.body_text()))
+        }
+        other => Error::bad_request("invalid_body", other.body_text()),
+    }
+}
+
+fn sale_id(raw: &str) -> Result<i64> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| Error::bad_request("invalid_sale_id", "sale id must be a positive integer"))
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn rfc3339(t: OffsetDateTime) -> Value {
+    t.format(&Rfc3339).map(Value::String).unwrap_or(Value::Null)
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Error {
+    Error::NoRoute
+}
+
+async fn method_not_allowed() -> Error {
+    Error::MethodNotAllowed
+}
+
+fn sale_json(sale: &Sale, remaining: i64, at: OffsetDateTime) -> Value {
+    json!({
+        "id": sale.id,
+        "name": sale.name,
+        "stock": sale.total,
+        "remaining": remaining.max(0),
+        "sold": sale.sold,
+        "state": sale.state(at, remaining),
+        "starts_at": rfc3339(sale.starts_at),
+        "ends_at": sale.ends_at.map(rfc3339),
+        "hold_seconds": sale.hold_seconds,
+        "server_time": rfc3339(at),
+    })
+}
+
+async fn create_sale(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateSale>,
+) -> Result<Response> {
+    let new = body.validate(
+        now(),
+        state.config.sales.max_stock,
+        state.config.sales.default_hold_seconds,
+    )?;
+    let sale = state.purchases.db().create_sale(&new).await?;
+    state
+        .purchases
+        .redis()
+        .open_stock(sale.id, u32::try_from(sale.total).unwrap_or(0))
+        .await?;
+    tracing::info!(sale = sale.id, stock = sale.total, name = %sale.name, "sale created");
+    let body = sale_json(&sale, i64::from(sale.total), now());
+    state.catalog.insert(sale);
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn sale_status(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>> {
+    let id = sale_id(&id)?;
+    let sale = state
+        .purchases
+        .db()
+        .sale(id)
+        .await?
+        .ok_or(Error::UnknownSale(id))?;
+    let remaining = state.purchases.redis().remaining(id).await?.unwrap_or(0);
+    Ok(Json(sale_json(&sale, remaining, now())))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReserveBody {
+    uid: String,
+}
+
+/// The sale as this origin knows it: from the catalog, else from PostgreSQL. `None` when the
+/// database is unreachable: the reservation then goes on and Redis decides.
+async fn known_sale(state: &AppState, id: i64) -> Result<Option<Arc<Sale>>> {
+    if let Some(sale) = state.catalog.get(id) {
+        return Ok(Some(sale));
+    }
+    match state.purchases.db().sale(id).await {
+        Ok(Some(sale)) => Ok(Some(state.catalog.insert(sale))),
+        Ok(None) => Err(Error::UnknownSale(id)),
+        Err(error) => {
+            tracing::warn!(sale = id, %error, "sale lookup failed, Redis decides");
+            Ok(None)
+        }
+    }
+}
+
+async fn reserve(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ReserveBody>,
+) -> Result<Response> {
+    let id = sale_id(&id)?;
+    let uid = body.uid;
+    let max = state.config.http.max_uid_bytes;
+    if uid.is_empty() || uid.len() > max || uid.chars().any(char::is_control) {
+        return Err(Error::bad_request(
+            "invalid_uid",
+            format!("uid must be 1 to {max} bytes without control characters"),
+        ));
+    }
+    if let Some(sale) = known_sale(&state, id).await? {
+        let at = now();
+        match sale.state(at, 1) {
+            SaleState::Upcoming => {
+                state.metrics.reservation("not_started");
+                return Ok(refusal(
+                    StatusCode::CONFLICT,
+                    "not_started",
+                    "the sale has not started",
+                    json!({"starts_at": rfc3339(sale.starts_at)}),
+                ));
+            }
+            SaleState::Ended => {
+                state.metrics.reservation("ended");
+                return Ok(refusal(
+                    StatusCode::GONE,
+                    "ended",
+                    "the sale has ended",
+                    json!({}),
+                ));
+            }
+            SaleState::Live | SaleState::SoldOut => {}
+        }
+    }
+    let answer = match state.purchases.reserve(id, &uid).await? {
+        Purchase::Reserved {
+            gid,
+            order_id,
+            left,
+        } => (
+            StatusCode::OK,
+            Json(json!({
+                "status": "reserved",
+                "gid": gid,
+                "order_id": order_id,
+                "confirmed": order_id.is_some(),
+                "remaining_hint": left,
+            })),
+        )
+            .into_response(),
+        Purchase::Duplicate { gid, earlier } => refusal(
+            StatusCode::CONFLICT,
+            "duplicate",
+            "this user already has a purchase in this sale",
+            json!({
+                "gid": gid,
+                "state": earlier.state,
+                "outcome": earlier.outcome,
+                "order_id": earlier.order_id,
+            }),
+        ),
+        Purchase::SoldOut => refusal(StatusCode::GONE, "sold_out", "no unit left", json!({})),
+        Purchase::RejectedByDatabase { gid, order_id } => refusal(
+            StatusCode::GONE,
+            "sold_out",
+            "no unit left",
+            json!({"gid": gid, "order_id": order_id}),
+        ),
+        Purchase::UnknownSale => return Err(Error::UnknownSale(id)),
+    };
+    Ok(answer)
+}
+
+/// An expected refusal (not a failure): the error body with extra fields.
+fn refusal(status: StatusCode, code: &str, message: &str, extra: Value) -> Response {
+    let mut body = json!({"error": code, "message": message});
+    if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+        body.extend(extra);
+    }
+    (status, Json(body)).into_response()
+}

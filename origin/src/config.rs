@@ -1,0 +1,299 @@
+//! Typed configuration of the origin (`deploy/origin.toml`): every field has a default, unknown
+//! fields are refused, and `validate` reports every bad field at once, by name.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use serde::Deserialize;
+
+/// Everything the origin reads from its TOML file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub redis: RedisConfig,
+    pub postgres: PostgresConfig,
+    pub recovery: RecoveryConfig,
+    pub sales: SalesConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address of the internal HTTP API.
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// Longest uid accepted, in bytes.
+    pub max_uid_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://host:port/db` of the Redis holding stock and transactions.
+    pub url: String,
+    /// Time allowed for one Redis command.
+    pub command_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// `postgres://user@host:port/db` of the database holding sales and orders.
+    pub url: String,
+    /// Connections in the pool.
+    pub pool_size: usize,
+    /// Time allowed to get a connection and run one statement.
+    pub statement_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecoveryConfig {
+    /// Age after which an unfinished transaction is taken over by recovery.
+    pub timeout_ms: u64,
+    /// Interval between two polls of the due sets.
+    pub poll_interval_ms: u64,
+    /// First lease on a claimed transaction; doubled on every attempt.
+    pub lease_ms: u64,
+    /// Largest lease.
+    pub max_lease_ms: u64,
+    /// Transactions claimed per sale and poll.
+    pub batch: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SalesConfig {
+    /// Hold time of an order when its sale does not set one.
+    pub default_hold_seconds: u32,
+    /// Largest stock a sale may be created with.
+    pub max_stock: u32,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8082)),
+            body_limit_bytes: 4096,
+            max_uid_bytes: 128,
+        }
+    }
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6380/".into(),
+            command_timeout_ms: 1000,
+        }
+    }
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            url: "postgres://flash@127.0.0.1:5433/flash".into(),
+            pool_size: 16,
+            statement_timeout_ms: 2000,
+        }
+    }
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 3000,
+            poll_interval_ms: 200,
+            lease_ms: 2000,
+            max_lease_ms: 60_000,
+            batch: 64,
+        }
+    }
+}
+
+impl Default for SalesConfig {
+    fn default() -> Self {
+        Self {
+            default_hold_seconds: 600,
+            max_stock: 10_000_000,
+        }
+    }
+}
+
+/// Why a configuration file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config {path}: {}", .problems.join("; "))]
+    Invalid { path: String, problems: Vec<String> },
+}
+
+impl Config {
+    /// Reads, parses and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::parse(&text, &shown)
+    }
+
+    /// Parses and validates TOML text; `origin` names the source in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.message().to_string() + &span_hint(text, e.span()),
+        })?;
+        let problems = config.validate();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: origin.to_string(),
+                problems,
+            })
+        }
+    }
+
+    /// Every bad field, named, or an empty list.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, field: &str, rule: &str| {
+            if !ok {
+                problems.push(format!("{field}: {rule}"));
+            }
+        };
+        check(
+            (64..=1 << 20).contains(&self.http.body_limit_bytes),
+            "http.body_limit_bytes",
+            "must be between 64 and 1048576",
+        );
+        check(
+            (1..=1024).contains(&self.http.max_uid_bytes),
+            "http.max_uid_bytes",
+            "must be between 1 and 1024",
+        );
+        check(
+            self.redis.url.starts_with("redis://") || self.redis.url.starts_with("unix://"),
+            "redis.url",
+            "must start with redis:// or unix://",
+        );
+        check(
+            (1..=60_000).contains(&self.redis.command_timeout_ms),
+            "redis.command_timeout_ms",
+            "must be between 1 and 60000",
+        );
+        check(
+            self.postgres.url.parse::<tokio_postgres::Config>().is_ok(),
+            "postgres.url",
+            "must be a postgres:// URL",
+        );
+        check(
+            (1..=1000).contains(&self.postgres.pool_size),
+            "postgres.pool_size",
+            "must be between 1 and 1000",
+        );
+        check(
+            (1..=600_000).contains(&self.postgres.statement_timeout_ms),
+            "postgres.statement_timeout_ms",
+            "must be between 1 and 600000",
+        );
+        check(
+            (10..=3_600_000).contains(&self.recovery.timeout_ms),
+            "recovery.timeout_ms",
+            "must be between 10 and 3600000",
+        );
+        check(
+            (10..=60_000).contains(&self.recovery.poll_interval_ms),
+            "recovery.poll_interval_ms",
+            "must be between 10 and 60000",
+        );
+        check(
+            (10..=3_600_000).contains(&self.recovery.lease_ms),
+            "recovery.lease_ms",
+            "must be between 10 and 3600000",
+        );
+        check(
+            self.recovery.max_lease_ms >= self.recovery.lease_ms,
+            "recovery.max_lease_ms",
+            "must be at least recovery.lease_ms",
+        );
+        check(
+            (1..=10_000).contains(&self.recovery.batch),
+            "recovery.batch",
+            "must be between 1 and 10000",
+        );
+        check(
+            (1..=7 * 86_400).contains(&self.sales.default_hold_seconds),
+            "sales.default_hold_seconds",
+            "must be between 1 and 604800",
+        );
+        check(
+            (1..=1_000_000_000).contains(&self.sales.max_stock),
+            "sales.max_stock",
+            "must be between 1 and 1000000000",
+        );
+        problems
+    }
+
+    pub fn redis_command_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis.command_timeout_ms)
+    }
+
+    pub fn statement_timeout(&self) -> Duration {
+        Duration::from_millis(self.postgres.statement_timeout_ms)
+    }
+}
+
+/// " (line L)" for a parse error's span, so an SRE finds the line at once.
+fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!(" (line {line})")
+        }
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_file_is_valid_and_matches_the_defaults() {
+        let text = include_str!("../../deploy/origin.toml");
+        let shipped = Config::parse(text, "deploy/origin.toml").unwrap();
+        let defaults = Config::default();
+        assert_eq!(format!("{shipped:?}"), format!("{defaults:?}"));
+    }
+
+    #[test]
+    fn every_bad_field_is_named_at_once() {
+        let text = "[http]\nbody_limit_bytes = 1\n[recovery]\nbatch = 0\nlease_ms = 100\nmax_lease_ms = 50\n";
+        let err = Config::parse(text, "t").unwrap_err().to_string();
+        for field in [
+            "http.body_limit_bytes",
+            "recovery.batch",
+            "recovery.max_lease_ms",
+        ] {
+            assert!(err.contains(field), "{err} should name {field}");
+        }
+    }
+
+    #[test]
+    fn unknown_field_is_refused_with_its_line() {
+        let err = Config::parse("[http]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lisen") && err.contains("line 3"), "{err}");
+    }
+}

@@ -1,0 +1,67 @@
+//! Crash points for the crash tests: with the `crash-points` feature, the process kills itself
+//! with SIGKILL when it reaches the point named by `ORIGIN_CRASH_POINT` (`after_reserve`,
+//! `in_db_transaction` or `after_commit`), optionally on its Nth visit (`after_commit:3`).
+//! Without the feature (every release build) `point` is an empty inline function.
+
+/// Where a crash matters in a purchase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Point {
+    /// Stock taken in Redis, branch not started.
+    AfterReserve,
+    /// Inside the database transaction, before its commit.
+    InDbTransaction,
+    /// Branch committed, transaction not completed in Redis.
+    AfterCommit,
+}
+
+impl Point {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AfterReserve => "after_reserve",
+            Self::InDbTransaction => "in_db_transaction",
+            Self::AfterCommit => "after_commit",
+        }
+    }
+}
+
+#[cfg(not(feature = "crash-points"))]
+#[inline(always)]
+pub fn point(_: Point) {}
+
+#[cfg(feature = "crash-points")]
+pub fn point(at: Point) {
+    armed::visit(at);
+}
+
+#[cfg(feature = "crash-points")]
+mod armed {
+    use std::sync::{
+        atomic::{AtomicU64, Ordering},
+        OnceLock,
+    };
+
+    use super::Point;
+
+    static TARGET: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    static VISITS: AtomicU64 = AtomicU64::new(0);
+
+    fn target() -> &'static Option<(String, u64)> {
+        TARGET.get_or_init(|| {
+            let spec = std::env::var("ORIGIN_CRASH_POINT").ok()?;
+            let (name, nth) = match spec.split_once(':') {
+                Some((name, n)) => (name.to_string(), n.parse().unwrap_or(1)),
+                None => (spec, 1),
+            };
+            tracing::warn!(point = %name, nth, "crash point armed");
+            Some((name, nth))
+        })
+    }
+
+    pub fn visit(at: Point) {
+        let Some((name, nth)) = target() else { return };
+        if name == at.name() && VISITS.fetch_add(1, Ordering::SeqCst) + 1 == *nth {
+            tracing::warn!(point = at.name(), "crash point reached: SIGKILL");
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! PostgreSQL, the final authority: the connection pool, the schema migrations (`migrations/`),
+//! sales, and phase 2 of the two-phase message (the branch), which writes one order per gid in
+//! one database transaction guarded by a barrier row.
+
+use std::{str::FromStr, time::Duration};
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
+use time::OffsetDateTime;
+use tokio_postgres::{NoTls, Row};
+
+use crate::{
+    crash,
+    error::{Error, Result},
+    sales::{NewSale, Sale},
+};
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Branch id and operation of the purchase branch in the barrier table.
+const BRANCH: &str = "01";
+const OP_ACTION: &str = "action";
+
+/// Key of the advisory lock that serialises migrations between origins starting together.
+const MIGRATION_LOCK: i64 = 0x666c_6173_6801;
+
+/// What the branch left in the database for one gid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BranchOutcome {
+    pub order_id: i64,
+    /// The database refused the unit (`rejected` row): it must go back to Redis.
+    pub rejected: bool,
+    /// `false` when an earlier run of this branch had done the work.
+    pub fresh: bool,
+}
+
+/// Orders of a sale by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct OrderCounts {
+    pub pending: i64,
+    pub paid: i64,
+    pub cancelled: i64,
+    pub rejected: i64,
+}
+
+impl OrderCounts {
+    /// Orders that hold a unit.
+    pub fn live(&self) -> i64 {
+        self.pending + self.paid
+    }
+}
+
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool,
+}
+
+impl Database {
+    /// A pool of `size` connections to `url`, each with a server-side statement timeout.
+    pub fn connect(url: &str, size: usize, timeout: Duration) -> Result<Self> {
+        let mut pg = tokio_postgres::Config::from_str(url).map_err(Error::postgres("url"))?;
+        pg.connect_timeout(timeout);
+        pg.options(format!("-c statement_timeout={}", timeout.as_millis()));
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(size)
+            .runtime(Runtime::Tokio1)
+            .timeouts(Timeouts {
+                wait: Some(timeout),
+                create: Some(timeout),
+                recycle: Some(timeout),
+            })
+            .build()
+            .map_err(|_| Error::Protocol("postgres pool configuration"))?;
+        Ok(Self { pool })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Applies the pending migrations, one origin at a time.
+    pub async fn migrate(url: &str) -> Result<()> {
+        let (mut client, conn) = tokio_postgres::connect(url, NoTls)
+            .await
+            .map_err(Error::postgres("connect"))?;
+        let task = tokio::spawn(conn);
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(Error::postgres("migration lock"))?;
+        let report = embedded::migrations::runner().run_async(&mut client).await;
+        client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(Error::postgres("migration unlock"))?;
+        drop(client);
+        task.abort();
+        match report {
+            Ok(report) => {
+                for m in report.applied_migrations() {
+                    tracing::info!(version = m.version(), name = m.name(), "migration applied");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "migration failed");
+                Err(Error::Protocol("migration failure (see log)"))
+            }
+        }
+    }
+
+    pub async fn create_sale(&self, new: &NewSale) -> Result<Sale> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "INSERT INTO sales (name, total, starts_at, ends_at, hold_seconds)
+                 VALUES ($1, $2, $3, $4, $5)
+                 RETURNING id, name, total, sold, starts_at, ends_at, hold_seconds",
+                &[
+                    &new.name,
+                    &new.stock,
+                    &new.starts_at,
+                    &new.ends_at,
+                    &new.hold_seconds,
+                ],
+            )
+            .await
+            .map_err(Error::postgres("create sale"))?;
+        Ok(sale_from_row(&row))
+    }
+
+    pub async fn sale(&self, id: i64) -> Result<Option<Sale>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT id, name, total, sold, starts_at, ends_at, hold_seconds
+                 FROM sales WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .map_err(Error::postgres("read sale"))?;
+        Ok(row.as_ref().map(sale_from_row))
+    }
+
+    /// Sales that may still have transactions in flight: not ended more than a day ago.
+    pub async fn recent_sales(&self) -> Result<Vec<Sale>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, name, total, sold, starts_at, ends_at, hold_seconds FROM sales
+                 WHERE ends_at IS NULL OR ends_at > now() - interval '1 day'",
+                &[],
+            )
+            .await
+            .map_err(Error::postgres("list sales"))?;
+        Ok(rows.iter().map(sale_from_row).collect())
+    }
+
+    /// Phase 2: the order of `gid`, written once. In one transaction: the barrier row first (a
+    /// repeat finds it and changes nothing), then the guarded `sold` update, then the order row,
+    /// `pending` when the database had a unit and `rejected` when it had none.
+    pub async fn branch(&self, sale: i64, uid: &str, gid: &str) -> Result<BranchOutcome> {
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(Error::postgres("begin branch"))?;
+        let barrier = tx
+            .execute(
+                "INSERT INTO barriers (gid, branch, op) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                &[&gid, &BRANCH, &OP_ACTION],
+            )
+            .await
+            .map_err(Error::postgres("branch barrier"))?;
+        if barrier == 0 {
+            let row = tx
+                .query_one("SELECT id, status FROM orders WHERE gid = $1", &[&gid])
+                .await
+                .map_err(Error::postgres("branch earlier order"))?;
+            let status: &str = row.get(1);
+            return Ok(BranchOutcome {
+                order_id: row.get(0),
+                rejected: status == "rejected",
+                fresh: false,
+            });
+        }
+        let held = tx
+            .query_opt(
+                "UPDATE sales SET sold = sold + 1 WHERE id = $1 AND sold < total
+                 RETURNING hold_seconds",
+                &[&sale],
+            )
+            .await
+            .map_err(Error::postgres("branch stock guard"))?;
+        crash::point(crash::Point::InDbTransaction);
+        let rejected = held.is_none();
+        let row = match held {
+            Some(row) => {
+                let hold: i32 = row.get(0);
+                tx.query_one(
+                    "INSERT INTO orders (sale_id, uid, gid, status, expires_at)
+                     VALUES ($1, $2, $3, 'pending', now() + make_interval(secs => $4))
+                     RETURNING id",
+                    &[&sale, &uid, &gid, &f64::from(hold)],
+                )
+                .await
+            }
+            None => {
+                tx.query_one(
+                    "INSERT INTO orders (sale_id, uid, gid, status, reason, expires_at)
+                     VALUES ($1, $2, $3, 'rejected', 'no unit left in the database', now())
+                     RETURNING id",
+                    &[&sale, &uid, &gid],
+                )
+                .await
+            }
+        }
+        .map_err(Error::postgres("branch order"))?;
+        tx.commit().await.map_err(Error::postgres("commit branch"))?;
+        Ok(BranchOutcome {
+            order_id: row.get(0),
+            rejected,
+            fresh: true,
+        })
+    }
+
+    pub async fn order_counts(&self, sale: i64) -> Result<OrderCounts> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT status, count(*) FROM orders WHERE sale_id = $1 GROUP BY status",
+                &[&sale],
+            )
+            .await
+            .map_err(Error::postgres("count orders"))?;
+        let mut counts = OrderCounts::default();
+        for row in rows {
+            let n: i64 = row.get(1);
+            match row.get::<_, &str>(0) {
+                "pending" => counts.pending = n,
+                "paid" => counts.paid = n,
+                "cancelled" => counts.cancelled = n,
+                _ => counts.rejected = n,
+            }
+        }
+        Ok(counts)
+    }
+
+    /// How many of `gids` already have a live order (their branch committed, completion not yet).
+    pub async fn live_orders_among(&self, gids: &[String]) -> Result<i64> {
+        if gids.is_empty() {
+            return Ok(0);
+        }
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM orders WHERE gid = ANY($1) AND status IN ('pending', 'paid')",
+                &[&gids],
+            )
+            .await
+            .map_err(Error::postgres("count in-flight orders"))?;
+        Ok(row.get(0))
+    }
+}
+
+fn sale_from_row(row: &Row) -> Sale {
+    Sale {
+        id: row.get(0),
+        name: row.get(1),
+        total: row.get(2),
+        sold: row.get(3),
+        starts_at: row.get::<_, OffsetDateTime>(4),
+        ends_at: row.get::<_, Option<OffsetDateTime>>(5),
+        hold_seconds: row.get(6),
+    }
+}

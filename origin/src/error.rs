@@ -1,0 +1,143 @@
+//! Failures of the origin, tagged by who is at fault, and the ONE place where they become HTTP
+//! answers: a status and a JSON body `{"error": code, "message": text}` with a stable code.
+//! Internal details go to the log, never to the client.
+
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde_json::json;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Who is at fault for a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Client,
+    Upstream,
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request the client must change: `code` is stable, `message` says what is wrong.
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("request body is over the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("no sale {0}")]
+    UnknownSale(i64),
+    #[error("no such endpoint")]
+    NoRoute,
+    #[error("method not allowed on this endpoint")]
+    MethodNotAllowed,
+    #[error("redis {what}: {source}")]
+    Redis {
+        what: &'static str,
+        source: redis::RedisError,
+    },
+    #[error("postgres {what}: {source}")]
+    Postgres {
+        what: &'static str,
+        source: tokio_postgres::Error,
+    },
+    #[error("postgres pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("{0} timed out")]
+    Timeout(&'static str),
+    #[error("unexpected {0}")]
+    Protocol(&'static str),
+}
+
+impl Error {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// `map_err` adapter naming the Redis operation.
+    pub fn redis(what: &'static str) -> impl FnOnce(redis::RedisError) -> Self {
+        move |source| Self::Redis { what, source }
+    }
+
+    /// `map_err` adapter naming the PostgreSQL operation.
+    pub fn postgres(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Self {
+        move |source| Self::Postgres { what, source }
+    }
+
+    pub fn fault(&self) -> Fault {
+        match self {
+            Self::BadRequest { .. }
+            | Self::TooLarge { .. }
+            | Self::UnknownSale(_)
+            | Self::NoRoute
+            | Self::MethodNotAllowed => Fault::Client,
+            Self::Redis { .. } | Self::Postgres { .. } | Self::Pool(_) | Self::Timeout(_) => {
+                Fault::Upstream
+            }
+            Self::Protocol(_) => Fault::Internal,
+        }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            Self::UnknownSale(_) => (StatusCode::NOT_FOUND, "unknown_sale"),
+            Self::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::Redis { .. } => (StatusCode::SERVICE_UNAVAILABLE, "redis_unavailable"),
+            Self::Postgres { .. } | Self::Pool(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
+            }
+            Self::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+            Self::Protocol(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match self.fault() {
+            Fault::Client => self.to_string(),
+            Fault::Upstream => {
+                tracing::warn!(error = %self, code, "upstream failure");
+                match code {
+                    "redis_unavailable" => "stock store unavailable, try again".to_string(),
+                    "database_unavailable" => "order database unavailable, try again".to_string(),
+                    _ => "a dependency did not answer in time, try again".to_string(),
+                }
+            }
+            Fault::Internal => {
+                tracing::error!(error = %self, "internal failure");
+                "internal error".to_string()
+            }
+        };
+        if status.is_client_error() {
+            tracing::info!(code, %message, "request refused");
+        }
+        (status, Json(json!({"error": code, "message": message}))).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_errors_say_what_is_wrong_and_upstream_errors_hide_details() {
+        let check = |e: Error, status: u16, code: &str| {
+            let (s, c) = e.status_and_code();
+            assert_eq!((s.as_u16(), c), (status, code), "{e}");
+        };
+        check(Error::bad_request("invalid_uid", "x"), 400, "invalid_uid");
+        check(Error::TooLarge { limit: 10 }, 413, "body_too_large");
+        check(Error::UnknownSale(3), 404, "unknown_sale");
+        check(Error::Timeout("reserve"), 503, "timeout");
+        check(Error::Protocol("x"), 500, "internal");
+    }
+}

@@ -1,0 +1,85 @@
+//! Prometheus metrics of the origin, served as text at `GET /metrics`: reservations by outcome,
+//! branch runs by result, recoveries, and transactions in flight.
+
+use std::sync::Arc;
+
+use prometheus_client::{
+    encoding::{text::encode, EncodeLabelSet},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    reservations: Family<OutcomeLabel, Counter>,
+    branches: Family<OutcomeLabel, Counter>,
+    recoveries: Family<OutcomeLabel, Counter>,
+    in_flight: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("origin");
+        let reservations = Family::<OutcomeLabel, Counter>::default();
+        let branches = Family::<OutcomeLabel, Counter>::default();
+        let recoveries = Family::<OutcomeLabel, Counter>::default();
+        let in_flight = Gauge::default();
+        registry.register(
+            "reservations",
+            "Reservation attempts by outcome (reserved, duplicate, sold_out, unknown_sale, error)",
+            reservations.clone(),
+        );
+        registry.register(
+            "branches",
+            "Database branch runs by result (pending, rejected, repeat, error)",
+            branches.clone(),
+        );
+        registry.register(
+            "recoveries",
+            "Transactions completed by the recovery poller, and its failures",
+            recoveries.clone(),
+        );
+        registry.register(
+            "in_flight_transactions",
+            "Transactions reserved in Redis and not yet completed, at the last poll",
+            in_flight.clone(),
+        );
+        Self {
+            registry: Arc::new(registry),
+            reservations,
+            branches,
+            recoveries,
+            in_flight,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn reservation(&self, outcome: &'static str) {
+        self.reservations.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+    pub fn branch(&self, outcome: &'static str) {
+        self.branches.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+    pub fn recovery(&self, outcome: &'static str) {
+        self.recoveries.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+    pub fn set_in_flight(&self, n: i64) {
+        self.in_flight.set(n);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

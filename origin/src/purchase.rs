@@ -1,0 +1,148 @@
+//! A purchase from end to end: phase 1 in Redis (`reserve.lua`), phase 2 in PostgreSQL (the
+//! branch) at once, then completion in Redis (`complete.lua`). A failure after phase 1 is not
+//! the client's loss: the transaction stays due and the recovery poller finishes it.
+
+use crate::{
+    crash,
+    database::{BranchOutcome, Database},
+    error::Result,
+    metrics::Metrics,
+    reservations::{gid, Completion, EarlierTx, Reservation, Reservations},
+};
+
+/// What a reservation request comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Purchase {
+    /// The unit is the user's. `order_id` is `None` when the database branch is left to recovery
+    /// (the order will exist once it has run).
+    Reserved {
+        gid: String,
+        order_id: Option<i64>,
+        left: i64,
+    },
+    /// The user has a transaction in this sale already.
+    Duplicate { gid: String, earlier: EarlierTx },
+    SoldOut,
+    /// Redis granted a unit the database did not have: a `rejected` order records it and the
+    /// unit went back to Redis.
+    RejectedByDatabase { gid: String, order_id: i64 },
+    UnknownSale,
+}
+
+#[derive(Clone)]
+pub struct Purchases {
+    redis: Reservations,
+    db: Database,
+    metrics: Metrics,
+}
+
+impl Purchases {
+    pub fn new(redis: Reservations, db: Database, metrics: Metrics) -> Self {
+        Self { redis, db, metrics }
+    }
+
+    pub fn redis(&self) -> &Reservations {
+        &self.redis
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// Reserves a unit of `sale` for `uid` and turns it into an order.
+    pub async fn reserve(&self, sale: i64, uid: &str) -> Result<Purchase> {
+        let gid = gid(sale, uid);
+        let reservation = match self.redis.reserve(sale, uid).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics.reservation("error");
+                return Err(e);
+            }
+        };
+        let left = match reservation {
+            Reservation::Reserved { left } => left,
+            Reservation::Duplicate(earlier) => {
+                self.metrics.reservation("duplicate");
+                return Ok(Purchase::Duplicate { gid, earlier });
+            }
+            Reservation::SoldOut => {
+                self.metrics.reservation("sold_out");
+                return Ok(Purchase::SoldOut);
+            }
+            Reservation::Unknown => {
+                self.metrics.reservation("unknown_sale");
+                return Ok(Purchase::UnknownSale);
+            }
+        };
+        self.metrics.reservation("reserved");
+        tracing::debug!(%gid, left, "reserved");
+        crash::point(crash::Point::AfterReserve);
+
+        let outcome = match self.branch(sale, uid, &gid).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                tracing::warn!(%gid, %error, "branch failed, left to recovery");
+                return Ok(Purchase::Reserved {
+                    gid,
+                    order_id: None,
+                    left,
+                });
+            }
+        };
+        if let Err(error) = self.complete(&gid, outcome).await {
+            tracing::warn!(%gid, %error, "completion failed, left to recovery");
+        }
+        Ok(if outcome.rejected {
+            Purchase::RejectedByDatabase {
+                gid,
+                order_id: outcome.order_id,
+            }
+        } else {
+            Purchase::Reserved {
+                gid,
+                order_id: Some(outcome.order_id),
+                left,
+            }
+        })
+    }
+
+    /// Phase 2 and completion for a transaction found due; idempotent.
+    pub async fn finish(&self, sale: i64, uid: &str, gid: &str) -> Result<BranchOutcome> {
+        let outcome = self.branch(sale, uid, gid).await?;
+        self.complete(gid, outcome).await?;
+        Ok(outcome)
+    }
+
+    async fn branch(&self, sale: i64, uid: &str, gid: &str) -> Result<BranchOutcome> {
+        let outcome = self.db.branch(sale, uid, gid).await;
+        self.metrics.branch(match &outcome {
+            Ok(o) if !o.fresh => "repeat",
+            Ok(o) if o.rejected => "rejected",
+            Ok(_) => "pending",
+            Err(_) => "error",
+        });
+        let outcome = outcome?;
+        if outcome.rejected && outcome.fresh {
+            tracing::warn!(%gid, order_id = outcome.order_id, "database refused a unit Redis granted");
+        }
+        crash::point(crash::Point::AfterCommit);
+        Ok(outcome)
+    }
+
+    async fn complete(&self, gid: &str, outcome: BranchOutcome) -> Result<()> {
+        match self
+            .redis
+            .complete(gid, outcome.rejected, outcome.order_id)
+            .await?
+        {
+            Completion::Completed { returned: true } => {
+                tracing::info!(%gid, "unit returned to stock")
+            }
+            Completion::Missing => {
+                tracing::warn!(%gid, "transaction record missing in Redis at completion")
+            }
+            Completion::Completed { returned: false } | Completion::Already => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,106 @@
+//! The recovery poller, run by every origin: every poll it claims the due transactions of each
+//! known sale (`claim.lua` leases them, with a lease that doubles per attempt, so two origins never
+//! work one transaction at once), runs their branch again (idempotent) and completes them. It also
+//! keeps the sale catalog fresh from PostgreSQL.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::{
+    config::RecoveryConfig, metrics::Metrics, purchase::Purchases, reservations::split_gid,
+    sales::Catalog,
+};
+
+/// Polls between two refreshes of the sale catalog from PostgreSQL.
+const CATALOG_REFRESH_POLLS: u64 = 25;
+
+pub struct Poller {
+    pub purchases: Purchases,
+    pub catalog: Catalog,
+    pub metrics: Metrics,
+    pub config: RecoveryConfig,
+}
+
+impl Poller {
+    /// Runs until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut ticker = tokio::time::interval(Duration::from_millis(self.config.poll_interval_ms));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut polls: u64 = 0;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = shutdown.changed() => break,
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            if polls % CATALOG_REFRESH_POLLS == 0 {
+                self.refresh_catalog().await;
+            }
+            polls += 1;
+            self.poll_once().await;
+        }
+        tracing::info!("recovery poller stopped");
+    }
+
+    async fn refresh_catalog(&self) {
+        match self.purchases.db().recent_sales().await {
+            Ok(sales) => {
+                for sale in sales {
+                    self.catalog.insert(sale);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "sale catalog refresh failed"),
+        }
+    }
+
+    /// One pass over every known sale; returns the number of transactions completed.
+    pub async fn poll_once(&self) -> usize {
+        let mut completed = 0;
+        let mut in_flight = 0;
+        for sale in self.catalog.ids() {
+            let claim = match self
+                .purchases
+                .redis()
+                .claim_due(
+                    sale,
+                    Duration::from_millis(self.config.lease_ms),
+                    Duration::from_millis(self.config.max_lease_ms),
+                    self.config.batch,
+                )
+                .await
+            {
+                Ok(claim) => claim,
+                Err(error) => {
+                    tracing::warn!(sale, %error, "claiming due transactions failed");
+                    continue;
+                }
+            };
+            in_flight += claim.in_flight;
+            for (gid, attempt) in claim.claimed {
+                let Some((_, uid)) = split_gid(&gid) else {
+                    tracing::error!(%gid, "malformed gid in due set");
+                    continue;
+                };
+                match self.purchases.finish(sale, uid, &gid).await {
+                    Ok(outcome) => {
+                        completed += 1;
+                        self.metrics.recovery("completed");
+                        tracing::info!(%gid, attempt, order_id = outcome.order_id,
+                            rejected = outcome.rejected, "transaction recovered");
+                    }
+                    Err(error) => {
+                        self.metrics.recovery("error");
+                        tracing::warn!(%gid, attempt, %error, "recovery attempt failed, backing off");
+                        // The rest of the batch keeps its lease and comes back after it.
+                        break;
+                    }
+                }
+            }
+        }
+        self.metrics.set_in_flight(in_flight);
+        completed
+    }
+}

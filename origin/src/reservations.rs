@@ -1,0 +1,358 @@
+//! The Redis side of the two-phase message: the key layout of a sale and the Lua scripts of `lua/`
+//! (the only code that changes stock and transaction keys), with their replies as typed values.
+//! Scripts run by EVALSHA and are loaded again when Redis answers NOSCRIPT.
+
+use std::{sync::LazyLock, time::Duration};
+
+use redis::{aio::ConnectionManager, Script, Value};
+
+use crate::error::{Error, Result};
+
+static RESERVE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/reserve.lua")));
+static COMPLETE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/complete.lua")));
+static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/claim.lua")));
+static OPEN_STOCK: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/open_stock.lua")));
+static REPAIR_STOCK: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/repair_stock.lua")));
+
+/// The global transaction id of a user's purchase in a sale: `<sale>/<uid>`.
+pub fn gid(sale: i64, uid: &str) -> String {
+    format!("{sale}/{uid}")
+}
+
+/// Splits a gid back into sale and uid.
+pub fn split_gid(gid: &str) -> Option<(i64, &str)> {
+    let (sale, uid) = gid.split_once('/')?;
+    Some((sale.parse().ok()?, uid))
+}
+
+/// Keys of one sale; the `{s:<sale>}` hash tag keeps them in one cluster slot.
+#[derive(Debug, Clone)]
+pub struct SaleKeys {
+    prefix: String,
+}
+
+impl SaleKeys {
+    pub fn new(sale: i64) -> Self {
+        Self {
+            prefix: format!("{{s:{sale}}}"),
+        }
+    }
+    pub fn stock(&self) -> String {
+        format!("{}:stock", self.prefix)
+    }
+    pub fn barrier(&self, gid: &str) -> String {
+        format!("{}:b:{gid}", self.prefix)
+    }
+    pub fn tx_prefix(&self) -> String {
+        format!("{}:tx:", self.prefix)
+    }
+    pub fn tx(&self, gid: &str) -> String {
+        format!("{}:tx:{gid}", self.prefix)
+    }
+    pub fn due(&self) -> String {
+        format!("{}:due", self.prefix)
+    }
+    pub fn events(&self) -> String {
+        format!("{}:events", self.prefix)
+    }
+}
+
+/// What `reserve.lua` answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// One unit taken; `left` units remain.
+    Reserved { left: i64 },
+    /// The user's transaction exists already.
+    Duplicate(EarlierTx),
+    SoldOut,
+    /// The sale has no stock key in Redis.
+    Unknown,
+}
+
+/// The state of an earlier transaction, as a duplicate finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EarlierTx {
+    /// `submitted` (in flight) or `succeeded`.
+    pub state: String,
+    /// `pending` or `rejected` once succeeded.
+    pub outcome: Option<String>,
+    pub order_id: Option<i64>,
+}
+
+/// What `claim.lua` answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// Transactions of the sale not completed, claimed or not.
+    pub in_flight: i64,
+    /// Claimed gids with their attempt number (1 for the first claim).
+    pub claimed: Vec<(String, u32)>,
+}
+
+/// What `complete.lua` answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    Completed { returned: bool },
+    Already,
+    Missing,
+}
+
+/// The Redis side, over one auto-reconnecting multiplexed connection.
+#[derive(Clone)]
+pub struct Reservations {
+    conn: ConnectionManager,
+    timeout: Duration,
+    branch_timeout_ms: u64,
+}
+
+impl Reservations {
+    pub fn new(conn: ConnectionManager, timeout: Duration, branch_timeout: Duration) -> Self {
+        Self {
+            conn,
+            timeout,
+            branch_timeout_ms: u64::try_from(branch_timeout.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Connects to `url`; commands time out after `timeout`.
+    pub async fn connect(url: &str, timeout: Duration) -> Result<ConnectionManager> {
+        let client = redis::Client::open(url).map_err(Error::redis("open"))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(timeout))
+            .set_connection_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = tokio::time::timeout(
+            timeout * 5,
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        .map_err(|_| Error::Timeout("redis connect"))?
+        .map_err(Error::redis("connect"))?;
+        Ok(conn)
+    }
+
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        what: &'static str,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T> {
+        let mut conn = self.conn.clone();
+        tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn))
+            .await
+            .map_err(|_| Error::Timeout(what))?
+            .map_err(Error::redis(what))
+    }
+
+    /// Phase 1: barrier, stock and transaction record in one round trip.
+    pub async fn reserve(&self, sale: i64, uid: &str) -> Result<Reservation> {
+        let keys = SaleKeys::new(sale);
+        let gid = gid(sale, uid);
+        let mut inv = RESERVE.prepare_invoke();
+        inv.key(keys.stock())
+            .key(keys.barrier(&gid))
+            .key(keys.tx(&gid))
+            .key(keys.due())
+            .arg(&gid)
+            .arg(uid)
+            .arg(self.branch_timeout_ms)
+            .arg(keys.events());
+        let reply: Vec<Value> = self.run("reserve", &inv).await?;
+        parse_reservation(&reply).ok_or(Error::Protocol("reserve.lua reply"))
+    }
+
+    /// Marks a transaction succeeded (idempotent); gives the unit back if `rejected`.
+    pub async fn complete(
+        &self,
+        gid: &str,
+        rejected: bool,
+        order_id: i64,
+    ) -> Result<Completion> {
+        let (sale, _) = split_gid(gid).ok_or(Error::Protocol("gid"))?;
+        let keys = SaleKeys::new(sale);
+        let mut inv = COMPLETE.prepare_invoke();
+        inv.key(keys.stock())
+            .key(keys.tx(gid))
+            .key(keys.due())
+            .arg(gid)
+            .arg(if rejected { "rejected" } else { "pending" })
+            .arg(order_id)
+            .arg(keys.events());
+        let reply: Vec<Value> = self.run("complete", &inv).await?;
+        match (text(reply.first()).as_deref(), int(reply.get(1))) {
+            (Some("COMPLETED"), Some(n)) => Ok(Completion::Completed { returned: n == 1 }),
+            (Some("ALREADY"), _) => Ok(Completion::Already),
+            (Some("MISSING"), _) => Ok(Completion::Missing),
+            _ => Err(Error::Protocol("complete.lua reply")),
+        }
+    }
+
+    /// Claims up to `batch` due transactions of a sale, each with a lease that doubles per attempt.
+    pub async fn claim_due(
+        &self,
+        sale: i64,
+        lease: Duration,
+        max_lease: Duration,
+        batch: u32,
+    ) -> Result<Claim> {
+        let keys = SaleKeys::new(sale);
+        let mut inv = CLAIM.prepare_invoke();
+        inv.key(keys.due())
+            .arg(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX))
+            .arg(u64::try_from(max_lease.as_millis()).unwrap_or(u64::MAX))
+            .arg(batch)
+            .arg(keys.tx_prefix());
+        let reply: Vec<Value> = self.run("claim", &inv).await?;
+        let in_flight = int(reply.first()).ok_or(Error::Protocol("claim.lua reply"))?;
+        let claimed = reply[1..]
+            .chunks(2)
+            .map(|pair| {
+                let gid = text(pair.first())?;
+                let attempt = u32::try_from(int(pair.get(1))?).ok()?;
+                Some((gid, attempt))
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or(Error::Protocol("claim.lua reply"))?;
+        Ok(Claim { in_flight, claimed })
+    }
+
+    /// Puts a new sale's stock into Redis once; `false` when it was already there.
+    pub async fn open_stock(&self, sale: i64, stock: u32) -> Result<bool> {
+        let keys = SaleKeys::new(sale);
+        let mut inv = OPEN_STOCK.prepare_invoke();
+        inv.key(keys.stock()).arg(stock);
+        let set: i64 = self.run("open_stock", &inv).await?;
+        Ok(set == 1)
+    }
+
+    /// Sets the stock to `stock` if nothing is in flight: `Ok(Err(n))` when `n` transactions are.
+    pub async fn repair_stock(
+        &self,
+        sale: i64,
+        stock: i64,
+    ) -> Result<std::result::Result<Option<i64>, u64>> {
+        let keys = SaleKeys::new(sale);
+        let mut inv = REPAIR_STOCK.prepare_invoke();
+        inv.key(keys.stock())
+            .key(keys.due())
+            .arg(stock)
+            .arg(keys.events());
+        let reply: Vec<Value> = self.run("repair_stock", &inv).await?;
+        match (text(reply.first()).as_deref(), int(reply.get(1))) {
+            (Some("REPAIRED"), Some(old)) => Ok(Ok((old >= 0).then_some(old))),
+            (Some("IN_FLIGHT"), Some(n)) => Ok(Err(u64::try_from(n).unwrap_or(0))),
+            _ => Err(Error::Protocol("repair_stock.lua reply")),
+        }
+    }
+
+    /// Units left in Redis, `None` when the sale has no stock key.
+    pub async fn remaining(&self, sale: i64) -> Result<Option<i64>> {
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("GET").arg(SaleKeys::new(sale).stock()).clone();
+        tokio::time::timeout(self.timeout, cmd.query_async(&mut conn))
+            .await
+            .map_err(|_| Error::Timeout("get stock"))?
+            .map_err(Error::redis("get stock"))
+    }
+
+    /// Gids of a sale's transactions still in flight (not completed).
+    pub async fn in_flight(&self, sale: i64) -> Result<Vec<String>> {
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("ZRANGE")
+            .arg(SaleKeys::new(sale).due())
+            .arg(0)
+            .arg(-1)
+            .clone();
+        tokio::time::timeout(self.timeout, cmd.query_async(&mut conn))
+            .await
+            .map_err(|_| Error::Timeout("in flight"))?
+            .map_err(Error::redis("in flight"))
+    }
+}
+
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn int(v: Option<&Value>) -> Option<i64> {
+    match v? {
+        Value::Int(n) => Some(*n),
+        other => text(Some(other))?.parse().ok(),
+    }
+}
+
+fn parse_reservation(reply: &[Value]) -> Option<Reservation> {
+    Some(match text(reply.first())?.as_str() {
+        "RESERVED" => Reservation::Reserved {
+            left: int(reply.get(1))?,
+        },
+        "DUPLICATE" => {
+            let nonempty = |i| text(reply.get(i)).filter(|s| !s.is_empty());
+            Reservation::Duplicate(EarlierTx {
+                state: nonempty(1).unwrap_or_else(|| "submitted".into()),
+                outcome: nonempty(2),
+                order_id: nonempty(3).and_then(|s| s.parse().ok()),
+            })
+        }
+        "SOLD_OUT" => Reservation::SoldOut,
+        "UNKNOWN" => Reservation::Unknown,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn replies_parse_into_outcomes() {
+        let check = |reply: Vec<Value>, expected: Option<Reservation>| {
+            assert_eq!(parse_reservation(&reply), expected, "{reply:?}");
+        };
+        check(
+            vec![bulk("RESERVED"), Value::Int(3)],
+            Some(Reservation::Reserved { left: 3 }),
+        );
+        check(vec![bulk("SOLD_OUT")], Some(Reservation::SoldOut));
+        check(vec![bulk("UNKNOWN")], Some(Reservation::Unknown));
+        check(
+            vec![bulk("DUPLICATE"), bulk("succeeded"), bulk("pending"), bulk("42")],
+            Some(Reservation::Duplicate(EarlierTx {
+                state: "succeeded".into(),
+                outcome: Some("pending".into()),
+                order_id: Some(42),
+            })),
+        );
+        check(
+            vec![bulk("DUPLICATE"), bulk("submitted"), bulk(""), bulk("")],
+            Some(Reservation::Duplicate(EarlierTx {
+                state: "submitted".into(),
+                outcome: None,
+                order_id: None,
+            })),
+        );
+        check(vec![bulk("WHAT")], None);
+        check(vec![], None);
+    }
+
+    #[test]
+    fn gid_round_trips_and_keys_share_a_slot() {
+        assert_eq!(split_gid(&gid(7, "a/b")), Some((7, "a/b")));
+        assert_eq!(split_gid("x/y"), None);
+        let k = SaleKeys::new(7);
+        for key in [k.stock(), k.barrier("7/u"), k.tx("7/u"), k.due()] {
+            assert!(key.starts_with("{s:7}:"), "{key}");
+        }
+    }
+}

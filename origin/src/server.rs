@@ -1,0 +1,73 @@
+//! Assembles the origin from its config: connects Redis and PostgreSQL, applies migrations,
+//! loads the sale catalog, starts the recovery poller and serves the API until shutdown.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use tokio::{net::TcpListener, sync::watch};
+
+use crate::{
+    api::{self, AppState},
+    config::Config,
+    database::Database,
+    error::Result,
+    metrics::Metrics,
+    purchase::Purchases,
+    recovery::Poller,
+    reservations::Reservations,
+    sales::Catalog,
+};
+
+/// Connects to Redis and PostgreSQL as `config` says.
+pub async fn connect(config: &Config) -> Result<(Reservations, Database)> {
+    let conn = Reservations::connect(&config.redis.url, config.redis_command_timeout()).await?;
+    let redis = Reservations::new(
+        conn,
+        config.redis_command_timeout(),
+        Duration::from_millis(config.recovery.timeout_ms),
+    );
+    let db = Database::connect(
+        &config.postgres.url,
+        config.postgres.pool_size,
+        config.statement_timeout(),
+    )?;
+    Ok((redis, db))
+}
+
+/// Serves on `listener` until `shutdown` resolves, then drains requests and stops the poller.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    Database::migrate(&config.postgres.url).await?;
+    let (redis, db) = connect(&config).await?;
+    let metrics = Metrics::default();
+    let catalog = Catalog::default();
+    for sale in db.recent_sales().await? {
+        catalog.insert(sale);
+    }
+    let purchases = Purchases::new(redis, db, metrics.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let poller = Poller {
+        purchases: purchases.clone(),
+        catalog: catalog.clone(),
+        metrics: metrics.clone(),
+        config: config.recovery.clone(),
+    };
+    let poller = tokio::spawn(poller.run(stop_rx));
+    let state = AppState {
+        purchases,
+        catalog,
+        metrics,
+        config: Arc::new(config),
+    };
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "origin listening");
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    let _ = stop_tx.send(true);
+    let _ = poller.await;
+    tracing::info!("origin stopped");
+    Ok(())
+}
