@@ -96,9 +96,10 @@ fn json_error(rejection: JsonRejection, limit: usize) -> Error {
             "expected content-type: application/json",
         ),
         r if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge { limit },
-        JsonRejection::JsonSyntaxError(e) => {
-            Error::bad_request("malformed_json", format!("malformed JSON: {}", e.body_text()))
-        }
+        JsonRejection::JsonSyntaxError(e) => Error::bad_request(
+            "malformed_json",
+            format!("malformed JSON: {}", e.body_text()),
+        ),
         JsonRejection::JsonDataError(e) => {
             Error::bad_request("invalid_body", format!("invalid body: {}", e.body_text()))
         }

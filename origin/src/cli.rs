@@ -13,10 +13,19 @@ use crate::{config::Config, database::Database, reconcile, server};
 const EX_USAGE: u8 = 64;
 
 #[derive(Debug, Parser)]
-#[command(name = "origin", version, about = "Flash-sale origin: stock in Redis, orders in PostgreSQL")]
+#[command(
+    name = "origin",
+    version,
+    about = "Flash-sale origin: stock in Redis, orders in PostgreSQL"
+)]
 struct Cli {
     /// Config file (TOML); see deploy/origin.toml for every field.
-    #[arg(long, env = "ORIGIN_CONFIG", default_value = "deploy/origin.toml", global = true)]
+    #[arg(
+        long,
+        env = "ORIGIN_CONFIG",
+        default_value = "deploy/origin.toml",
+        global = true
+    )]
     config: PathBuf,
     #[command(subcommand)]
     command: Command,

@@ -225,7 +225,9 @@ impl Database {
             }
         }
         .map_err(Error::postgres("branch order"))?;
-        tx.commit().await.map_err(Error::postgres("commit branch"))?;
+        tx.commit()
+            .await
+            .map_err(Error::postgres("commit branch"))?;
         Ok(BranchOutcome {
             order_id: row.get(0),
             rejected,

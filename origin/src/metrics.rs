@@ -62,13 +62,17 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn reservation(&self, outcome: &'static str) {
-        self.reservations.get_or_create(&OutcomeLabel { outcome }).inc();
+        self.reservations
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
     }
     pub fn branch(&self, outcome: &'static str) {
         self.branches.get_or_create(&OutcomeLabel { outcome }).inc();
     }
     pub fn recovery(&self, outcome: &'static str) {
-        self.recoveries.get_or_create(&OutcomeLabel { outcome }).inc();
+        self.recoveries
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
     }
     pub fn set_in_flight(&self, n: i64) {
         self.in_flight.set(n);

@@ -21,11 +21,17 @@ pub enum Purchase {
         left: i64,
     },
     /// The user has a transaction in this sale already.
-    Duplicate { gid: String, earlier: EarlierTx },
+    Duplicate {
+        gid: String,
+        earlier: EarlierTx,
+    },
     SoldOut,
     /// Redis granted a unit the database did not have: a `rejected` order records it and the
     /// unit went back to Redis.
-    RejectedByDatabase { gid: String, order_id: i64 },
+    RejectedByDatabase {
+        gid: String,
+        order_id: i64,
+    },
     UnknownSale,
 }
 

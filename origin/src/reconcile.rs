@@ -94,7 +94,11 @@ impl Report {
             self.in_flight,
             self.in_flight_units,
             self.drift,
-            if self.drift == 0 { " (books balance)" } else { " (MISMATCH)" },
+            if self.drift == 0 {
+                " (books balance)"
+            } else {
+                " (MISMATCH)"
+            },
         )
     }
 }

@@ -65,7 +65,9 @@ impl SaleKeys {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reservation {
     /// One unit taken; `left` units remain.
-    Reserved { left: i64 },
+    Reserved {
+        left: i64,
+    },
     /// The user's transaction exists already.
     Duplicate(EarlierTx),
     SoldOut,
@@ -147,6 +149,18 @@ impl Reservations {
             .map_err(Error::redis(what))
     }
 
+    /// Loads every script into Redis, so that no request pays for a NOSCRIPT retry.
+    pub async fn preload(&self) -> Result<()> {
+        let mut conn = self.conn.clone();
+        for script in [&*RESERVE, &*COMPLETE, &*CLAIM, &*OPEN_STOCK, &*REPAIR_STOCK] {
+            tokio::time::timeout(self.timeout, script.load_async(&mut conn))
+                .await
+                .map_err(|_| Error::Timeout("script load"))?
+                .map_err(Error::redis("script load"))?;
+        }
+        Ok(())
+    }
+
     /// Phase 1: barrier, stock and transaction record in one round trip.
     pub async fn reserve(&self, sale: i64, uid: &str) -> Result<Reservation> {
         let keys = SaleKeys::new(sale);
@@ -165,12 +179,7 @@ impl Reservations {
     }
 
     /// Marks a transaction succeeded (idempotent); gives the unit back if `rejected`.
-    pub async fn complete(
-        &self,
-        gid: &str,
-        rejected: bool,
-        order_id: i64,
-    ) -> Result<Completion> {
+    pub async fn complete(&self, gid: &str, rejected: bool, order_id: i64) -> Result<Completion> {
         let (sale, _) = split_gid(gid).ok_or(Error::Protocol("gid"))?;
         let keys = SaleKeys::new(sale);
         let mut inv = COMPLETE.prepare_invoke();
@@ -327,7 +336,12 @@ mod tests {
         check(vec![bulk("SOLD_OUT")], Some(Reservation::SoldOut));
         check(vec![bulk("UNKNOWN")], Some(Reservation::Unknown));
         check(
-            vec![bulk("DUPLICATE"), bulk("succeeded"), bulk("pending"), bulk("42")],
+            vec![
+                bulk("DUPLICATE"),
+                bulk("succeeded"),
+                bulk("pending"),
+                bulk("42"),
+            ],
             Some(Reservation::Duplicate(EarlierTx {
                 state: "succeeded".into(),
                 outcome: Some("pending".into()),

@@ -41,6 +41,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     Database::migrate(&config.postgres.url).await?;
     let (redis, db) = connect(&config).await?;
+    redis.preload().await?;
     let metrics = Metrics::default();
     let catalog = Catalog::default();
     for sale in db.recent_sales().await? {

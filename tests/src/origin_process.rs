@@ -1,0 +1,177 @@
+//! An origin as a real process for one test: its config written into a temp dir (pointing at the
+//! test's Redis and PostgreSQL), a free port, its log kept in the temp dir, and a crash point
+//! armed through `ORIGIN_CRASH_POINT` when asked. It can be killed and started again on the same
+//! port and config, as an SRE restarting a dead origin would.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{ExitStatus, Stdio},
+    time::Duration,
+};
+
+use anyhow::Context;
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+
+use crate::{net, wait};
+
+/// How long an origin may take to answer `/healthz`.
+const START_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Settings a test may change; everything else is the default config.
+#[derive(Debug, Clone)]
+pub struct OriginOptions {
+    pub recovery_timeout_ms: u64,
+    pub poll_interval_ms: u64,
+    pub lease_ms: u64,
+    pub statement_timeout_ms: u64,
+    pub body_limit_bytes: usize,
+    pub max_uid_bytes: usize,
+}
+
+impl Default for OriginOptions {
+    fn default() -> Self {
+        Self {
+            recovery_timeout_ms: 1000,
+            poll_interval_ms: 100,
+            lease_ms: 500,
+            statement_timeout_ms: 2000,
+            body_limit_bytes: 4096,
+            max_uid_bytes: 128,
+        }
+    }
+}
+
+pub struct OriginProcess {
+    binary: PathBuf,
+    port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+    restarts: u32,
+}
+
+impl OriginProcess {
+    /// Writes the config and starts `binary serve`, with `crash_point` armed if given.
+    pub async fn start(
+        binary: &Path,
+        redis_url: &str,
+        postgres_url: &str,
+        options: &OriginOptions,
+        crash_point: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("origin-").tempdir()?;
+        let port = net::free_port();
+        let config = format!(
+            "[http]\nlisten = \"127.0.0.1:{port}\"\nbody_limit_bytes = {}\nmax_uid_bytes = {}\n\
+             [redis]\nurl = \"{redis_url}\"\n\
+             [postgres]\nurl = \"{postgres_url}\"\nstatement_timeout_ms = {}\n\
+             [recovery]\ntimeout_ms = {}\npoll_interval_ms = {}\nlease_ms = {}\nmax_lease_ms = 4000\n",
+            options.body_limit_bytes,
+            options.max_uid_bytes,
+            options.statement_timeout_ms,
+            options.recovery_timeout_ms,
+            options.poll_interval_ms,
+            options.lease_ms,
+        );
+        std::fs::write(dir.path().join("origin.toml"), config)?;
+        let mut origin = Self {
+            binary: binary.to_path_buf(),
+            port,
+            dir,
+            child: None,
+            restarts: 0,
+        };
+        origin.spawn(crash_point).await?;
+        Ok(origin)
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("origin.toml")
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join(format!("origin-{}.log", self.restarts))
+    }
+
+    /// The end of the current log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        wait::log_tail(&self.log_path(), 40)
+    }
+
+    async fn spawn(&mut self, crash_point: Option<&str>) -> anyhow::Result<()> {
+        let log = std::fs::File::create(self.log_path())?;
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--config")
+            .arg(self.config_path())
+            .arg("serve")
+            .env("ORIGIN_LOG", "info,origin=debug")
+            .env_remove("ORIGIN_CRASH_POINT")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true);
+        if let Some(point) = crash_point {
+            cmd.env("ORIGIN_CRASH_POINT", point);
+        }
+        self.child = Some(
+            cmd.spawn()
+                .with_context(|| format!("spawn {}", self.binary.display()))?,
+        );
+        let health = format!("{}/healthz", self.url());
+        let client = reqwest::Client::new();
+        let ready = wait::until("origin /healthz", START_DEADLINE, || {
+            let req = client.get(&health).send();
+            async move { Ok(req.await?.status().is_success()) }
+        })
+        .await;
+        ready.with_context(|| format!("origin did not start; log:\n{}", self.log_tail()))?;
+        Ok(())
+    }
+
+    /// Waits for the process to exit by itself (a crash point), up to `deadline`.
+    pub async fn wait_exit(&mut self, deadline: Duration) -> anyhow::Result<ExitStatus> {
+        let child = self.child.as_mut().context("origin not running")?;
+        let status = tokio::time::timeout(deadline, child.wait())
+            .await
+            .with_context(|| format!("origin still running after {deadline:?}"))??;
+        self.child = None;
+        Ok(status)
+    }
+
+    /// SIGKILL, and reap.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await?;
+        }
+        Ok(())
+    }
+
+    /// Starts the origin again on the same port and config (after a crash or a kill).
+    pub async fn restart(&mut self, crash_point: Option<&str>) -> anyhow::Result<()> {
+        self.kill().await?;
+        self.restarts += 1;
+        self.spawn(crash_point).await
+    }
+
+    /// Runs `binary --config <this config> <args>` to completion: (exit success, stdout).
+    pub async fn run_command(&self, args: &[&str]) -> anyhow::Result<(bool, String, String)> {
+        let out = Command::new(&self.binary)
+            .arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .env("ORIGIN_LOG", "warn")
+            .env_remove("ORIGIN_CRASH_POINT")
+            .stdin(Stdio::null())
+            .output()
+            .await?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+}

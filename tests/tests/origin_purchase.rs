@@ -1,0 +1,296 @@
+//! The origin under a crowd, duplicates and bad input, against real Redis and PostgreSQL:
+//! invariants I1 (no oversell), I2 (conservation), I3 (one per user), I4 (nothing lost, nothing
+//! doubled) and I5 (no false promise), the Redis round trips a reservation costs, and reconcile.
+
+use std::{collections::HashSet, path::Path, sync::Arc};
+
+use flash_tests::{origin_process::OriginOptions, stack::Stack};
+use redis::AsyncCommands;
+use serde_json::{json, Value};
+
+fn origin_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_origin-crashable"))
+}
+
+async fn stack(options: OriginOptions) -> Stack {
+    Stack::start(origin_binary(), options).await.unwrap()
+}
+
+/// Users whose answer was 200 `reserved`.
+fn winners(answers: &[(String, u16, Value)]) -> HashSet<String> {
+    answers
+        .iter()
+        .filter(|(_, status, body)| *status == 200 && body["status"] == "reserved")
+        .map(|(uid, _, _)| uid.clone())
+        .collect()
+}
+
+/// I5: every user told "reserved" has a live order.
+async fn assert_every_winner_has_an_order(stack: &Stack, sale: i64, winners: &HashSet<String>) {
+    let db = stack.postgres.client().await.unwrap();
+    let rows = db
+        .query(
+            "SELECT uid FROM orders WHERE sale_id = $1 AND status IN ('pending', 'paid')",
+            &[&sale],
+        )
+        .await
+        .unwrap();
+    let ordered: HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+    let missing: Vec<_> = winners.difference(&ordered).collect();
+    assert!(missing.is_empty(), "I5: told reserved but no order: {missing:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn i1_i2_i3_i4_crowd_of_2000_requests_from_1000_users_sells_exactly_the_stock() {
+    let stack = Arc::new(stack(OriginOptions::default()).await);
+    let sale = stack.create_sale(100).await.unwrap();
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..2000 {
+        let stack = stack.clone();
+        tasks.spawn(async move {
+            let uid = format!("user-{}", i % 1000);
+            let (status, body) = stack.reserve(sale, &uid).await.unwrap();
+            (uid, status, body)
+        });
+    }
+    let answers: Vec<_> = tasks.join_all().await;
+
+    let reserved = answers.iter().filter(|a| a.1 == 200).count();
+    let sold_out = answers.iter().filter(|a| a.1 == 410).count();
+    let duplicates = answers.iter().filter(|a| a.1 == 409).count();
+    println!("crowd: {reserved} reserved, {sold_out} sold out, {duplicates} duplicates");
+    assert_eq!(reserved, 100, "exactly the stock is sold");
+    assert_eq!(reserved + sold_out + duplicates, 2000, "every answer is one of the three");
+    assert!(answers
+        .iter()
+        .filter(|a| a.1 == 200)
+        .all(|a| a.2["confirmed"] == true && a.2["order_id"].is_i64()));
+
+    stack
+        .wait_quiet(sale, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    let books = stack.books(sale).await.unwrap();
+    books.check().unwrap();
+    assert_eq!((books.redis_remaining, books.live()), (0, 100));
+    assert_every_winner_has_an_order(&stack, sale, &winners(&answers)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn i3_one_uid_sending_50_concurrent_requests_gets_one_order() {
+    let stack = Arc::new(stack(OriginOptions::default()).await);
+    let sale = stack.create_sale(10).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let stack = stack.clone();
+        tasks.spawn(async move { stack.reserve(sale, "greedy").await.unwrap() });
+    }
+    let answers = tasks.join_all().await;
+    let reserved = answers.iter().filter(|a| a.0 == 200).count();
+    let duplicates: Vec<_> = answers.iter().filter(|a| a.0 == 409).collect();
+    assert_eq!((reserved, duplicates.len()), (1, 49), "{answers:?}");
+    assert!(duplicates.iter().all(|d| d.1["error"] == "duplicate"));
+
+    stack.wait_quiet(sale, std::time::Duration::from_secs(30)).await.unwrap();
+    let books = stack.books(sale).await.unwrap();
+    books.check().unwrap();
+    assert_eq!((books.live(), books.redis_remaining), (1, 9));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn i2_a_duplicate_arriving_after_sell_out_never_costs_a_unit() {
+    let stack = stack(OriginOptions::default()).await;
+    let sale = stack.create_sale(2).await.unwrap();
+    let (status, first) = stack.reserve(sale, "alice").await.unwrap();
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(stack.reserve(sale, "bob").await.unwrap().0, 200);
+    assert_eq!(stack.reserve(sale, "carol").await.unwrap().0, 410);
+
+    // Alice retries after sell-out: she is told about her own order, not "sold out", and
+    // nothing moves.
+    let (status, again) = stack.reserve(sale, "alice").await.unwrap();
+    assert_eq!(status, 409, "{again}");
+    assert_eq!(again["error"], "duplicate");
+    assert_eq!(again["state"], "succeeded");
+    assert_eq!(again["order_id"], first["order_id"]);
+
+    let books = stack.books(sale).await.unwrap();
+    books.check().unwrap();
+    assert_eq!((books.live(), books.redis_remaining), (2, 0));
+}
+
+/// Lower-case names of the commands the scripts in `lua/` call.
+fn commands_inside_scripts() -> HashSet<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lua");
+    let mut commands = HashSet::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for call in text.split("redis.call('").skip(1) {
+            let name = call.split('\'').next().unwrap();
+            commands.insert(name.to_lowercase());
+        }
+    }
+    assert!(commands.contains("decr"), "{commands:?}");
+    commands
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_round_trips_one_per_loser_at_most_two_per_winner() {
+    // A poll interval longer than the test keeps the recovery poller's claims out of the counts.
+    let options = OriginOptions {
+        poll_interval_ms: 60_000,
+        ..OriginOptions::default()
+    };
+    let stack = stack(options).await;
+    let sale = stack.create_sale(5).await.unwrap();
+
+    // INFO commandstats also counts the commands a script runs inside Redis; those are not round
+    // trips. Everything else the origin sent is.
+    let inside_scripts = commands_inside_scripts();
+    let count = |stats: std::collections::BTreeMap<String, u64>| {
+        println!("commandstats: {stats:?}");
+        stats
+            .iter()
+            .filter(|(cmd, _)| !inside_scripts.contains(cmd.as_str()) && *cmd != "config|resetstat")
+            .map(|(_, calls)| calls)
+            .sum::<u64>()
+    };
+    stack.redis.reset_stats().await.unwrap();
+    for i in 0..5 {
+        assert_eq!(stack.reserve(sale, &format!("w{i}")).await.unwrap().0, 200);
+    }
+    let winners = count(stack.redis.command_stats().await.unwrap());
+
+    stack.redis.reset_stats().await.unwrap();
+    for i in 0..20 {
+        assert_eq!(stack.reserve(sale, &format!("l{i}")).await.unwrap().0, 410);
+    }
+    for i in 0..5 {
+        assert_eq!(stack.reserve(sale, &format!("w{i}")).await.unwrap().0, 409);
+    }
+    let losers = count(stack.redis.command_stats().await.unwrap());
+    println!("redis calls: {winners} for 5 winners, {losers} for 25 losers");
+    assert!(winners <= 2 * 5, "{winners} calls for 5 winners");
+    assert_eq!(losers, 25, "one call per losing attempt");
+
+    // The scripts survive a SCRIPT FLUSH: EVALSHA fails with NOSCRIPT, the script is loaded again.
+    let mut conn = stack.redis.connection().await.unwrap();
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.unwrap();
+    let sale2 = stack.create_sale(1).await.unwrap();
+    assert_eq!(stack.reserve(sale2, "after-flush").await.unwrap().0, 200);
+    stack.books(sale2).await.unwrap().check().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gets_a_clear_json_error_and_changes_nothing() {
+    let stack = stack(OriginOptions::default()).await;
+    let sale = stack.create_sale(3).await.unwrap();
+    let mut conn = stack.redis.connection().await.unwrap();
+    let keys_before: i64 = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
+    let books_before = stack.books(sale).await.unwrap();
+    let url = stack.origin.url();
+    let reserve = format!("/v1/sales/{sale}/reserve");
+    let huge_uid = "u".repeat(129);
+    let oversized = format!("{{\"uid\": \"{}\"}}", "x".repeat(5000));
+
+    let cases: Vec<(&str, &str, String, u16, &str)> = vec![
+        ("POST", &reserve, "{\"uid\": ".into(), 400, "malformed_json"),
+        ("POST", &reserve, "[1,2]".into(), 400, "invalid_body"),
+        ("POST", &reserve, "{}".into(), 400, "invalid_body"),
+        ("POST", &reserve, "{\"uid\": 7}".into(), 400, "invalid_body"),
+        ("POST", &reserve, "{\"uid\": \"\"}".into(), 400, "invalid_uid"),
+        ("POST", &reserve, json!({"uid": huge_uid}).to_string(), 400, "invalid_uid"),
+        ("POST", &reserve, "{\"uid\": \"a\\u0000b\"}".into(), 400, "invalid_uid"),
+        ("POST", &reserve, oversized, 413, "body_too_large"),
+        ("POST", "/v1/sales/999999/reserve", "{\"uid\": \"u\"}".into(), 404, "unknown_sale"),
+        ("POST", "/v1/sales/abc/reserve", "{\"uid\": \"u\"}".into(), 400, "invalid_sale_id"),
+        ("POST", "/v1/sales/-3/reserve", "{\"uid\": \"u\"}".into(), 400, "invalid_sale_id"),
+        ("GET", "/v1/sales/999999", String::new(), 404, "unknown_sale"),
+        ("POST", "/v1/sales", json!({"name": "x", "stock": -1}).to_string(), 400, "invalid_stock"),
+        ("POST", "/v1/sales", json!({"name": "x", "stock": 1e12}).to_string(), 400, "invalid_body"),
+        ("POST", "/v1/sales", json!({"name": "x", "stock": 100_000_000}).to_string(), 400, "invalid_stock"),
+        ("POST", "/v1/sales", json!({"name": "", "stock": 1}).to_string(), 400, "invalid_name"),
+        ("POST", "/v1/sales", json!({"name": "x", "stock": 1, "hold_seconds": 0}).to_string(), 400, "invalid_hold"),
+        ("POST", "/v1/sales", json!({"name": "x", "stock": 1, "starts_at": "tomorrow"}).to_string(), 400, "invalid_body"),
+        ("POST", "/v1/sales", json!({"name": "x", "stock": 1, "colour": "red"}).to_string(), 400, "invalid_body"),
+        ("GET", "/nowhere", String::new(), 404, "not_found"),
+        ("DELETE", &reserve, String::new(), 405, "method_not_allowed"),
+    ];
+    for (method, path, body, status, code) in cases {
+        let resp = stack
+            .http
+            .request(method.parse().unwrap(), format!("{url}{path}"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let got = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let json: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{method} {path} {body:.60}: not JSON: {text}"));
+        assert_eq!((got, json["error"].as_str()), (status, Some(code)), "{method} {path} {body:.60}: {text}");
+        assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()), "{text}");
+    }
+
+    // Without the JSON content type.
+    let resp = stack
+        .http
+        .post(format!("{url}{reserve}"))
+        .body("{\"uid\": \"u\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+
+    let keys_after: i64 = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
+    assert_eq!(keys_before, keys_after, "bad input wrote to Redis");
+    assert_eq!(stack.books(sale).await.unwrap(), books_before, "bad input changed the books");
+    let sales: i64 = stack
+        .postgres
+        .client()
+        .await
+        .unwrap()
+        .query_one("SELECT count(*) FROM sales", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sales, 1, "a refused sale was created");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn i4_reconcile_reports_zero_drift_then_a_hand_made_drift_and_repairs_it() {
+    let stack = stack(OriginOptions::default()).await;
+    let sale = stack.create_sale(3).await.unwrap();
+    for uid in ["a", "b"] {
+        assert_eq!(stack.reserve(sale, uid).await.unwrap().0, 200);
+    }
+    let (ok, report) = stack.reconcile(sale, false).await.unwrap();
+    assert!(ok, "{report}");
+    assert_eq!(
+        (&report["stock"], &report["redis_remaining"], &report["live_orders"], &report["in_flight"], &report["drift"]),
+        (&json!(3), &json!(1), &json!(2), &json!(0), &json!(0)),
+        "{report}"
+    );
+
+    // Redis "forgets" two sales (as after a data loss): it now has more units than the database.
+    let mut conn = stack.redis.connection().await.unwrap();
+    let _: () = conn.set(format!("{{s:{sale}}}:stock"), 3).await.unwrap();
+    let (ok, report) = stack.reconcile(sale, false).await.unwrap();
+    assert!(!ok, "drift must exit non-zero: {report}");
+    assert_eq!(report["drift"], -2);
+
+    // Units the database no longer has: Redis grants them, PostgreSQL refuses: a `rejected` row
+    // records it and the unit goes back (I4).
+    assert_eq!(stack.reserve(sale, "c").await.unwrap().0, 200);
+    let (status, body) = stack.reserve(sale, "d").await.unwrap();
+    assert_eq!((status, body["error"].as_str()), (410, Some("sold_out")), "{body}");
+    let books = stack.books(sale).await.unwrap();
+    assert_eq!((books.live(), books.rejected, books.redis_remaining), (3, 1, 2), "{books:?}");
+
+    let (ok, report) = stack.reconcile(sale, true).await.unwrap();
+    assert!(ok, "repair must balance the books: {report}");
+    assert_eq!((&report["redis_remaining"], &report["drift"]), (&json!(0), &json!(0)));
+    stack.books(sale).await.unwrap().check().unwrap();
+}
