@@ -132,6 +132,14 @@ impl Stack {
         .map_err(|e| e.context(format!("origin log:\n{}", self.origin.log_tail())))
     }
 
+    /// Transactions of `sale` in flight, read from Redis alone (PostgreSQL may be down).
+    pub async fn books_redis_in_flight(&self, sale: i64) -> i64 {
+        let mut conn = self.redis.connection().await.expect("redis connection");
+        conn.zcard(format!("{{s:{sale}}}:due"))
+            .await
+            .expect("ZCARD of the due set")
+    }
+
     /// Reads the books of `sale` from both stores.
     pub async fn books(&self, sale: i64) -> anyhow::Result<Books> {
         let mut conn = self.redis.connection().await?;

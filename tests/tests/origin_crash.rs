@@ -1,0 +1,166 @@
+//! Crashes and outages: the origin killed with SIGKILL at each point where a crash matters, and
+//! PostgreSQL stopped in the middle of a sale. After recovery, conservation (I2) is exact,
+//! nothing is lost or doubled (I4) and every "reserved" answer has its order (I5).
+
+use std::{collections::HashSet, path::Path, sync::Arc, time::Duration};
+
+use flash_tests::{origin_process::OriginOptions, stack::Stack};
+use serde_json::Value;
+use tokio::time::Instant;
+
+/// Generous: the target (orphans done within `recovery.timeout` of the restart) is a benchmark
+/// figure, not an assertion.
+const RECOVERY_DEADLINE: Duration = Duration::from_secs(30);
+
+fn origin_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_origin-crashable"))
+}
+
+/// Sends one reservation per uid, all at once: (uid, Ok(status, body)) or a transport error.
+async fn crowd(
+    stack: &Arc<Stack>,
+    sale: i64,
+    uids: impl Iterator<Item = String>,
+) -> Vec<(String, Option<(u16, Value)>)> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for uid in uids {
+        let stack = stack.clone();
+        tasks.spawn(async move {
+            let answer = stack.reserve(sale, &uid).await.ok();
+            (uid, answer)
+        });
+    }
+    tasks.join_all().await
+}
+
+async fn live_order_uids(stack: &Stack, sale: i64) -> HashSet<String> {
+    let db = stack.postgres.client().await.unwrap();
+    db.query(
+        "SELECT uid FROM orders WHERE sale_id = $1 AND status IN ('pending', 'paid')",
+        &[&sale],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+/// Arms `point` on the Nth visit, sends a crowd, waits for the crash, restarts the origin and
+/// waits for recovery; then checks the books.
+async fn crash_and_recover(point: &str) {
+    let options = OriginOptions::default();
+    let timeout = Duration::from_millis(options.recovery_timeout_ms);
+    let mut stack = Stack::start(origin_binary(), options).await.unwrap();
+    let sale = stack.create_sale(20).await.unwrap();
+    for i in 0..3 {
+        assert_eq!(stack.reserve(sale, &format!("before-{i}")).await.unwrap().0, 200);
+    }
+
+    stack.origin.restart(Some(&format!("{point}:4"))).await.unwrap();
+    let stack_arc = Arc::new(stack);
+    let answers = crowd(&stack_arc, sale, (0..12).map(|i| format!("crowd-{i}"))).await;
+    let mut stack = Arc::into_inner(stack_arc).unwrap();
+    let status = stack.origin.wait_exit(Duration::from_secs(30)).await.unwrap();
+    let cut_off = answers.iter().filter(|a| a.1.is_none()).count();
+    println!("{point}: origin exited with {status}; {cut_off} requests cut off");
+    assert!(!status.success(), "the crash point must kill the origin");
+    assert!(cut_off >= 1, "the crash must cut a request off");
+
+    // The unit taken before the crash is not in PostgreSQL yet, or not completed in Redis.
+    let before = stack.books(sale).await.unwrap();
+    assert!(before.in_flight >= 1, "a transaction must be left in flight: {before:?}");
+    before.check().unwrap();
+
+    let restarted = Instant::now();
+    stack.origin.restart(None).await.unwrap();
+    let ready = restarted.elapsed();
+    stack.wait_quiet(sale, RECOVERY_DEADLINE).await.unwrap();
+    let recovered = restarted.elapsed();
+    println!(
+        "{point}: recovery took {:.2} s after the restart ({:.2} s to start; recovery.timeout {:.1} s)",
+        recovered.as_secs_f64(),
+        ready.as_secs_f64(),
+        timeout.as_secs_f64()
+    );
+
+    let books = stack.books(sale).await.unwrap();
+    books.check().unwrap();
+    assert_eq!(books.in_flight, 0);
+
+    // I5: every user told "reserved" has an order; so has every user whose unit was taken
+    // before the crash cut the answer off.
+    let ordered = live_order_uids(&stack, sale).await;
+    for (uid, answer) in &answers {
+        if let Some((200, _)) = answer {
+            assert!(ordered.contains(uid), "I5: {uid} was told reserved but has no order");
+        }
+    }
+    assert_eq!(books.live(), i64::try_from(ordered.len()).unwrap());
+
+    // A user cut off by the crash who retries learns where their purchase stands, and it
+    // costs nothing more.
+    for (uid, answer) in answers.iter().filter(|a| a.1.is_none()) {
+        let (status, body) = stack.reserve(sale, uid).await.unwrap();
+        if ordered.contains(uid) {
+            assert_eq!((status, body["error"].as_str()), (409, Some("duplicate")), "{body}");
+        } else {
+            assert_eq!(status, 200, "{uid} had no unit before the crash: {body}");
+        }
+        let _ = answer;
+    }
+    stack.wait_quiet(sale, RECOVERY_DEADLINE).await.unwrap();
+    stack.books(sale).await.unwrap().check().unwrap();
+    let (ok, report) = stack.reconcile(sale, false).await.unwrap();
+    assert!(ok && report["drift"] == 0, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn i2_crash_after_the_redis_reservation_before_the_branch() {
+    crash_and_recover("after_reserve").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn i2_crash_inside_the_database_transaction() {
+    crash_and_recover("in_db_transaction").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn i2_crash_after_the_commit_before_completion() {
+    crash_and_recover("after_commit").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn i4_database_outage_mid_sale_loses_and_doubles_nothing() {
+    let mut stack = Stack::start(origin_binary(), OriginOptions::default())
+        .await
+        .unwrap();
+    let sale = stack.create_sale(50).await.unwrap();
+    for i in 0..10 {
+        assert_eq!(stack.reserve(sale, &format!("before-{i}")).await.unwrap().0, 200);
+    }
+
+    stack.postgres.stop().await.unwrap();
+    let stack_arc = Arc::new(stack);
+    let started = Instant::now();
+    let answers = crowd(&stack_arc, sale, (0..20).map(|i| format!("during-{i}"))).await;
+    println!("20 reservations answered in {:?} while PostgreSQL was down", started.elapsed());
+    let mut stack = Arc::into_inner(stack_arc).unwrap();
+    for (uid, answer) in &answers {
+        let (status, body) = answer.as_ref().expect("answered while the database is down");
+        assert_eq!(*status, 200, "{uid}: {body}");
+        assert_eq!(body["confirmed"], false, "no order can be confirmed yet: {body}");
+    }
+    assert_eq!(stack.books_redis_in_flight(sale).await, 20);
+
+    stack.postgres.start_again().await.unwrap();
+    let took = stack.wait_quiet(sale, RECOVERY_DEADLINE).await.unwrap();
+    println!("orders written {:.2} s after PostgreSQL came back", took.as_secs_f64());
+    let books = stack.books(sale).await.unwrap();
+    books.check().unwrap();
+    assert_eq!((books.live(), books.redis_remaining), (30, 20));
+    let ordered = live_order_uids(&stack, sale).await;
+    for (uid, _) in &answers {
+        assert!(ordered.contains(uid), "I5: {uid} has no order after the outage");
+    }
+}
