@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 pub mod net;
+pub mod origin_process;
 pub mod postgres_server;
 pub mod redis_server;
+pub mod stack;
 pub mod wait;

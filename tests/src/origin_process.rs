@@ -94,7 +94,9 @@ impl OriginProcess {
     }
 
     fn log_path(&self) -> PathBuf {
-        self.dir.path().join(format!("origin-{}.log", self.restarts))
+        self.dir
+            .path()
+            .join(format!("origin-{}.log", self.restarts))
     }
 
     /// The end of the current log, for failure messages.

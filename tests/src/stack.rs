@@ -53,15 +53,30 @@ impl Books {
     /// Checks I1, I3 and I4 (always true) and I2 (true once nothing is in flight).
     pub fn check(&self) -> anyhow::Result<()> {
         ensure!(self.live() <= self.total, "I1 oversell: {self:?}");
-        ensure!(self.redis_remaining >= 0, "I1 Redis stock below 0: {self:?}");
-        ensure!(self.sold == self.live(), "sales.sold != live orders: {self:?}");
-        ensure!(self.max_live_per_user <= 1, "I3 two live orders for one user: {self:?}");
+        ensure!(
+            self.redis_remaining >= 0,
+            "I1 Redis stock below 0: {self:?}"
+        );
+        ensure!(
+            self.sold == self.live(),
+            "sales.sold != live orders: {self:?}"
+        );
+        ensure!(
+            self.max_live_per_user <= 1,
+            "I3 two live orders for one user: {self:?}"
+        );
         ensure!(self.max_orders_per_gid <= 1, "I4 doubled order: {self:?}");
-        ensure!(self.orders_without_tx == 0, "I4 order without a transaction: {self:?}");
+        ensure!(
+            self.orders_without_tx == 0,
+            "I4 order without a transaction: {self:?}"
+        );
         if self.in_flight == 0 {
             let granted: i64 = self.tx_states.values().sum();
             let orders = self.live() + self.rejected + self.cancelled;
-            ensure!(granted == orders, "I4 lost order: {granted} transactions, {orders} orders: {self:?}");
+            ensure!(
+                granted == orders,
+                "I4 lost order: {granted} transactions, {orders} orders: {self:?}"
+            );
             ensure!(
                 self.redis_remaining + self.live() == self.total,
                 "I2 conservation: {} remaining + {} live != {} stock: {self:?}",
@@ -93,7 +108,10 @@ impl Stack {
 
     pub async fn create_sale(&self, stock: i64) -> anyhow::Result<i64> {
         let (status, body) = self
-            .post("/v1/sales", &json!({"name": "Test sneakers", "stock": stock}))
+            .post(
+                "/v1/sales",
+                &json!({"name": "Test sneakers", "stock": stock}),
+            )
             .await?;
         ensure!(status == 201, "create sale: {status} {body}");
         body["id"].as_i64().context("sale id")
@@ -133,11 +151,9 @@ impl Stack {
     }
 
     /// Transactions of `sale` in flight, read from Redis alone (PostgreSQL may be down).
-    pub async fn books_redis_in_flight(&self, sale: i64) -> i64 {
-        let mut conn = self.redis.connection().await.expect("redis connection");
-        conn.zcard(format!("{{s:{sale}}}:due"))
-            .await
-            .expect("ZCARD of the due set")
+    pub async fn books_redis_in_flight(&self, sale: i64) -> anyhow::Result<i64> {
+        let mut conn = self.redis.connection().await?;
+        Ok(conn.zcard(format!("{{s:{sale}}}:due")).await?)
     }
 
     /// Reads the books of `sale` from both stores.

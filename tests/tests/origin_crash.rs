@@ -1,6 +1,11 @@
 //! Crashes and outages: the origin killed with SIGKILL at each point where a crash matters, and
 //! PostgreSQL stopped in the middle of a sale. After recovery, conservation (I2) is exact,
 //! nothing is lost or doubled (I4) and every "reserved" answer has its order (I5).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration tests: a failed unwrap is a failed test, with its message"
+)]
 
 use std::{collections::HashSet, path::Path, sync::Arc, time::Duration};
 
@@ -54,14 +59,25 @@ async fn crash_and_recover(point: &str) {
     let mut stack = Stack::start(origin_binary(), options).await.unwrap();
     let sale = stack.create_sale(20).await.unwrap();
     for i in 0..3 {
-        assert_eq!(stack.reserve(sale, &format!("before-{i}")).await.unwrap().0, 200);
+        assert_eq!(
+            stack.reserve(sale, &format!("before-{i}")).await.unwrap().0,
+            200
+        );
     }
 
-    stack.origin.restart(Some(&format!("{point}:4"))).await.unwrap();
+    stack
+        .origin
+        .restart(Some(&format!("{point}:4")))
+        .await
+        .unwrap();
     let stack_arc = Arc::new(stack);
     let answers = crowd(&stack_arc, sale, (0..12).map(|i| format!("crowd-{i}"))).await;
     let mut stack = Arc::into_inner(stack_arc).unwrap();
-    let status = stack.origin.wait_exit(Duration::from_secs(30)).await.unwrap();
+    let status = stack
+        .origin
+        .wait_exit(Duration::from_secs(30))
+        .await
+        .unwrap();
     let cut_off = answers.iter().filter(|a| a.1.is_none()).count();
     println!("{point}: origin exited with {status}; {cut_off} requests cut off");
     assert!(!status.success(), "the crash point must kill the origin");
@@ -69,7 +85,10 @@ async fn crash_and_recover(point: &str) {
 
     // The unit taken before the crash is not in PostgreSQL yet, or not completed in Redis.
     let before = stack.books(sale).await.unwrap();
-    assert!(before.in_flight >= 1, "a transaction must be left in flight: {before:?}");
+    assert!(
+        before.in_flight >= 1,
+        "a transaction must be left in flight: {before:?}"
+    );
     before.check().unwrap();
 
     let restarted = Instant::now();
@@ -93,7 +112,10 @@ async fn crash_and_recover(point: &str) {
     let ordered = live_order_uids(&stack, sale).await;
     for (uid, answer) in &answers {
         if let Some((200, _)) = answer {
-            assert!(ordered.contains(uid), "I5: {uid} was told reserved but has no order");
+            assert!(
+                ordered.contains(uid),
+                "I5: {uid} was told reserved but has no order"
+            );
         }
     }
     assert_eq!(books.live(), i64::try_from(ordered.len()).unwrap());
@@ -103,7 +125,11 @@ async fn crash_and_recover(point: &str) {
     for (uid, answer) in answers.iter().filter(|a| a.1.is_none()) {
         let (status, body) = stack.reserve(sale, uid).await.unwrap();
         if ordered.contains(uid) {
-            assert_eq!((status, body["error"].as_str()), (409, Some("duplicate")), "{body}");
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (409, Some("duplicate")),
+                "{body}"
+            );
         } else {
             assert_eq!(status, 200, "{uid} had no unit before the crash: {body}");
         }
@@ -137,30 +163,47 @@ async fn i4_database_outage_mid_sale_loses_and_doubles_nothing() {
         .unwrap();
     let sale = stack.create_sale(50).await.unwrap();
     for i in 0..10 {
-        assert_eq!(stack.reserve(sale, &format!("before-{i}")).await.unwrap().0, 200);
+        assert_eq!(
+            stack.reserve(sale, &format!("before-{i}")).await.unwrap().0,
+            200
+        );
     }
 
     stack.postgres.stop().await.unwrap();
     let stack_arc = Arc::new(stack);
     let started = Instant::now();
     let answers = crowd(&stack_arc, sale, (0..20).map(|i| format!("during-{i}"))).await;
-    println!("20 reservations answered in {:?} while PostgreSQL was down", started.elapsed());
+    println!(
+        "20 reservations answered in {:?} while PostgreSQL was down",
+        started.elapsed()
+    );
     let mut stack = Arc::into_inner(stack_arc).unwrap();
     for (uid, answer) in &answers {
-        let (status, body) = answer.as_ref().expect("answered while the database is down");
+        let (status, body) = answer
+            .as_ref()
+            .expect("answered while the database is down");
         assert_eq!(*status, 200, "{uid}: {body}");
-        assert_eq!(body["confirmed"], false, "no order can be confirmed yet: {body}");
+        assert_eq!(
+            body["confirmed"], false,
+            "no order can be confirmed yet: {body}"
+        );
     }
-    assert_eq!(stack.books_redis_in_flight(sale).await, 20);
+    assert_eq!(stack.books_redis_in_flight(sale).await.unwrap(), 20);
 
     stack.postgres.start_again().await.unwrap();
     let took = stack.wait_quiet(sale, RECOVERY_DEADLINE).await.unwrap();
-    println!("orders written {:.2} s after PostgreSQL came back", took.as_secs_f64());
+    println!(
+        "orders written {:.2} s after PostgreSQL came back",
+        took.as_secs_f64()
+    );
     let books = stack.books(sale).await.unwrap();
     books.check().unwrap();
     assert_eq!((books.live(), books.redis_remaining), (30, 20));
     let ordered = live_order_uids(&stack, sale).await;
     for (uid, _) in &answers {
-        assert!(ordered.contains(uid), "I5: {uid} has no order after the outage");
+        assert!(
+            ordered.contains(uid),
+            "I5: {uid} has no order after the outage"
+        );
     }
 }

@@ -1,6 +1,11 @@
 //! The origin under a crowd, duplicates and bad input, against real Redis and PostgreSQL:
 //! invariants I1 (no oversell), I2 (conservation), I3 (one per user), I4 (nothing lost, nothing
 //! doubled) and I5 (no false promise), the Redis round trips a reservation costs, and reconcile.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration tests: a failed unwrap is a failed test, with its message"
+)]
 
 use std::{collections::HashSet, path::Path, sync::Arc};
 
@@ -37,7 +42,10 @@ async fn assert_every_winner_has_an_order(stack: &Stack, sale: i64, winners: &Ha
         .unwrap();
     let ordered: HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
     let missing: Vec<_> = winners.difference(&ordered).collect();
-    assert!(missing.is_empty(), "I5: told reserved but no order: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "I5: told reserved but no order: {missing:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -61,7 +69,11 @@ async fn i1_i2_i3_i4_crowd_of_2000_requests_from_1000_users_sells_exactly_the_st
     let duplicates = answers.iter().filter(|a| a.1 == 409).count();
     println!("crowd: {reserved} reserved, {sold_out} sold out, {duplicates} duplicates");
     assert_eq!(reserved, 100, "exactly the stock is sold");
-    assert_eq!(reserved + sold_out + duplicates, 2000, "every answer is one of the three");
+    assert_eq!(
+        reserved + sold_out + duplicates,
+        2000,
+        "every answer is one of the three"
+    );
     assert!(answers
         .iter()
         .filter(|a| a.1 == 200)
@@ -92,7 +104,10 @@ async fn i3_one_uid_sending_50_concurrent_requests_gets_one_order() {
     assert_eq!((reserved, duplicates.len()), (1, 49), "{answers:?}");
     assert!(duplicates.iter().all(|d| d.1["error"] == "duplicate"));
 
-    stack.wait_quiet(sale, std::time::Duration::from_secs(30)).await.unwrap();
+    stack
+        .wait_quiet(sale, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
     let books = stack.books(sale).await.unwrap();
     books.check().unwrap();
     assert_eq!((books.live(), books.redis_remaining), (1, 9));
@@ -176,7 +191,11 @@ async fn redis_round_trips_one_per_loser_at_most_two_per_winner() {
 
     // The scripts survive a SCRIPT FLUSH: EVALSHA fails with NOSCRIPT, the script is loaded again.
     let mut conn = stack.redis.connection().await.unwrap();
-    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     let sale2 = stack.create_sale(1).await.unwrap();
     assert_eq!(stack.reserve(sale2, "after-flush").await.unwrap().0, 200);
     stack.books(sale2).await.unwrap().check().unwrap();
@@ -199,21 +218,105 @@ async fn bad_input_gets_a_clear_json_error_and_changes_nothing() {
         ("POST", &reserve, "[1,2]".into(), 400, "invalid_body"),
         ("POST", &reserve, "{}".into(), 400, "invalid_body"),
         ("POST", &reserve, "{\"uid\": 7}".into(), 400, "invalid_body"),
-        ("POST", &reserve, "{\"uid\": \"\"}".into(), 400, "invalid_uid"),
-        ("POST", &reserve, json!({"uid": huge_uid}).to_string(), 400, "invalid_uid"),
-        ("POST", &reserve, "{\"uid\": \"a\\u0000b\"}".into(), 400, "invalid_uid"),
+        (
+            "POST",
+            &reserve,
+            "{\"uid\": \"\"}".into(),
+            400,
+            "invalid_uid",
+        ),
+        (
+            "POST",
+            &reserve,
+            json!({"uid": huge_uid}).to_string(),
+            400,
+            "invalid_uid",
+        ),
+        (
+            "POST",
+            &reserve,
+            "{\"uid\": \"a\\u0000b\"}".into(),
+            400,
+            "invalid_uid",
+        ),
         ("POST", &reserve, oversized, 413, "body_too_large"),
-        ("POST", "/v1/sales/999999/reserve", "{\"uid\": \"u\"}".into(), 404, "unknown_sale"),
-        ("POST", "/v1/sales/abc/reserve", "{\"uid\": \"u\"}".into(), 400, "invalid_sale_id"),
-        ("POST", "/v1/sales/-3/reserve", "{\"uid\": \"u\"}".into(), 400, "invalid_sale_id"),
-        ("GET", "/v1/sales/999999", String::new(), 404, "unknown_sale"),
-        ("POST", "/v1/sales", json!({"name": "x", "stock": -1}).to_string(), 400, "invalid_stock"),
-        ("POST", "/v1/sales", json!({"name": "x", "stock": 1e12}).to_string(), 400, "invalid_body"),
-        ("POST", "/v1/sales", json!({"name": "x", "stock": 100_000_000}).to_string(), 400, "invalid_stock"),
-        ("POST", "/v1/sales", json!({"name": "", "stock": 1}).to_string(), 400, "invalid_name"),
-        ("POST", "/v1/sales", json!({"name": "x", "stock": 1, "hold_seconds": 0}).to_string(), 400, "invalid_hold"),
-        ("POST", "/v1/sales", json!({"name": "x", "stock": 1, "starts_at": "tomorrow"}).to_string(), 400, "invalid_body"),
-        ("POST", "/v1/sales", json!({"name": "x", "stock": 1, "colour": "red"}).to_string(), 400, "invalid_body"),
+        (
+            "POST",
+            "/v1/sales/999999/reserve",
+            "{\"uid\": \"u\"}".into(),
+            404,
+            "unknown_sale",
+        ),
+        (
+            "POST",
+            "/v1/sales/abc/reserve",
+            "{\"uid\": \"u\"}".into(),
+            400,
+            "invalid_sale_id",
+        ),
+        (
+            "POST",
+            "/v1/sales/-3/reserve",
+            "{\"uid\": \"u\"}".into(),
+            400,
+            "invalid_sale_id",
+        ),
+        (
+            "GET",
+            "/v1/sales/999999",
+            String::new(),
+            404,
+            "unknown_sale",
+        ),
+        (
+            "POST",
+            "/v1/sales",
+            json!({"name": "x", "stock": -1}).to_string(),
+            400,
+            "invalid_stock",
+        ),
+        (
+            "POST",
+            "/v1/sales",
+            json!({"name": "x", "stock": 1e12}).to_string(),
+            400,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/v1/sales",
+            json!({"name": "x", "stock": 100_000_000}).to_string(),
+            400,
+            "invalid_stock",
+        ),
+        (
+            "POST",
+            "/v1/sales",
+            json!({"name": "", "stock": 1}).to_string(),
+            400,
+            "invalid_name",
+        ),
+        (
+            "POST",
+            "/v1/sales",
+            json!({"name": "x", "stock": 1, "hold_seconds": 0}).to_string(),
+            400,
+            "invalid_hold",
+        ),
+        (
+            "POST",
+            "/v1/sales",
+            json!({"name": "x", "stock": 1, "starts_at": "tomorrow"}).to_string(),
+            400,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/v1/sales",
+            json!({"name": "x", "stock": 1, "colour": "red"}).to_string(),
+            400,
+            "invalid_body",
+        ),
         ("GET", "/nowhere", String::new(), 404, "not_found"),
         ("DELETE", &reserve, String::new(), 405, "method_not_allowed"),
     ];
@@ -230,8 +333,15 @@ async fn bad_input_gets_a_clear_json_error_and_changes_nothing() {
         let text = resp.text().await.unwrap();
         let json: Value = serde_json::from_str(&text)
             .unwrap_or_else(|_| panic!("{method} {path} {body:.60}: not JSON: {text}"));
-        assert_eq!((got, json["error"].as_str()), (status, Some(code)), "{method} {path} {body:.60}: {text}");
-        assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()), "{text}");
+        assert_eq!(
+            (got, json["error"].as_str()),
+            (status, Some(code)),
+            "{method} {path} {body:.60}: {text}"
+        );
+        assert!(
+            json["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{text}"
+        );
     }
 
     // Without the JSON content type.
@@ -246,7 +356,11 @@ async fn bad_input_gets_a_clear_json_error_and_changes_nothing() {
 
     let keys_after: i64 = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
     assert_eq!(keys_before, keys_after, "bad input wrote to Redis");
-    assert_eq!(stack.books(sale).await.unwrap(), books_before, "bad input changed the books");
+    assert_eq!(
+        stack.books(sale).await.unwrap(),
+        books_before,
+        "bad input changed the books"
+    );
     let sales: i64 = stack
         .postgres
         .client()
@@ -269,7 +383,13 @@ async fn i4_reconcile_reports_zero_drift_then_a_hand_made_drift_and_repairs_it()
     let (ok, report) = stack.reconcile(sale, false).await.unwrap();
     assert!(ok, "{report}");
     assert_eq!(
-        (&report["stock"], &report["redis_remaining"], &report["live_orders"], &report["in_flight"], &report["drift"]),
+        (
+            &report["stock"],
+            &report["redis_remaining"],
+            &report["live_orders"],
+            &report["in_flight"],
+            &report["drift"]
+        ),
         (&json!(3), &json!(1), &json!(2), &json!(0), &json!(0)),
         "{report}"
     );
@@ -285,12 +405,23 @@ async fn i4_reconcile_reports_zero_drift_then_a_hand_made_drift_and_repairs_it()
     // records it and the unit goes back (I4).
     assert_eq!(stack.reserve(sale, "c").await.unwrap().0, 200);
     let (status, body) = stack.reserve(sale, "d").await.unwrap();
-    assert_eq!((status, body["error"].as_str()), (410, Some("sold_out")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (410, Some("sold_out")),
+        "{body}"
+    );
     let books = stack.books(sale).await.unwrap();
-    assert_eq!((books.live(), books.rejected, books.redis_remaining), (3, 1, 2), "{books:?}");
+    assert_eq!(
+        (books.live(), books.rejected, books.redis_remaining),
+        (3, 1, 2),
+        "{books:?}"
+    );
 
     let (ok, report) = stack.reconcile(sale, true).await.unwrap();
     assert!(ok, "repair must balance the books: {report}");
-    assert_eq!((&report["redis_remaining"], &report["drift"]), (&json!(0), &json!(0)));
+    assert_eq!(
+        (&report["redis_remaining"], &report["drift"]),
+        (&json!(0), &json!(0))
+    );
     stack.books(sale).await.unwrap().check().unwrap();
 }

@@ -1,0 +1,272 @@
+# shellcheck shell=bash
+# Shared functions of deploy/up, deploy/down and deploy/test. Sourced, never run.
+#
+# The caller sets SCRIPT (its name for messages, e.g. "deploy/up") and ROOT (the repository root,
+# resolved from the script's own location), then sources this file. Nothing here starts or stops a
+# process by name: every process is found through the pid file written when it was started.
+
+# Where the user ran the script from (the scripts then work from the repository root): a relative
+# STATE_DIR is taken from here, and paths are shown relative to the root only when run from it.
+CALLER_DIR="$PWD"
+
+# Debian keeps nginx, runuser and friends in /usr/sbin, which is not on a normal user's PATH.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH="$PATH:/usr/sbin" ;; esac
+case ":$PATH:" in *:/sbin:*) ;; *) PATH="$PATH:/sbin" ;; esac
+export PATH
+
+# ---- messages ------------------------------------------------------------------------------------
+
+say() { printf '%s: %s\n' "$SCRIPT" "$*"; }
+warn() { printf '%s: warning: %s\n' "$SCRIPT" "$*" >&2; }
+die() {
+    printf '%s: error: %s\n' "$SCRIPT" "$*" >&2
+    exit 1
+}
+# A banner before each long step, so a CI log reads as a list of steps.
+header() { printf '\n==== %s: %s\n' "$SCRIPT" "$*"; }
+
+# ---- settings (environment variables, documented in README.md) -----------------------------------
+
+# shellcheck disable=SC2034 # the paths set here are used by the scripts that source this file
+load_settings() {
+    NGINX_PORT="${NGINX_PORT:-8080}"
+    EDGE_PORT="${EDGE_PORT:-8081}"
+    ORIGIN_PORT="${ORIGIN_PORT:-8082}"
+    REDIS_PORT="${REDIS_PORT:-6380}"
+    PG_PORT="${PG_PORT:-5433}"
+    STATE_DIR="${STATE_DIR:-$ROOT/state}"
+
+    local name value
+    for name in NGINX_PORT EDGE_PORT ORIGIN_PORT REDIS_PORT PG_PORT; do
+        value="${!name}"
+        if ! [[ $value =~ ^[0-9]{1,5}$ ]] || ((10#$value < 1 || 10#$value > 65535)); then
+            die "$name=$value is not a TCP port (1-65535)"
+        fi
+        printf -v "$name" '%d' "$((10#$value))"
+    done
+    local -A seen=()
+    for name in NGINX_PORT EDGE_PORT ORIGIN_PORT REDIS_PORT PG_PORT; do
+        value="${!name}"
+        [[ -z ${seen[$value]:-} ]] || die "$name and ${seen[$value]} are both $value: give each service its own port"
+        seen[$value]=$name
+    done
+
+    [[ $STATE_DIR == /* ]] || STATE_DIR="$CALLER_DIR/$STATE_DIR"
+    STATE_DIR="$(realpath -m -s -- "$STATE_DIR")"
+    [[ -n $STATE_DIR && $STATE_DIR != "$CALLER_DIR" ]] || die "STATE_DIR must name a folder of its own"
+    [[ $STATE_DIR != *"'"* ]] || die "STATE_DIR must not contain a single quote: $STATE_DIR"
+
+    # Where cargo puts the binaries; cargo runs from the root, so a relative path is from there.
+    TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+    [[ $TARGET_DIR == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
+
+    LOG_DIR="$STATE_DIR/logs"
+    PID_DIR="$STATE_DIR/pids"
+    REDIS_DIR="$STATE_DIR/redis"
+    PG_DIR="$STATE_DIR/pg"
+    PG_DATA="$PG_DIR/data"
+    PG_SOCK="$PG_DIR/sock"
+    # Written by deploy/up; deploy/down --purge deletes only a folder that has it.
+    STATE_MARK="$STATE_DIR/.flash-state"
+}
+
+# Shows a path as the user can type it: relative to the repository root when the script was run
+# from there and the path is inside it, absolute otherwise.
+show_path() {
+    if [[ $CALLER_DIR -ef $ROOT && $1 == "$ROOT"/* ]]; then
+        printf '%s' "${1#"$ROOT"/}"
+    else
+        printf '%s' "$1"
+    fi
+}
+
+# How to run one of the deploy scripts ($1) from where the user is, with STATE_DIR when not default.
+show_command() {
+    local cmd
+    if [[ $CALLER_DIR -ef $ROOT ]]; then cmd="./deploy/$1"; else cmd="$ROOT/deploy/$1"; fi
+    [[ $STATE_DIR == "$ROOT/state" ]] || cmd="STATE_DIR=$STATE_DIR $cmd"
+    printf '%s' "$cmd"
+}
+
+# ---- prerequisites -------------------------------------------------------------------------------
+
+# Finds the PostgreSQL server binaries (initdb, postgres, pg_ctl) and prints their folder.
+# Debian's `postgresql` package keeps them in /usr/lib/postgresql/<version>/bin, off the PATH.
+find_pg_bin() {
+    local dir found
+    local -a candidates=()
+    [[ -n ${PG_BIN:-} ]] && candidates+=("$PG_BIN")
+    if command -v pg_config >/dev/null 2>&1 && dir="$(pg_config --bindir 2>/dev/null)"; then
+        candidates+=("$dir")
+    fi
+    while IFS= read -r dir; do
+        candidates+=("$dir")
+    done < <(compgen -G '/usr/lib/postgresql/*/bin' | sort -V -r)
+    if found="$(command -v initdb 2>/dev/null)"; then
+        candidates+=("$(dirname "$(readlink -f "$found")")")
+    fi
+    for dir in "${candidates[@]}"; do
+        if [[ -x $dir/initdb && -x $dir/postgres && -x $dir/pg_ctl ]]; then
+            printf '%s\n' "$dir"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Installs the Debian packages of whatever is missing among redis-server, the PostgreSQL server,
+# nginx and curl: with apt-get when root, otherwise says what to run and exits non-zero.
+ensure_packages() {
+    local -a missing=() packages=()
+    if ! command -v redis-server >/dev/null 2>&1; then
+        missing+=("redis-server")
+        packages+=("redis-server")
+    fi
+    if ! find_pg_bin >/dev/null; then
+        missing+=("initdb/postgres")
+        packages+=("postgresql")
+    fi
+    if ! command -v nginx >/dev/null 2>&1; then
+        missing+=("nginx")
+        packages+=("nginx-light")
+    fi
+    if ! command -v curl >/dev/null 2>&1; then
+        missing+=("curl")
+        packages+=("curl")
+    fi
+    if ((${#packages[@]} == 0)); then
+        say "prerequisites present: redis-server, PostgreSQL ($(find_pg_bin)), nginx, curl"
+        return 0
+    fi
+
+    if ((EUID != 0)); then
+        {
+            printf '%s: error: missing: %s\n' "$SCRIPT" "${missing[*]}"
+            printf '%s: install the Debian packages %s as root, then run ./%s again:\n' \
+                "$SCRIPT" "${packages[*]}" "$SCRIPT"
+            printf '\n    sudo apt-get update && sudo apt-get install -y %s\n\n' "${packages[*]}"
+        } >&2
+        exit 1
+    fi
+    command -v apt-get >/dev/null 2>&1 ||
+        die "missing: ${missing[*]}, and apt-get is not here to install ${packages[*]}: install them by hand"
+
+    header "installing missing packages: ${packages[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null ||
+        die "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${packages[@]}" </dev/null ||
+        die "apt-get install ${packages[*]} failed"
+
+    command -v redis-server >/dev/null 2>&1 || die "redis-server still missing after installing redis-server"
+    find_pg_bin >/dev/null || die "initdb/postgres still missing after installing postgresql"
+    command -v nginx >/dev/null 2>&1 || die "nginx still missing after installing nginx-light"
+    command -v curl >/dev/null 2>&1 || die "curl still missing after installing curl"
+    say "installed ${packages[*]}"
+}
+
+ensure_cargo() {
+    command -v cargo >/dev/null 2>&1 ||
+        die "cargo not found: install Rust (https://rustup.rs), then run ./$SCRIPT again"
+}
+
+# ---- processes -----------------------------------------------------------------------------------
+
+# True while process $1 exists and is not a zombie: a service started in the background is
+# reparented to init once its starter exits, and some inits reap late, or never.
+pid_running() {
+    local stat
+    kill -0 "$1" 2>/dev/null || return 1
+    if stat="$(cat "/proc/$1/stat" 2>/dev/null)"; then
+        stat="${stat##*) }"
+        [[ ${stat%% *} != Z ]] || return 1
+    fi
+}
+
+# Prints the pid recorded in pid file $1 when that process is alive and its command line contains
+# $2 (so a pid reused by an unrelated process after a reboot is not taken for ours).
+live_pid() {
+    local file="$1" expect="$2" pid cmdline
+    [[ -r $file ]] || return 1
+    pid="$(head -n 1 "$file" 2>/dev/null)" || return 1
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    pid_running "$pid" || return 1
+    if [[ -r /proc/$pid/cmdline ]]; then
+        cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline")"
+        [[ $cmdline == *"$expect"* ]] || return 1
+    fi
+    printf '%s\n' "$pid"
+}
+
+# Stops the process recorded in pid file $2 (a service called $1, command line containing $3):
+# SIGTERM, up to 10 s for it to exit, then SIGKILL. Removes the pid file.
+stop_pid() {
+    local name="$1" file="$2" expect="$3" pid waited=0
+    if ! pid="$(live_pid "$file" "$expect")"; then
+        if [[ -e $file ]]; then
+            say "$name: not running (stale pid file removed)"
+            rm -f "$file"
+        else
+            say "$name: not running"
+        fi
+        return 0
+    fi
+    say "$name: stopping pid $pid (SIGTERM)"
+    kill -TERM "$pid" 2>/dev/null || true
+    while pid_running "$pid"; do
+        if ((waited >= 100)); then
+            warn "$name: pid $pid still running after 10 s: SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+            break
+        fi
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    rm -f "$file"
+    say "$name: stopped"
+}
+
+# True when something accepts TCP connections on 127.0.0.1:$1.
+port_open() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# ---- PostgreSQL as the right user ----------------------------------------------------------------
+
+# PostgreSQL refuses to run as root. Prints the user to run it as: empty when not root (run as
+# ourselves); when root, the owner of an existing data folder, else `postgres`, else `nobody`.
+pg_user() {
+    ((EUID == 0)) || return 0
+    local owner
+    if [[ -d $PG_DATA ]]; then
+        owner="$(stat -c %U "$PG_DATA")"
+        if [[ $owner != root && $owner != UNKNOWN ]]; then
+            printf '%s\n' "$owner"
+            return 0
+        fi
+    fi
+    if id -u postgres >/dev/null 2>&1; then
+        printf 'postgres\n'
+    else
+        printf 'nobody\n'
+    fi
+}
+
+# Runs a command as user $1 (or as ourselves when $1 is empty), from / so that a working folder
+# the user may not enter does not matter.
+as_user() {
+    local user="$1"
+    shift
+    if [[ -z $user ]]; then
+        "$@"
+    elif command -v runuser >/dev/null 2>&1; then
+        (cd / && runuser -u "$user" -- "$@")
+    else
+        (cd / && setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups -- "$@")
+    fi
+}
+
+# True when PostgreSQL runs on the data folder (pg_ctl status), as the right user.
+pg_running() {
+    [[ -f $PG_DATA/PG_VERSION ]] || return 1
+    as_user "$(pg_user)" "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1
+}
