@@ -9,7 +9,10 @@
 
 use std::{collections::HashSet, path::Path, sync::Arc, time::Duration};
 
-use flash_tests::{origin_process::OriginOptions, stack::Stack};
+use flash_tests::{
+    origin_process::{OriginOptions, OriginProcess},
+    stack::Stack,
+};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -206,4 +209,76 @@ async fn i4_database_outage_mid_sale_loses_and_doubles_nothing() {
             "I5: {uid} has no order after the outage"
         );
     }
+    let (ok, report) = stack.reconcile(sale, false).await.unwrap();
+    assert!(ok && report["drift"] == 0, "{report}");
+}
+
+/// A counter of an origin's `/metrics` for one `outcome` label (0 when absent).
+async fn metric(stack: &Stack, origin_url: &str, name: &str, outcome: &str) -> u64 {
+    let text = stack
+        .http
+        .get(format!("{origin_url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!("{name}{{outcome=\"{outcome}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn i4_two_origins_recover_each_orphan_exactly_once() {
+    let options = OriginOptions::default();
+    let mut stack = Stack::start(origin_binary(), options.clone())
+        .await
+        .unwrap();
+    let other = OriginProcess::start(
+        origin_binary(),
+        &stack.redis.url(),
+        &stack.postgres.url(),
+        &options,
+        None,
+    )
+    .await
+    .unwrap();
+    let sale = stack.create_sale(30).await.unwrap();
+
+    // Orphans: the first origin dies right after its reservations, before any branch.
+    stack.origin.restart(Some("after_reserve:8")).await.unwrap();
+    let stack_arc = Arc::new(stack);
+    crowd(&stack_arc, sale, (0..8).map(|i| format!("orphan-{i}"))).await;
+    let mut stack = Arc::into_inner(stack_arc).unwrap();
+    stack
+        .origin
+        .wait_exit(Duration::from_secs(30))
+        .await
+        .unwrap();
+    let orphans = stack.books_redis_in_flight(sale).await.unwrap();
+    assert!(orphans >= 1, "the crash must leave orphans");
+
+    // Both origins poll the same due set; the leases let only one of them finish each orphan.
+    stack.origin.restart(None).await.unwrap();
+    stack.wait_quiet(sale, RECOVERY_DEADLINE).await.unwrap();
+    let url = stack.origin.url();
+    let first = metric(&stack, &url, "origin_recoveries_total", "completed").await;
+    let second = metric(&stack, &other.url(), "origin_recoveries_total", "completed").await;
+    let repeats = metric(&stack, &url, "origin_branches_total", "repeat").await
+        + metric(&stack, &other.url(), "origin_branches_total", "repeat").await;
+    println!(
+        "{orphans} orphans: {first} recovered by the restarted origin, {second} by the other, \
+         {repeats} repeated branches"
+    );
+    assert_eq!(
+        first + second,
+        u64::try_from(orphans).unwrap(),
+        "each orphan recovered once"
+    );
+    assert_eq!(repeats, 0, "no branch ran twice");
+    let books = stack.books(sale).await.unwrap();
+    books.check().unwrap();
+    assert_eq!(books.live(), orphans);
 }

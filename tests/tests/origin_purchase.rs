@@ -87,6 +87,16 @@ async fn i1_i2_i3_i4_crowd_of_2000_requests_from_1000_users_sells_exactly_the_st
     books.check().unwrap();
     assert_eq!((books.redis_remaining, books.live()), (0, 100));
     assert_every_winner_has_an_order(&stack, sale, &winners(&answers)).await;
+    assert_reconcile_balances(&stack, sale).await;
+}
+
+/// `origin reconcile --json` exits 0 with drift 0.
+async fn assert_reconcile_balances(stack: &Stack, sale: i64) {
+    let (ok, report) = stack.reconcile(sale, false).await.unwrap();
+    assert!(
+        ok && report["drift"] == 0 && report["in_flight"] == 0,
+        "{report}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -111,6 +121,7 @@ async fn i3_one_uid_sending_50_concurrent_requests_gets_one_order() {
     let books = stack.books(sale).await.unwrap();
     books.check().unwrap();
     assert_eq!((books.live(), books.redis_remaining), (1, 9));
+    assert_reconcile_balances(&stack, sale).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -133,6 +144,7 @@ async fn i2_a_duplicate_arriving_after_sell_out_never_costs_a_unit() {
     let books = stack.books(sale).await.unwrap();
     books.check().unwrap();
     assert_eq!((books.live(), books.redis_remaining), (2, 0));
+    assert_reconcile_balances(&stack, sale).await;
 }
 
 /// Lower-case names of the commands the scripts in `lua/` call.
