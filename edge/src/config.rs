@@ -1,34 +1,187 @@
-//! Typed configuration of the edge (`deploy/edge.toml`); unknown fields are refused.
+//! Typed configuration of the edge (`deploy/edge.toml`): every field has a default, unknown
+//! fields are refused, and `validate` reports every bad field at once, by name. SIGHUP loads the
+//! file again (see `reload`); a bad file is refused and the running config stays.
 
 use std::{net::SocketAddr, path::Path};
 
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub http: HttpConfig,
+    pub admin: AdminConfig,
+    pub redis: RedisConfig,
     pub origin: OriginConfig,
+    pub identity: IdentityConfig,
+    pub captcha: CaptchaConfig,
+    pub limits: LimitsConfig,
+    pub pages: PagesConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
-    /// Address the public API listens on (behind nginx).
+    /// Address of the public API (behind nginx). Not reloadable.
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// Peers whose `X-Forwarded-For` is believed (nginx, the CDN): CIDR blocks.
+    pub trusted_proxies: Vec<String>,
+    /// Dev mode: enables `POST /api/dev/token`, which mints user JWTs. Never in production.
+    pub dev_mode: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of `/metrics`; keep it on loopback. Not reloadable.
     pub listen: SocketAddr,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// Redis shared by every edge: limits, spent pass tokens, sold-out events. Not reloadable.
+    pub url: String,
+    /// Time allowed for one Redis command.
+    pub command_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OriginConfig {
-    /// Base URLs of the origins.
+    /// Base URLs of the origins, used round robin.
     pub urls: Vec<String>,
+    /// Time allowed for one origin request, connection included.
+    pub timeout_ms: u64,
+    /// Time allowed to connect to an origin.
+    pub connect_timeout_ms: u64,
+    /// An origin that failed is skipped this long, then tried again.
+    pub retry_dead_after_ms: u64,
+    /// Idle keep-alive connections kept per origin.
+    pub pool_idle_per_origin: usize,
+}
+
+/// Supported user JWT algorithms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Algorithm {
+    EdDSA,
+    ES256,
+    RS256,
+    HS256,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// The one algorithm user JWTs may use; any other (and `none`) is refused.
+    pub algorithm: Algorithm,
+    /// HS256: the shared secret (at least 32 bytes). Other algorithms: the PEM public key.
+    /// Exactly one of `key` and `key_file` is set.
+    pub key: Option<String>,
+    /// A file holding the key, instead of `key`.
+    pub key_file: Option<String>,
+    /// Required `iss`, if set.
+    pub issuer: Option<String>,
+    /// Clock skew tolerated on `exp`, in seconds.
+    pub leeway_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Level {
+    /// Challenge requests per second (all sales, this edge) from which this level applies.
+    pub from_rate: u32,
+    /// Leading zero bits the proof of work must find.
+    pub difficulty: u8,
+    /// Whether an image captcha (with audio) must be solved too.
+    pub image: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptchaConfig {
+    /// HMAC key of challenges and pass tokens (at least 32 bytes), the same on every edge.
+    pub secret: String,
+    /// How long a challenge may be solved.
+    pub challenge_ttl_seconds: u64,
+    /// How long a pass token may be spent (at most 120).
+    pub pass_ttl_seconds: u64,
+    /// Difficulty levels by live request rate, lowest first; the first must start at 0.
+    pub levels: Vec<Level>,
+    /// Window over which the live rate is measured.
+    pub window_seconds: u64,
+    /// How long the rate must stay below a level's threshold before the level drops.
+    pub cooldown_seconds: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub ip: RateConfig,
+    pub uid: RateConfig,
+    pub global: GlobalConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateConfig {
+    /// Sustained requests per second.
+    pub per_second: f64,
+    /// Requests allowed at once above the sustained rate.
+    pub burst: u32,
+    /// Log and count what would be refused, but let it through.
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GlobalConfig {
+    /// Buy requests per second admitted per sale, across all edges.
+    pub per_second: u32,
+    /// Admissions an edge leases from Redis at a time.
+    pub lease: u32,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PagesConfig {
+    /// `max-age` of the status JSON while a sale is open, in seconds.
+    pub status_max_age_seconds: u32,
+    /// `stale-while-revalidate` of the status JSON, in seconds.
+    pub status_stale_seconds: u32,
+    /// `max-age` once the sale is sold out or ended.
+    pub final_max_age_seconds: u32,
+    /// `max-age` of the sale page.
+    pub page_max_age_seconds: u32,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            body_limit_bytes: 4096,
+            trusted_proxies: vec!["127.0.0.1/32".into(), "::1/128".into()],
+            dev_mode: false,
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9081)),
+        }
+    }
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6380/".into(),
+            command_timeout_ms: 500,
         }
     }
 }
@@ -37,13 +190,307 @@ impl Default for OriginConfig {
     fn default() -> Self {
         Self {
             urls: vec!["http://127.0.0.1:8082".into()],
+            timeout_ms: 2000,
+            connect_timeout_ms: 300,
+            retry_dead_after_ms: 2000,
+            pool_idle_per_origin: 256,
         }
     }
 }
 
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            algorithm: Algorithm::HS256,
+            key: None,
+            key_file: None,
+            issuer: None,
+            leeway_seconds: 5,
+        }
+    }
+}
+
+impl Default for CaptchaConfig {
+    fn default() -> Self {
+        Self {
+            secret: String::new(),
+            challenge_ttl_seconds: 120,
+            pass_ttl_seconds: 60,
+            levels: vec![
+                Level {
+                    from_rate: 0,
+                    difficulty: 12,
+                    image: false,
+                },
+                Level {
+                    from_rate: 200,
+                    difficulty: 16,
+                    image: false,
+                },
+                Level {
+                    from_rate: 2000,
+                    difficulty: 18,
+                    image: true,
+                },
+            ],
+            window_seconds: 5,
+            cooldown_seconds: 30,
+        }
+    }
+}
+
+impl Default for RateConfig {
+    fn default() -> Self {
+        Self {
+            per_second: 2.0,
+            burst: 5,
+            dry_run: false,
+        }
+    }
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        Self {
+            per_second: 5000,
+            lease: 50,
+            dry_run: false,
+        }
+    }
+}
+
+impl Default for PagesConfig {
+    fn default() -> Self {
+        Self {
+            status_max_age_seconds: 1,
+            status_stale_seconds: 5,
+            final_max_age_seconds: 60,
+            page_max_age_seconds: 10,
+        }
+    }
+}
+
+/// Why a configuration file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config {path}: {}", .problems.join("; "))]
+    Invalid { path: String, problems: Vec<String> },
+}
+
 impl Config {
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))
+    /// Reads, parses and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::parse(&text, &shown)
+    }
+
+    /// Parses and validates TOML text; `origin` names the source in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.message().to_string() + &line_of(text, e.span()),
+        })?;
+        let problems = config.validate();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: origin.to_string(),
+                problems,
+            })
+        }
+    }
+
+    /// Every bad field, named, or an empty list.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, field: &str, rule: &str| {
+            if !ok {
+                problems.push(format!("{field}: {rule}"));
+            }
+        };
+        check(
+            (64..=1 << 20).contains(&self.http.body_limit_bytes),
+            "http.body_limit_bytes",
+            "must be between 64 and 1048576",
+        );
+        check(
+            self.http
+                .trusted_proxies
+                .iter()
+                .all(|c| c.parse::<ipnet::IpNet>().is_ok()),
+            "http.trusted_proxies",
+            "must be CIDR blocks such as 127.0.0.1/32",
+        );
+        check(
+            self.redis.url.starts_with("redis://") || self.redis.url.starts_with("unix://"),
+            "redis.url",
+            "must start with redis:// or unix://",
+        );
+        check(
+            (1..=60_000).contains(&self.redis.command_timeout_ms),
+            "redis.command_timeout_ms",
+            "must be between 1 and 60000",
+        );
+        check(
+            !self.origin.urls.is_empty()
+                && self
+                    .origin
+                    .urls
+                    .iter()
+                    .all(|u| u.starts_with("http://") && u.parse::<http::Uri>().is_ok()),
+            "origin.urls",
+            "must list at least one http:// URL",
+        );
+        check(
+            (1..=60_000).contains(&self.origin.timeout_ms),
+            "origin.timeout_ms",
+            "must be between 1 and 60000",
+        );
+        check(
+            (1..=60_000).contains(&self.origin.connect_timeout_ms),
+            "origin.connect_timeout_ms",
+            "must be between 1 and 60000",
+        );
+        check(
+            (1..=3_600_000).contains(&self.origin.retry_dead_after_ms),
+            "origin.retry_dead_after_ms",
+            "must be between 1 and 3600000",
+        );
+        check(
+            self.identity.key.is_some() != self.identity.key_file.is_some(),
+            "identity.key",
+            "set exactly one of identity.key and identity.key_file",
+        );
+        check(
+            self.identity.algorithm != Algorithm::HS256
+                || self.identity.key.as_ref().is_none_or(|k| k.len() >= 32),
+            "identity.key",
+            "an HS256 secret must be at least 32 bytes",
+        );
+        check(
+            self.identity.leeway_seconds <= 300,
+            "identity.leeway_seconds",
+            "must be at most 300",
+        );
+        check(
+            self.captcha.secret.len() >= 32,
+            "captcha.secret",
+            "must be at least 32 bytes",
+        );
+        check(
+            (5..=3600).contains(&self.captcha.challenge_ttl_seconds),
+            "captcha.challenge_ttl_seconds",
+            "must be between 5 and 3600",
+        );
+        check(
+            (1..=120).contains(&self.captcha.pass_ttl_seconds),
+            "captcha.pass_ttl_seconds",
+            "must be between 1 and 120",
+        );
+        let levels = &self.captcha.levels;
+        check(
+            levels.first().is_some_and(|l| l.from_rate == 0)
+                && levels.windows(2).all(|w| w[0].from_rate < w[1].from_rate),
+            "captcha.levels",
+            "must start at from_rate = 0 and rise strictly",
+        );
+        check(
+            levels.iter().all(|l| (1..=28).contains(&l.difficulty)),
+            "captcha.levels.difficulty",
+            "must be between 1 and 28",
+        );
+        check(
+            (1..=600).contains(&self.captcha.window_seconds),
+            "captcha.window_seconds",
+            "must be between 1 and 600",
+        );
+        check(
+            self.captcha.cooldown_seconds <= 3600,
+            "captcha.cooldown_seconds",
+            "must be at most 3600",
+        );
+        for (name, rate) in [("limits.ip", &self.limits.ip), ("limits.uid", &self.limits.uid)] {
+            check(
+                rate.per_second > 0.0 && rate.per_second <= 1e6,
+                &format!("{name}.per_second"),
+                "must be above 0 and at most 1000000",
+            );
+            check(
+                (1..=1_000_000).contains(&rate.burst),
+                &format!("{name}.burst"),
+                "must be between 1 and 1000000",
+            );
+        }
+        check(
+            (1..=10_000_000).contains(&self.limits.global.per_second),
+            "limits.global.per_second",
+            "must be between 1 and 10000000",
+        );
+        check(
+            (1..=100_000).contains(&self.limits.global.lease)
+                && self.limits.global.lease <= self.limits.global.per_second,
+            "limits.global.lease",
+            "must be between 1 and limits.global.per_second",
+        );
+        check(
+            self.pages.status_max_age_seconds <= self.pages.final_max_age_seconds,
+            "pages.status_max_age_seconds",
+            "must be at most pages.final_max_age_seconds",
+        );
+        problems
+    }
+}
+
+/// " (line L)" for a parse error's span.
+fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    span.map(|s| {
+        let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+        format!(" (line {line})")
+    })
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_file_is_valid() {
+        let text = include_str!("../../deploy/edge.toml");
+        Config::parse(text, "deploy/edge.toml").unwrap();
+    }
+
+    #[test]
+    fn every_bad_field_is_named_at_once() {
+        let text = "[captcha]\nsecret = \"short\"\npass_ttl_seconds = 500\n[limits.global]\nper_second = 10\nlease = 20\n";
+        let err = Config::parse(text, "t").unwrap_err().to_string();
+        for field in [
+            "captcha.secret",
+            "captcha.pass_ttl_seconds",
+            "limits.global.lease",
+            "identity.key",
+        ] {
+            assert!(err.contains(field), "{err} should name {field}");
+        }
+    }
+
+    #[test]
+    fn unknown_field_is_refused_with_its_line() {
+        let err = Config::parse("[limits.ip]\nper_second = 1.0\nbrust = 3\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("brust") && err.contains("line 3"), "{err}");
     }
 }

@@ -1,8 +1,12 @@
-//! The flash-sale edge gateway. For now it starts from its config and answers `/healthz`; the
-//! filters (identity, captcha, limits, sold-out flag) and forwarding come next.
+//! The flash-sale edge gateway: identity, captcha pass tokens, per-IP / per-UID / global limits,
+//! the sold-out short circuit, sale pages, and forwarding of the survivors to the origins.
 #![forbid(unsafe_code)]
 
+pub mod captcha;
 pub mod config;
+pub mod identity;
+pub mod limits;
+pub mod pass;
 
 use axum::{routing::get, Json, Router};
 use serde_json::json;

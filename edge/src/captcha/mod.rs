@@ -1,0 +1,4 @@
+//! placeholder
+pub mod image;
+pub mod level;
+pub mod pow;

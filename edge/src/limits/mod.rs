@@ -1,0 +1,4 @@
+//! placeholder
+pub mod global;
+pub mod ip;
+pub mod uid;
