@@ -156,6 +156,8 @@ fn sale_json(sale: &Sale, remaining: i64, at: OffsetDateTime) -> Value {
         "starts_at": rfc3339(sale.starts_at),
         "ends_at": sale.ends_at.map(rfc3339),
         "hold_seconds": sale.hold_seconds,
+        "price_cents": sale.price_cents,
+        "currency": sale.currency,
         "server_time": rfc3339(at),
     })
 }

@@ -121,15 +121,17 @@ impl Database {
         let client = self.client().await?;
         let row = client
             .query_one(
-                "INSERT INTO sales (name, total, starts_at, ends_at, hold_seconds)
-                 VALUES ($1, $2, $3, $4, $5)
-                 RETURNING id, name, total, sold, starts_at, ends_at, hold_seconds",
+                "INSERT INTO sales (name, total, starts_at, ends_at, hold_seconds, price_cents, currency)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 RETURNING id, name, total, sold, starts_at, ends_at, hold_seconds, price_cents, currency",
                 &[
                     &new.name,
                     &new.stock,
                     &new.starts_at,
                     &new.ends_at,
                     &new.hold_seconds,
+                    &new.price_cents,
+                    &new.currency,
                 ],
             )
             .await
@@ -141,7 +143,7 @@ impl Database {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT id, name, total, sold, starts_at, ends_at, hold_seconds
+                "SELECT id, name, total, sold, starts_at, ends_at, hold_seconds, price_cents, currency
                  FROM sales WHERE id = $1",
                 &[&id],
             )
@@ -155,7 +157,7 @@ impl Database {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT id, name, total, sold, starts_at, ends_at, hold_seconds FROM sales
+                "SELECT id, name, total, sold, starts_at, ends_at, hold_seconds, price_cents, currency FROM sales
                  WHERE ends_at IS NULL OR ends_at > now() - interval '1 day'",
                 &[],
             )
@@ -283,5 +285,7 @@ fn sale_from_row(row: &Row) -> Sale {
         starts_at: row.get::<_, OffsetDateTime>(4),
         ends_at: row.get::<_, Option<OffsetDateTime>>(5),
         hold_seconds: row.get(6),
+        price_cents: row.get(7),
+        currency: row.get(8),
     }
 }

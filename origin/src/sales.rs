@@ -22,6 +22,10 @@ pub struct Sale {
     pub starts_at: OffsetDateTime,
     pub ends_at: Option<OffsetDateTime>,
     pub hold_seconds: i32,
+    /// Price in the currency's minor unit.
+    pub price_cents: i64,
+    /// ISO 4217 code.
+    pub currency: String,
 }
 
 /// Where a sale stands at a moment.
@@ -60,6 +64,8 @@ pub struct CreateSale {
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub ends_at: Option<OffsetDateTime>,
     pub hold_seconds: Option<i64>,
+    pub price_cents: Option<i64>,
+    pub currency: Option<String>,
 }
 
 /// A validated sale to create.
@@ -70,6 +76,8 @@ pub struct NewSale {
     pub starts_at: OffsetDateTime,
     pub ends_at: Option<OffsetDateTime>,
     pub hold_seconds: i32,
+    pub price_cents: i64,
+    pub currency: String,
 }
 
 impl CreateSale {
@@ -109,8 +117,24 @@ impl CreateSale {
                 "hold_seconds must be between 1 and 604800",
             ));
         }
+        let price_cents = self.price_cents.unwrap_or(0);
+        if !(0..=100_000_000_000).contains(&price_cents) {
+            return Err(Error::bad_request(
+                "invalid_price",
+                "price_cents must be between 0 and 100000000000",
+            ));
+        }
+        let currency = self.currency.unwrap_or_else(|| "EUR".into());
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(Error::bad_request(
+                "invalid_currency",
+                "currency must be an ISO 4217 code such as EUR",
+            ));
+        }
         Ok(NewSale {
             name,
+            price_cents,
+            currency,
             stock: i32::try_from(self.stock).unwrap_or(i32::MAX),
             starts_at,
             ends_at: self.ends_at,
@@ -160,6 +184,8 @@ mod tests {
             starts_at: None,
             ends_at: ends,
             hold_seconds: hold,
+            price_cents: None,
+            currency: None,
         }
     }
 
@@ -192,6 +218,8 @@ mod tests {
             starts_at: NOW,
             ends_at: Some(NOW + time::Duration::hours(1)),
             hold_seconds: 600,
+            price_cents: 0,
+            currency: "EUR".into(),
         };
         let check = |at: OffsetDateTime, left: i64, expected: SaleState| {
             assert_eq!(sale.state(at, left), expected);
