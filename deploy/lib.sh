@@ -31,13 +31,14 @@ header() { printf '\n==== %s: %s\n' "$SCRIPT" "$*"; }
 load_settings() {
     NGINX_PORT="${NGINX_PORT:-8080}"
     EDGE_PORT="${EDGE_PORT:-8081}"
+    EDGE_ADMIN_PORT="${EDGE_ADMIN_PORT:-9081}"
     ORIGIN_PORT="${ORIGIN_PORT:-8082}"
     REDIS_PORT="${REDIS_PORT:-6380}"
     PG_PORT="${PG_PORT:-5433}"
     STATE_DIR="${STATE_DIR:-$ROOT/state}"
 
     local name value
-    for name in NGINX_PORT EDGE_PORT ORIGIN_PORT REDIS_PORT PG_PORT; do
+    for name in NGINX_PORT EDGE_PORT EDGE_ADMIN_PORT ORIGIN_PORT REDIS_PORT PG_PORT; do
         value="${!name}"
         if ! [[ $value =~ ^[0-9]{1,5}$ ]] || ((10#$value < 1 || 10#$value > 65535)); then
             die "$name=$value is not a TCP port (1-65535)"
@@ -45,7 +46,7 @@ load_settings() {
         printf -v "$name" '%d' "$((10#$value))"
     done
     local -A seen=()
-    for name in NGINX_PORT EDGE_PORT ORIGIN_PORT REDIS_PORT PG_PORT; do
+    for name in NGINX_PORT EDGE_PORT EDGE_ADMIN_PORT ORIGIN_PORT REDIS_PORT PG_PORT; do
         value="${!name}"
         [[ -z ${seen[$value]:-} ]] || die "$name and ${seen[$value]} are both $value: give each service its own port"
         seen[$value]=$name

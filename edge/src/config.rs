@@ -26,6 +26,8 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Largest request body accepted, in bytes.
     pub body_limit_bytes: usize,
+    /// Largest total size of the request headers, in bytes (431 above).
+    pub max_header_bytes: usize,
     /// Peers whose `X-Forwarded-For` is believed (nginx, the CDN): CIDR blocks.
     pub trusted_proxies: Vec<String>,
     /// Dev mode: enables `POST /api/dev/token`, which mints user JWTs. Never in production.
@@ -152,7 +154,9 @@ pub struct PagesConfig {
     pub status_max_age_seconds: u32,
     /// `stale-while-revalidate` of the status JSON, in seconds.
     pub status_stale_seconds: u32,
-    /// `max-age` once the sale is sold out or ended.
+    /// `max-age` once the sale is sold out (short: returned stock may re-open it).
+    pub sold_out_max_age_seconds: u32,
+    /// `max-age` once the sale has ended.
     pub final_max_age_seconds: u32,
     /// `max-age` of the sale page.
     pub page_max_age_seconds: u32,
@@ -163,6 +167,7 @@ impl Default for HttpConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             body_limit_bytes: 4096,
+            max_header_bytes: 16384,
             trusted_proxies: vec!["127.0.0.1/32".into(), "::1/128".into()],
             dev_mode: false,
         }
@@ -264,6 +269,7 @@ impl Default for PagesConfig {
         Self {
             status_max_age_seconds: 1,
             status_stale_seconds: 5,
+            sold_out_max_age_seconds: 5,
             final_max_age_seconds: 60,
             page_max_age_seconds: 10,
         }
@@ -324,6 +330,11 @@ impl Config {
             (64..=1 << 20).contains(&self.http.body_limit_bytes),
             "http.body_limit_bytes",
             "must be between 64 and 1048576",
+        );
+        check(
+            (1024..=1 << 20).contains(&self.http.max_header_bytes),
+            "http.max_header_bytes",
+            "must be between 1024 and 1048576",
         );
         check(
             self.http
@@ -421,7 +432,10 @@ impl Config {
             "captcha.cooldown_seconds",
             "must be at most 3600",
         );
-        for (name, rate) in [("limits.ip", &self.limits.ip), ("limits.uid", &self.limits.uid)] {
+        for (name, rate) in [
+            ("limits.ip", &self.limits.ip),
+            ("limits.uid", &self.limits.uid),
+        ] {
             check(
                 rate.per_second > 0.0 && rate.per_second <= 1e6,
                 &format!("{name}.per_second"),

@@ -1,1 +1,151 @@
-//! placeholder
+//! Captcha pass tokens: what a solved challenge buys. A pass token is an HS256 JWT under the
+//! captcha secret, `{sub: uid, aud: "<sale id>", jti, exp, iat}`, good for one user, one sale
+//! and at most `MAX_TTL_SECONDS`. Verifying it here is pure CPU; spending it once (its `jti`,
+//! `SET NX EX` in Redis) is the buy route's job.
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{check_header_alg, AlgCheck};
+
+#[cfg(test)]
+mod tests;
+
+/// Longest life of a pass token, in seconds.
+pub const MAX_TTL_SECONDS: u64 = 120;
+/// Longest pass token accepted, in bytes.
+pub const MAX_TOKEN_BYTES: usize = 1024;
+/// Length of a `jti`: 128 random bits in unpadded base64url.
+const JTI_CHARS: usize = 22;
+
+/// The claims a verified pass token carries that the caller needs: `jti` to spend it once,
+/// `exp` to bound how long the spent mark must be kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassClaims {
+    pub jti: String,
+    pub exp: u64,
+}
+
+/// Why a pass token was refused (or, for `Sign`, could not be made).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PassError {
+    #[error("pass token is malformed")]
+    Malformed,
+    #[error("pass token signature does not verify")]
+    BadSignature,
+    #[error("pass token expired")]
+    Expired,
+    #[error("pass token belongs to another user")]
+    WrongUser,
+    #[error("pass token is for another sale")]
+    WrongSale,
+    #[error("pass token algorithm is not HS256")]
+    WrongAlgorithm,
+    #[error("signing a pass token: {0}")]
+    Sign(String),
+}
+
+impl PassError {
+    /// A stable snake_case code for metrics and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::BadSignature => "bad_signature",
+            Self::Expired => "expired",
+            Self::WrongUser => "wrong_user",
+            Self::WrongSale => "wrong_sale",
+            Self::WrongAlgorithm => "wrong_algorithm",
+            Self::Sign(_) => "sign_failed",
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Claims<'a> {
+    sub: std::borrow::Cow<'a, str>,
+    aud: String,
+    jti: String,
+    exp: u64,
+    iat: u64,
+}
+
+/// Issues and verifies pass tokens with one secret and lifetime.
+pub struct PassTokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl_seconds: u64,
+}
+
+impl PassTokens {
+    /// `ttl_seconds` is capped at `MAX_TTL_SECONDS`.
+    pub fn new(secret: &[u8], ttl_seconds: u64) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub", "aud"]);
+        // exp (zero leeway), sub and aud are checked in `verify` against the caller's values.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.leeway = 0;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl_seconds: ttl_seconds.min(MAX_TTL_SECONDS),
+        }
+    }
+
+    /// A pass token for `uid` on `sale`, valid from `now_unix` for the configured lifetime.
+    pub fn issue(&self, uid: &str, sale: i64, now_unix: u64) -> Result<String, PassError> {
+        let claims = Claims {
+            sub: uid.into(),
+            aud: sale.to_string(),
+            jti: URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>()),
+            exp: now_unix.saturating_add(self.ttl_seconds),
+            iat: now_unix,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| PassError::Sign(e.to_string()))
+    }
+
+    /// Checks, in order: shape and algorithm, signature, expiry (no leeway), user, sale.
+    pub fn verify(
+        &self,
+        token: &str,
+        uid: &str,
+        sale: i64,
+        now_unix: u64,
+    ) -> Result<PassClaims, PassError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(PassError::Malformed);
+        }
+        check_header_alg(token, Algorithm::HS256).map_err(|e| match e {
+            AlgCheck::Malformed => PassError::Malformed,
+            AlgCheck::Wrong => PassError::WrongAlgorithm,
+        })?;
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::InvalidSignature => PassError::BadSignature,
+                ErrorKind::InvalidAlgorithm => PassError::WrongAlgorithm,
+                _ => PassError::Malformed,
+            })?
+            .claims;
+        if now_unix >= claims.exp {
+            return Err(PassError::Expired);
+        }
+        if claims.sub != uid {
+            return Err(PassError::WrongUser);
+        }
+        if claims.aud.parse::<i64>() != Ok(sale) {
+            return Err(PassError::WrongSale);
+        }
+        if claims.jti.len() != JTI_CHARS {
+            return Err(PassError::Malformed);
+        }
+        Ok(PassClaims {
+            jti: claims.jti,
+            exp: claims.exp,
+        })
+    }
+}

@@ -2,6 +2,7 @@
 //! free loopback ports in temp dirs, and stopped when dropped.
 #![forbid(unsafe_code)]
 
+pub mod edge_process;
 pub mod net;
 pub mod origin_process;
 pub mod postgres_server;

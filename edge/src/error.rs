@@ -1,0 +1,179 @@
+//! What the edge answers when it does not forward: expected refusals (`Refusal`: limits, sold
+//! out, bad tokens) and failures (`Error`: Redis or origin trouble, bad input), turned into HTTP
+//! answers in this ONE place. Every body is `{"error": code, "message": text}`; internals go to
+//! the log, never to the client.
+
+use axum::{
+    http::{HeaderName, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde_json::json;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A request the edge turns away on purpose.
+#[derive(Debug)]
+pub enum Refusal {
+    /// 401: no valid user JWT; `reason` is the identity check that failed.
+    Unauthorized { reason: &'static str },
+    /// 403: a pass token or a captcha solution that does not hold.
+    Forbidden {
+        code: &'static str,
+        reason: &'static str,
+    },
+    /// 429 from the limit named `limit` (ip, uid, global), with its headers.
+    RateLimited {
+        limit: &'static str,
+        headers: Vec<(HeaderName, HeaderValue)>,
+    },
+    /// 410: the sale has no unit left (answered from memory).
+    SoldOut,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("request body is over the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("request headers are over the limit of {limit} bytes")]
+    HeadersTooLarge { limit: usize },
+    #[error("no sale {0}")]
+    UnknownSale(i64),
+    #[error("no such endpoint")]
+    NoRoute,
+    #[error("method not allowed on this endpoint")]
+    MethodNotAllowed,
+    #[error("redis {what}: {source}")]
+    Redis {
+        what: &'static str,
+        source: redis::RedisError,
+    },
+    #[error("{0} timed out")]
+    Timeout(&'static str),
+    #[error("origin unavailable: {0}")]
+    OriginUnavailable(String),
+    #[error("limits unavailable: {0}")]
+    LimitsUnavailable(String),
+    #[error("unexpected {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// `map_err` adapter naming the Redis operation.
+    pub fn redis(what: &'static str) -> impl FnOnce(redis::RedisError) -> Self {
+        move |source| Self::Redis { what, source }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            Self::HeadersTooLarge { .. } => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
+            Self::UnknownSale(_) => (StatusCode::NOT_FOUND, "unknown_sale"),
+            Self::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::Redis { .. } => (StatusCode::SERVICE_UNAVAILABLE, "redis_unavailable"),
+            Self::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+            Self::OriginUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "origin_unavailable"),
+            Self::LimitsUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "limits_unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// The stable code, for metrics.
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = if status.is_client_error() {
+            tracing::debug!(code, error = %self, "request refused");
+            self.to_string()
+        } else if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %self, "internal failure");
+            "internal error".to_string()
+        } else {
+            tracing::warn!(code, error = %self, "upstream failure");
+            match self {
+                Self::Redis { .. } | Self::LimitsUnavailable(_) => {
+                    "limits store unavailable, try again"
+                }
+                Self::OriginUnavailable(_) => "the shop is busy, try again",
+                _ => "a dependency did not answer in time, try again",
+            }
+            .to_string()
+        };
+        (status, Json(json!({"error": code, "message": message}))).into_response()
+    }
+}
+
+impl Refusal {
+    /// The stable reason, for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Unauthorized { reason } | Self::Forbidden { reason, .. } => reason,
+            Self::RateLimited { limit, .. } => limit,
+            Self::SoldOut => "sold_out",
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Unauthorized { reason } => (
+                StatusCode::UNAUTHORIZED,
+                [("www-authenticate", "Bearer")],
+                Json(json!({"error": "unauthorized", "reason": reason,
+                    "message": "a valid user token is required (Authorization: Bearer)"})),
+            )
+                .into_response(),
+            Self::Forbidden { code, reason } => (
+                StatusCode::FORBIDDEN,
+                Json(json!({"error": code, "reason": reason,
+                    "message": forbidden_message(code)})),
+            )
+                .into_response(),
+            Self::RateLimited { limit, headers } => {
+                let mut resp = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(json!({"error": "rate_limited", "limit": limit,
+                        "message": "too many requests, wait before trying again"})),
+                )
+                    .into_response();
+                resp.headers_mut().extend(headers);
+                resp
+            }
+            Self::SoldOut => (
+                StatusCode::GONE,
+                Json(json!({"error": "sold_out", "message": "no unit left"})),
+            )
+                .into_response(),
+        }
+    }
+}
+
+fn forbidden_message(code: &str) -> &'static str {
+    match code {
+        "pass_token_invalid" => "the captcha pass is missing, expired, or not yours for this sale",
+        "pass_token_spent" => "this captcha pass was used already: solve a new captcha",
+        "captcha_failed" => "the captcha solution is wrong or expired: fetch a new challenge",
+        "challenge_spent" => "this challenge was solved already: fetch a new one",
+        _ => "forbidden",
+    }
+}

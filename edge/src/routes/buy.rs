@@ -1,0 +1,220 @@
+//! `POST /api/sales/{id}/buy`: the filter in front of the origin, cheapest check first:
+//!
+//! 1. the sold-out flag (memory): 410, no Redis, no origin;
+//! 2. the per-IP limit (memory): 429;
+//! 3. the user JWT (CPU): 401;
+//! 4. the pass token's signature and binding (CPU): 403;
+//! 5. the global admission lease (memory, one Redis call per lease): 429;
+//! 6. the per-UID GCRA and the pass token's single use, in ONE Redis script: 429 / 403;
+//! 7. forward to an origin's reserve and pass its answer back (`sold_out` sets the flag).
+
+use axum::{
+    extract::{Path, State},
+    http::{header, HeaderMap, Method, StatusCode},
+    response::{IntoResponse, Response},
+    Extension,
+};
+use hyper::body::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{counted, sale_id, ApiJson, Ctx};
+use crate::{
+    clock,
+    error::{Error, Refusal},
+    limits::{self, uid::Admission, Decision},
+    state::AppState,
+};
+
+const ROUTE: &str = "buy";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuyBody {
+    pass_token: String,
+}
+
+fn refused(state: &AppState, refusal: Refusal) -> Response {
+    let reason = refusal.reason();
+    counted(state, ROUTE, "refused", reason, refusal)
+}
+
+fn failed(state: &AppState, error: Error) -> Response {
+    counted(state, ROUTE, "failed", error.code(), error)
+}
+
+/// A limit's decision: `Ok` to go on, or the 429 (a dry-run limit logs, counts and goes on).
+fn apply(
+    state: &AppState,
+    limit: &'static str,
+    decision: Decision,
+    dry_run: bool,
+) -> Result<(), Refusal> {
+    match decision {
+        Decision::Allow(_) => Ok(()),
+        Decision::Deny { .. } if dry_run => {
+            state.metrics.dry_run(limit);
+            tracing::info!(limit, "dry run: would be rate limited");
+            Ok(())
+        }
+        deny @ Decision::Deny { .. } => Err(Refusal::RateLimited {
+            limit,
+            headers: limits::headers(&deny),
+        }),
+    }
+}
+
+pub async fn buy(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<ApiJson<BuyBody>, Error>,
+) -> Response {
+    let sale = match sale_id(&id) {
+        Ok(sale) => sale,
+        Err(e) => return failed(&state, e),
+    };
+    if state.soldout.is_sold_out(sale) {
+        return refused(&state, Refusal::SoldOut);
+    }
+    let runtime = state.runtime.load();
+    let limits_cfg = &runtime.config.limits;
+    if let Err(refusal) = apply(
+        &state,
+        "ip",
+        runtime.ip.check(ctx.client_ip),
+        limits_cfg.ip.dry_run,
+    ) {
+        return refused(&state, refusal);
+    }
+    let uid = match runtime.verifier.verify(
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    ) {
+        Ok(uid) => uid,
+        Err(e) => return refused(&state, Refusal::Unauthorized { reason: e.reason() }),
+    };
+    let body = match body {
+        Ok(ApiJson(body)) => body,
+        Err(e) => return failed(&state, e),
+    };
+    let now = clock::unix_now();
+    let pass = match runtime
+        .pass
+        .verify(&body.pass_token, uid.as_ref(), sale, now)
+    {
+        Ok(claims) => claims,
+        Err(e) => {
+            tracing::info!(%uid, sale, reason = e.reason(), "pass token refused");
+            return refused(
+                &state,
+                Refusal::Forbidden {
+                    code: "pass_token_invalid",
+                    reason: e.reason(),
+                },
+            );
+        }
+    };
+    match state.global.acquire(sale, &limits_cfg.global).await {
+        Ok(decision) => {
+            if let Err(refusal) = apply(&state, "global", decision, limits_cfg.global.dry_run) {
+                return refused(&state, refusal);
+            }
+        }
+        Err(e) => return failed(&state, limit_failure("global", &e)),
+    }
+    state.metrics.redis("admit");
+    match state
+        .uid
+        .admit(
+            uid.as_ref(),
+            &pass.jti,
+            &limits_cfg.uid,
+            runtime.config.captcha.pass_ttl_seconds,
+        )
+        .await
+    {
+        Ok(Admission::Admitted(_)) => {}
+        Ok(Admission::WouldLimit { .. }) => {
+            state.metrics.dry_run("uid");
+            tracing::info!(%uid, "dry run: would be rate limited (uid)");
+        }
+        Ok(Admission::Limited { retry_after, quota }) => {
+            let decision = Decision::Deny { retry_after, quota };
+            return refused(
+                &state,
+                Refusal::RateLimited {
+                    limit: "uid",
+                    headers: limits::headers(&decision),
+                },
+            );
+        }
+        Ok(Admission::Replayed) => {
+            tracing::info!(%uid, sale, "pass token replayed");
+            return refused(
+                &state,
+                Refusal::Forbidden {
+                    code: "pass_token_spent",
+                    reason: "replayed",
+                },
+            );
+        }
+        Err(e) => return failed(&state, limit_failure("uid", &e)),
+    }
+
+    let payload = Bytes::from(json!({ "uid": uid.as_ref() }).to_string());
+    let answer = runtime
+        .origins
+        .send(
+            Method::POST,
+            &format!("/v1/sales/{sale}/reserve"),
+            Some(payload),
+            &ctx.request_id,
+        )
+        .await;
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(e) => {
+            state.metrics.origin("unreachable");
+            return failed(&state, Error::OriginUnavailable(e.to_string()));
+        }
+    };
+    state.metrics.origin(answer.status.as_str());
+    if answer.status == StatusCode::GONE && is_sold_out(&answer.body) && state.soldout.mark(sale) {
+        tracing::info!(sale, "sold out (origin answer)");
+    }
+    let outcome = if answer.status.is_success() {
+        "forwarded"
+    } else {
+        "origin_refused"
+    };
+    let reason = match answer.status.as_u16() {
+        200 => "reserved",
+        409 => "duplicate",
+        410 => "sold_out",
+        404 => "unknown_sale",
+        _ => "other",
+    };
+    let mut resp = (answer.status, answer.body).into_response();
+    for name in [header::CONTENT_TYPE] {
+        if let Some(v) = answer.headers.get(&name) {
+            resp.headers_mut().insert(name, v.clone());
+        }
+    }
+    counted(&state, ROUTE, outcome, reason, resp)
+}
+
+/// A limit that could not decide: Redis's fault is a 503, ours a 500.
+fn limit_failure(limit: &str, e: &limits::LimitError) -> Error {
+    if e.is_upstream() {
+        Error::LimitsUnavailable(format!("{limit}: {e}"))
+    } else {
+        Error::Internal(format!("{limit} limit: {e}"))
+    }
+}
+
+fn is_sold_out(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v["error"] == "sold_out")
+}

@@ -1,0 +1,169 @@
+//! The edge's HTTP API as an axum `Router` built from state (so tests can drive it in memory):
+//! sale status and page, captcha, buy, dev tokens, health. Shared request plumbing lives here:
+//! the request id, the client IP, JSON bodies answered in the API's error format, and the
+//! per-route metrics. Documented in docs/API.md.
+
+mod buy;
+mod captcha;
+mod dev;
+mod sale;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::{
+    extract::{rejection::JsonRejection, ConnectInfo, DefaultBodyLimit, FromRequest, Request},
+    http::{HeaderValue, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::{error::Error, state::AppState};
+
+/// The public API.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.runtime.load().config.http.body_limit_bytes;
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/api/sales/{id}/status", get(sale::status))
+        .route("/sale/{id}", get(sale::page))
+        .route("/api/captcha", get(captcha::challenge).post(captcha::solve))
+        .route("/api/sales/{id}/buy", post(buy::buy))
+        .route("/api/dev/token", post(dev::token))
+        .fallback(|| async { Error::NoRoute })
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), context))
+        .with_state(state)
+}
+
+/// Per request: its id (kept from nginx or made here) and client IP, a span carrying the id,
+/// the latency metric, and the id echoed in the answer.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub request_id: String,
+    pub client_ip: IpAddr,
+}
+
+async fn context(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let limit = state.runtime.load().config.http.max_header_bytes;
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if header_bytes > limit {
+        state
+            .metrics
+            .request("other", "failed", "headers_too_large");
+        return Error::HeadersTooLarge { limit }.into_response();
+    }
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| state.next_request_id(), str::to_string);
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |c| c.0.ip());
+    let client_ip = state.runtime.load().trusted.client_ip(peer, req.headers());
+    let route = route_name(req.uri().path());
+    let span = tracing::info_span!("request", request_id = %request_id, %client_ip, route);
+    req.extensions_mut().insert(Ctx {
+        request_id: request_id.clone(),
+        client_ip,
+    });
+    let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    state
+        .metrics
+        .latency(route, started.elapsed().as_secs_f64());
+    resp
+}
+
+/// A bounded set of route names for metrics.
+fn route_name(path: &str) -> &'static str {
+    if path.starts_with("/api/sales/") && path.ends_with("/buy") {
+        "buy"
+    } else if path.starts_with("/api/sales/") && path.ends_with("/status") {
+        "status"
+    } else if path.starts_with("/api/captcha") {
+        "captcha"
+    } else if path.starts_with("/sale/") {
+        "page"
+    } else if path.starts_with("/api/dev/") {
+        "dev"
+    } else if path == "/healthz" {
+        "health"
+    } else {
+        "other"
+    }
+}
+
+/// `Json` whose rejections are answered in the API's error format.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Error> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_error(
+                rejection,
+                state.runtime.load().config.http.body_limit_bytes,
+            )),
+        }
+    }
+}
+
+fn json_error(rejection: JsonRejection, limit: usize) -> Error {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => Error::bad_request(
+            "invalid_content_type",
+            "expected content-type: application/json",
+        ),
+        r if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge { limit },
+        JsonRejection::JsonSyntaxError(e) => Error::bad_request(
+            "malformed_json",
+            format!("malformed JSON: {}", e.body_text()),
+        ),
+        JsonRejection::JsonDataError(e) => {
+            Error::bad_request("invalid_body", format!("invalid body: {}", e.body_text()))
+        }
+        other => Error::bad_request("invalid_body", other.body_text()),
+    }
+}
+
+/// A sale id from the path.
+pub fn sale_id(raw: &str) -> Result<i64, Error> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| Error::bad_request("invalid_sale_id", "sale id must be a positive integer"))
+}
+
+/// Counts the outcome of a request and passes the answer through.
+pub fn counted<R: IntoResponse>(
+    state: &AppState,
+    route: &'static str,
+    outcome: &'static str,
+    reason: &'static str,
+    answer: R,
+) -> Response {
+    state.metrics.request(route, outcome, reason);
+    answer.into_response()
+}

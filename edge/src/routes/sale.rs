@@ -1,0 +1,70 @@
+//! `GET /api/sales/{id}/status` (the JSON browsers poll, cacheable for a second) and
+//! `GET /sale/{id}` (the page, cacheable).
+
+use axum::{
+    extract::{Path, State},
+    http::header,
+    response::{Html, IntoResponse, Response},
+    Extension, Json,
+};
+
+use super::{counted, sale_id, Ctx};
+use crate::{clock, error::Error, pages, sales::State as SaleState, state::AppState};
+
+pub async fn status(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+) -> Response {
+    let answer = async {
+        let id = sale_id(&id)?;
+        let runtime = state.runtime.load();
+        let info = state
+            .sales
+            .get(&runtime.origins, id, &ctx.request_id)
+            .await?;
+        let status = info.status(clock::now(), state.soldout.is_sold_out(id));
+        let pages = &runtime.config.pages;
+        let cache = match status.state {
+            SaleState::Upcoming | SaleState::Live => format!(
+                "public, max-age={}, stale-while-revalidate={}",
+                pages.status_max_age_seconds, pages.status_stale_seconds
+            ),
+            SaleState::SoldOut => format!("public, max-age={}", pages.sold_out_max_age_seconds),
+            SaleState::Ended => format!("public, max-age={}", pages.final_max_age_seconds),
+        };
+        Ok::<_, Error>(([(header::CACHE_CONTROL, cache)], Json(status)).into_response())
+    }
+    .await;
+    match answer {
+        Ok(resp) => counted(&state, "status", "served", "", resp),
+        Err(e) => counted(&state, "status", "failed", e.code(), e),
+    }
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+) -> Response {
+    let answer = async {
+        let id = sale_id(&id)?;
+        let runtime = state.runtime.load();
+        let info = state
+            .sales
+            .get(&runtime.origins, id, &ctx.request_id)
+            .await?;
+        let html = pages::sale_page(&info, clock::now(), state.soldout.is_sold_out(id))
+            .map_err(|e| Error::Internal(format!("sale page: {e}")))?;
+        let cache = format!(
+            "public, max-age={}",
+            runtime.config.pages.page_max_age_seconds
+        );
+        Ok::<_, Error>(([(header::CACHE_CONTROL, cache)], Html(html)).into_response())
+    }
+    .await;
+    match answer {
+        Ok(resp) => counted(&state, "page", "served", "", resp),
+        Err(e) => counted(&state, "page", "failed", e.code(), e),
+    }
+}

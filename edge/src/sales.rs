@@ -1,0 +1,209 @@
+//! What the edge knows of sales: each sale's public facts fetched from an origin
+//! (`GET /v1/sales/{id}`) and kept for a second, so that polling browsers and the sale page cost
+//! the origin about one request per sale and second on each edge; and the status a browser sees.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use http::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::{
+    error::{Error, Result},
+    forward::Origins,
+};
+
+/// Sales kept at most; past it the cache starts over (a flood of unknown ids cannot grow it).
+const MAX_ENTRIES: usize = 10_000;
+
+/// A sale's public facts, as the origin gives them.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct SaleInfo {
+    pub id: i64,
+    pub name: String,
+    pub stock: i64,
+    pub remaining: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub ends_at: Option<OffsetDateTime>,
+    pub hold_seconds: i64,
+    #[serde(default)]
+    pub price_cents: i64,
+    #[serde(default = "default_currency")]
+    pub currency: String,
+}
+
+fn default_currency() -> String {
+    "EUR".into()
+}
+
+/// Where a sale stands for a browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Upcoming,
+    Live,
+    SoldOut,
+    Ended,
+}
+
+/// The body of `GET /api/sales/{id}/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub state: State,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ends_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub server_time: OffsetDateTime,
+    pub remaining_hint: i64,
+}
+
+impl SaleInfo {
+    /// The status at `now`; `sold_out` is the edge's in-memory flag.
+    pub fn status(&self, now: OffsetDateTime, sold_out: bool) -> Status {
+        let state = if self.ends_at.is_some_and(|end| now >= end) {
+            State::Ended
+        } else if sold_out || self.remaining <= 0 {
+            State::SoldOut
+        } else if now < self.starts_at {
+            State::Upcoming
+        } else {
+            State::Live
+        };
+        Status {
+            state,
+            starts_at: self.starts_at,
+            ends_at: self.ends_at,
+            server_time: now,
+            remaining_hint: if state == State::SoldOut {
+                0
+            } else {
+                self.remaining.max(0)
+            },
+        }
+    }
+}
+
+type Entry = (Instant, Option<Arc<SaleInfo>>);
+
+/// Sale facts by id, each kept for `ttl` (unknown ids too).
+pub struct SaleDirectory {
+    ttl: Duration,
+    entries: Mutex<HashMap<i64, Entry>>,
+}
+
+impl SaleDirectory {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn cached(&self, sale: i64) -> Option<Option<Arc<SaleInfo>>> {
+        let entries = self.entries.lock().ok()?;
+        let (at, info) = entries.get(&sale)?;
+        (at.elapsed() < self.ttl).then(|| info.clone())
+    }
+
+    fn store(&self, sale: i64, info: Option<Arc<SaleInfo>>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(sale, (Instant::now(), info));
+        }
+    }
+
+    /// The sale's facts, `Err(UnknownSale)` when no origin knows it.
+    pub async fn get(
+        &self,
+        origins: &Origins,
+        sale: i64,
+        request_id: &str,
+    ) -> Result<Arc<SaleInfo>> {
+        if let Some(known) = self.cached(sale) {
+            return known.ok_or(Error::UnknownSale(sale));
+        }
+        let answer = origins
+            .send(Method::GET, &format!("/v1/sales/{sale}"), None, request_id)
+            .await
+            .map_err(|e| Error::OriginUnavailable(e.to_string()))?;
+        match answer.status {
+            StatusCode::OK => {
+                let info: SaleInfo = serde_json::from_slice(&answer.body)
+                    .map_err(|e| Error::Internal(format!("origin sale answer: {e}")))?;
+                let info = Arc::new(info);
+                self.store(sale, Some(info.clone()));
+                Ok(info)
+            }
+            StatusCode::NOT_FOUND => {
+                self.store(sale, None);
+                Err(Error::UnknownSale(sale))
+            }
+            other => Err(Error::OriginUnavailable(format!(
+                "sale lookup answered {other}"
+            ))),
+        }
+    }
+}
+
+/// `12900` cents of `EUR` → `129.00 EUR`.
+pub fn format_price(cents: i64, currency: &str) -> String {
+    format!("{}.{:02} {currency}", cents / 100, (cents % 100).abs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-22 12:00 UTC);
+
+    fn sale(remaining: i64, ends_at: Option<OffsetDateTime>) -> SaleInfo {
+        SaleInfo {
+            id: 1,
+            name: "Sneakers".into(),
+            stock: 10,
+            remaining,
+            starts_at: NOW,
+            ends_at,
+            hold_seconds: 600,
+            price_cents: 12900,
+            currency: "EUR".into(),
+        }
+    }
+
+    #[test]
+    fn status_follows_time_stock_and_the_flag() {
+        let check = |info: SaleInfo, at: OffsetDateTime, flag: bool, expected: State| {
+            assert_eq!(info.status(at, flag).state, expected);
+        };
+        let later = NOW + time::Duration::hours(1);
+        check(
+            sale(5, None),
+            NOW - time::Duration::seconds(1),
+            false,
+            State::Upcoming,
+        );
+        check(sale(5, None), NOW, false, State::Live);
+        check(sale(5, None), NOW, true, State::SoldOut);
+        check(sale(0, None), NOW, false, State::SoldOut);
+        check(sale(5, Some(later)), later, false, State::Ended);
+        assert_eq!(sale(5, None).status(NOW, true).remaining_hint, 0);
+    }
+
+    #[test]
+    fn prices_read_as_money() {
+        assert_eq!(format_price(12900, "EUR"), "129.00 EUR");
+        assert_eq!(format_price(5, "USD"), "0.05 USD");
+    }
+}

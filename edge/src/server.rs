@@ -1,0 +1,110 @@
+//! Assembles the edge from its config: Redis, the first runtime, the sale event subscription,
+//! the IP limiter's housekeeping, SIGHUP reloads, the admin server (`/metrics`) and the public
+//! API, until shutdown.
+
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use axum::{routing::get, Router};
+use tokio::{net::TcpListener, sync::watch};
+
+use crate::{
+    config::Config,
+    events,
+    metrics::Metrics,
+    reload, routes,
+    state::{AppState, Runtime, Shared},
+};
+
+/// How often idle per-IP limiter entries are dropped.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(10);
+
+/// The edge's state, connected to Redis, with scripts loaded.
+pub async fn connect(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<AppState> {
+    let timeout = Duration::from_millis(config.redis.command_timeout_ms);
+    let client = redis::Client::open(config.redis.url.as_str())?;
+    let manager_config = redis::aio::ConnectionManagerConfig::new()
+        .set_response_timeout(Some(timeout))
+        .set_connection_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(500));
+    let redis = tokio::time::timeout(
+        timeout * 10,
+        redis::aio::ConnectionManager::new_with_config(client, manager_config),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("redis {}: connect timed out", config.redis.url))?
+    .map_err(|e| anyhow::anyhow!("redis {}: {e}", config.redis.url))?;
+    let runtime = Runtime::build(config, None).map_err(|e| anyhow::anyhow!(e))?;
+    let state = Arc::new(Shared::new(runtime, config_path, redis, Metrics::default()));
+    state.uid.preload().await?;
+    state.global.preload().await?;
+    Ok(state)
+}
+
+/// Serves the API on `listener` and metrics on `admin` until `shutdown` resolves.
+pub async fn run(
+    listener: TcpListener,
+    admin: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (subscribed_tx, _) = watch::channel(false);
+    let redis_url = state.runtime.load().config.redis.url.clone();
+    let events = tokio::spawn(events::run(
+        redis::Client::open(redis_url.as_str())?,
+        state.soldout.clone(),
+        state.metrics.clone(),
+        subscribed_tx,
+        stop_rx.clone(),
+    ));
+    let housekeeping = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+            loop {
+                tick.tick().await;
+                state.runtime.load().ip.housekeeping();
+            }
+        })
+    };
+    let sighup = tokio::spawn(reload::on_sighup(state.clone()));
+
+    let metrics = state.metrics.clone();
+    let admin_router = Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    metrics.render(),
+                )
+            }
+        }),
+    );
+    let mut admin_stop = stop_rx.clone();
+    let admin_server = tokio::spawn(async move {
+        axum::serve(admin, admin_router)
+            .with_graceful_shutdown(async move {
+                let _ = admin_stop.changed().await;
+            })
+            .await
+    });
+
+    tracing::info!(addr = %listener.local_addr()?, "edge listening");
+    let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    let _ = stop_tx.send(true);
+    housekeeping.abort();
+    sighup.abort();
+    let _ = events.await;
+    let _ = admin_server.await;
+    tracing::info!("edge stopped");
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! What the handlers share. `Runtime` is everything built from the config file, swapped as a
+//! whole on SIGHUP (`reload`); the IP limiter and the origin pool are carried over when their
+//! part of the config did not change, so their state survives. `Shared` lives as long as the
+//! process: the Redis-backed limits, the sold-out flags, the sale directory, metrics.
+
+use std::{
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use arc_swap::ArcSwap;
+use redis::aio::ConnectionManager;
+
+use crate::{
+    captcha::{level::Difficulty, pow::PowSigner},
+    client_ip::TrustedProxies,
+    config::Config,
+    forward::Origins,
+    identity::Verifier,
+    limits::{global::GlobalLimiter, ip::IpLimiter, uid::UidLimiter},
+    metrics::Metrics,
+    pass::PassTokens,
+    sales::SaleDirectory,
+    soldout::SoldOut,
+};
+
+/// Everything built from one config file.
+pub struct Runtime {
+    pub config: Config,
+    pub trusted: TrustedProxies,
+    pub verifier: Verifier,
+    pub pass: PassTokens,
+    pub pow: PowSigner,
+    pub ip: Arc<IpLimiter>,
+    pub origins: Arc<Origins>,
+}
+
+impl Runtime {
+    /// Builds from `config`, keeping `previous`'s IP limiter and origin pool when their config
+    /// is unchanged.
+    pub fn build(config: Config, previous: Option<&Runtime>) -> Result<Self, String> {
+        let verifier =
+            Verifier::from_config(&config.identity).map_err(|e| format!("identity: {e}"))?;
+        let secret = config.captcha.secret.as_bytes();
+        let ip = match previous {
+            Some(p) if p.config.limits.ip == config.limits.ip => p.ip.clone(),
+            _ => {
+                Arc::new(IpLimiter::new(&config.limits.ip).map_err(|e| format!("limits.ip: {e}"))?)
+            }
+        };
+        let origins = match previous {
+            Some(p) if p.config.origin == config.origin => p.origins.clone(),
+            _ => Arc::new(Origins::new(&config.origin)),
+        };
+        Ok(Self {
+            trusted: TrustedProxies::new(&config.http.trusted_proxies),
+            pass: PassTokens::new(secret, config.captcha.pass_ttl_seconds),
+            pow: PowSigner::new(secret),
+            verifier,
+            ip,
+            origins,
+            config,
+        })
+    }
+}
+
+pub struct Shared {
+    pub runtime: ArcSwap<Runtime>,
+    pub config_path: Option<PathBuf>,
+    pub difficulty: Difficulty,
+    pub uid: UidLimiter,
+    pub global: GlobalLimiter,
+    pub soldout: SoldOut,
+    pub sales: SaleDirectory,
+    pub redis: ConnectionManager,
+    pub redis_timeout: Duration,
+    pub metrics: Metrics,
+    request_ids: AtomicU64,
+}
+
+pub type AppState = Arc<Shared>;
+
+impl Shared {
+    /// Connects what outlives reloads, around the first runtime.
+    pub fn new(
+        runtime: Runtime,
+        config_path: Option<PathBuf>,
+        redis: ConnectionManager,
+        metrics: Metrics,
+    ) -> Self {
+        let config = &runtime.config;
+        let redis_timeout = Duration::from_millis(config.redis.command_timeout_ms);
+        Self {
+            difficulty: Difficulty::new(&config.captcha),
+            uid: UidLimiter::new(redis.clone(), redis_timeout),
+            global: GlobalLimiter::new(redis.clone(), redis_timeout),
+            soldout: SoldOut::default(),
+            sales: SaleDirectory::new(Duration::from_secs(1)),
+            redis,
+            redis_timeout,
+            metrics,
+            request_ids: AtomicU64::new(1),
+            config_path,
+            runtime: ArcSwap::from_pointee(runtime),
+        }
+    }
+
+    /// A request id for a request that came without one.
+    pub fn next_request_id(&self) -> String {
+        format!("edge-{}", self.request_ids.fetch_add(1, Ordering::Relaxed))
+    }
+}

@@ -1,0 +1,198 @@
+//! An edge as a real process for one test: its config written into a temp dir (pointing at the
+//! test's Redis and origins), free ports for the API and `/metrics`, its log in the temp dir. The
+//! config can be rewritten and reloaded with SIGHUP, as an SRE would.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use anyhow::Context;
+use nix::{
+    sys::signal::{kill, Signal},
+    unistd::Pid,
+};
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+
+use crate::{net, wait};
+
+/// The user JWT secret (HS256) of test edges; tests mint tokens with it.
+pub const USER_JWT_SECRET: &str = "test-user-jwt-secret-0123456789-abcdefghij";
+/// The captcha secret of test edges.
+pub const CAPTCHA_SECRET: &str = "test-captcha-secret-0123456789-abcdefghijk";
+
+/// The settings tests vary; the rest is the shipped default.
+#[derive(Debug, Clone)]
+pub struct EdgeOptions {
+    pub ip_per_second: f64,
+    pub ip_burst: u32,
+    pub uid_per_second: f64,
+    pub uid_burst: u32,
+    pub uid_dry_run: bool,
+    pub global_per_second: u32,
+    pub global_lease: u32,
+    /// `(from_rate, difficulty, image)` levels.
+    pub levels: Vec<(u32, u8, bool)>,
+    pub origin_timeout_ms: u64,
+    pub retry_dead_after_ms: u64,
+    pub pass_ttl_seconds: u64,
+}
+
+impl Default for EdgeOptions {
+    fn default() -> Self {
+        Self {
+            ip_per_second: 10_000.0,
+            ip_burst: 10_000,
+            uid_per_second: 100.0,
+            uid_burst: 100,
+            uid_dry_run: false,
+            global_per_second: 100_000,
+            global_lease: 100,
+            levels: vec![(0, 8, false)],
+            origin_timeout_ms: 1000,
+            retry_dead_after_ms: 200,
+            pass_ttl_seconds: 60,
+        }
+    }
+}
+
+impl EdgeOptions {
+    fn toml(&self, port: u16, admin: u16, redis_url: &str, origins: &[String]) -> String {
+        let origins = origins
+            .iter()
+            .map(|o| format!("\"{o}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let levels = self
+            .levels
+            .iter()
+            .map(|(rate, difficulty, image)| {
+                format!("{{ from_rate = {rate}, difficulty = {difficulty}, image = {image} }}")
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "[http]\nlisten = \"127.0.0.1:{port}\"\ndev_mode = true\n\
+             [admin]\nlisten = \"127.0.0.1:{admin}\"\n\
+             [redis]\nurl = \"{redis_url}\"\n\
+             [origin]\nurls = [{origins}]\ntimeout_ms = {}\nconnect_timeout_ms = 200\nretry_dead_after_ms = {}\n\
+             [identity]\nalgorithm = \"HS256\"\nkey = \"{USER_JWT_SECRET}\"\n\
+             [captcha]\nsecret = \"{CAPTCHA_SECRET}\"\npass_ttl_seconds = {}\nlevels = [{levels}]\n\
+             [limits.ip]\nper_second = {:?}\nburst = {}\n\
+             [limits.uid]\nper_second = {:?}\nburst = {}\ndry_run = {}\n\
+             [limits.global]\nper_second = {}\nlease = {}\n",
+            self.origin_timeout_ms,
+            self.retry_dead_after_ms,
+            self.pass_ttl_seconds,
+            self.ip_per_second,
+            self.ip_burst,
+            self.uid_per_second,
+            self.uid_burst,
+            self.uid_dry_run,
+            self.global_per_second,
+            self.global_lease,
+        )
+    }
+}
+
+pub struct EdgeProcess {
+    port: u16,
+    admin: u16,
+    redis_url: String,
+    origins: Vec<String>,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl EdgeProcess {
+    /// Writes the config and starts `binary`, waiting for `/healthz`.
+    pub async fn start(
+        binary: &Path,
+        redis_url: &str,
+        origins: &[String],
+        options: &EdgeOptions,
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("edge-").tempdir()?;
+        let mut edge = Self {
+            port: net::free_port(),
+            admin: net::free_port(),
+            redis_url: redis_url.to_string(),
+            origins: origins.to_vec(),
+            dir,
+            child: None,
+        };
+        edge.write_config(options)?;
+        let log = std::fs::File::create(edge.log_path())?;
+        let child = Command::new(binary)
+            .arg("--config")
+            .arg(edge.config_path())
+            .env("EDGE_LOG", "info,edge=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("spawn {}", binary.display()))?;
+        edge.child = Some(child);
+        let health = format!("{}/healthz", edge.url());
+        let client = reqwest::Client::new();
+        wait::until("edge /healthz", Duration::from_secs(30), || {
+            let req = client.get(&health).send();
+            async move { Ok(req.await?.status().is_success()) }
+        })
+        .await
+        .with_context(|| format!("edge did not start; log:\n{}", edge.log_tail()))?;
+        Ok(edge)
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("edge.toml")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("edge.log")
+    }
+
+    pub fn log_tail(&self) -> String {
+        wait::log_tail(&self.log_path(), 40)
+    }
+
+    /// The whole log, for tests that look for a line.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn metrics_url(&self) -> String {
+        format!("http://127.0.0.1:{}/metrics", self.admin)
+    }
+
+    /// Rewrites the config file with `options` (same ports, Redis and origins).
+    pub fn write_config(&self, options: &EdgeOptions) -> anyhow::Result<()> {
+        let text = options.toml(self.port, self.admin, &self.redis_url, &self.origins);
+        std::fs::write(self.config_path(), text)?;
+        Ok(())
+    }
+
+    /// Writes raw text as the config file (to test a broken one).
+    pub fn write_raw_config(&self, text: &str) -> anyhow::Result<()> {
+        std::fs::write(self.config_path(), text)?;
+        Ok(())
+    }
+
+    /// Sends SIGHUP (reload the config).
+    pub fn sighup(&self) -> anyhow::Result<()> {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .context("edge not running")?;
+        kill(Pid::from_raw(i32::try_from(pid)?), Signal::SIGHUP)?;
+        Ok(())
+    }
+}
