@@ -47,7 +47,7 @@ impl Runtime {
             Verifier::from_config(&config.identity).map_err(|e| format!("identity: {e}"))?;
         let secret = config.captcha.secret.as_bytes();
         let ip = match previous {
-            Some(p) if p.config.limits.ip == config.limits.ip => p.ip.clone(),
+            Some(p) if p.ip.same_quota(&config.limits.ip) => p.ip.clone(),
             _ => {
                 Arc::new(IpLimiter::new(&config.limits.ip).map_err(|e| format!("limits.ip: {e}"))?)
             }

@@ -3,14 +3,17 @@
 //! The image is a 220×120 PNG of upper-case letters and digits chosen not to be mistaken for
 //! one another (none of 0 O D Q, 1 I L, 2 Z, 5 S, 6 G B 8, U V) and narrow enough that five
 //! fit. The crate speaks each letter as its own WAV (22 050 Hz, 16-bit mono, 36 000 samples
-//! with noise); they are joined here into one WAV the browser can play, resampled to 11 025 Hz
-//! 8-bit mono to keep it small (18 kB per letter). Drawing takes milliseconds of CPU: call it
-//! from `spawn_blocking`.
+//! with noise); each is resampled once to 11 025 Hz 8-bit mono (18 kB per letter) and kept,
+//! and an answer is read out as one WAV of its letters with fresh noise. Drawing takes a few
+//! milliseconds of CPU: call `generate` from `spawn_blocking`.
+
+use std::{collections::HashMap, sync::OnceLock};
 
 use captcha::{
     filters::{Dots, Noise, Wave},
     Captcha,
 };
+use rand::RngCore;
 
 #[cfg(test)]
 mod tests;
@@ -26,6 +29,8 @@ const WIDTH: u32 = 220;
 const HEIGHT: u32 = 120;
 /// Sample rate of the joined audio.
 pub const AUDIO_SAMPLE_RATE: u32 = 11_025;
+/// Largest noise added to each 8-bit sample, on top of the crate's own.
+const NOISE: u8 = 6;
 
 /// A drawn captcha: its answer, its PNG, and the answer spoken as one WAV (if the crate's
 /// audio could be read).
@@ -67,27 +72,59 @@ pub fn generate(chars: usize) -> Result<ImageCaptcha, ImageError> {
         });
     }
     let png = captcha.as_png().ok_or(ImageError::Png)?;
-    let wav = join_wavs(&captcha.as_wav());
+    let wav = speak(&answer);
     if wav.is_none() {
-        tracing::warn!(chars, "captcha audio could not be joined; image only");
+        tracing::warn!(%answer, "captcha audio unavailable; image only");
     }
     Ok(ImageCaptcha { answer, png, wav })
 }
 
-/// Joins the crate's per-letter WAVs (16-bit PCM mono, all at one rate) into one 8-bit WAV at
-/// half their rate. `None` if any letter is missing or not in that format.
-fn join_wavs(letters: &[Option<Vec<u8>>]) -> Option<Vec<u8>> {
-    let mut samples = Vec::new();
-    for letter in letters {
-        let pcm = pcm16_mono(letter.as_deref()?, AUDIO_SAMPLE_RATE * 2)?;
-        // Average sample pairs (a crude low-pass), then to unsigned 8-bit.
-        for pair in pcm.chunks_exact(4) {
-            let a = i32::from(i16::from_le_bytes([pair[0], pair[1]]));
-            let b = i32::from(i16::from_le_bytes([pair[2], pair[3]]));
-            samples.push(((((a + b) / 2) >> 8) + 128) as u8);
-        }
+/// `answer` read out letter by letter as one WAV, with fresh noise on every call.
+fn speak(answer: &str) -> Option<Vec<u8>> {
+    let mut samples = Vec::with_capacity(answer.len() * 18_000);
+    for c in answer.chars() {
+        samples.extend_from_slice(spoken().get(&c)?);
+    }
+    let mut noise = vec![0u8; samples.len()];
+    rand::rng().fill_bytes(&mut noise);
+    for (sample, random) in samples.iter_mut().zip(noise) {
+        // Uniform in -NOISE..=NOISE, but for a negligible modulo bias.
+        let offset = (random % (2 * NOISE + 1)) as i8 - NOISE as i8;
+        *sample = sample.saturating_add_signed(offset);
     }
     (!samples.is_empty()).then(|| wav_u8_mono(&samples, AUDIO_SAMPLE_RATE))
+}
+
+/// Each character of `ALPHABET` as spoken by the crate, resampled; made once, because the
+/// crate parses its 4 MB of audio on every `as_wav` call (3.7 ms).
+fn spoken() -> &'static HashMap<char, Vec<u8>> {
+    static SPOKEN: OnceLock<HashMap<char, Vec<u8>>> = OnceLock::new();
+    SPOKEN.get_or_init(|| {
+        let mut all = Captcha::new();
+        for c in ALPHABET {
+            all.set_chars(&[*c]).add_char();
+        }
+        all.chars()
+            .into_iter()
+            .zip(all.as_wav())
+            .filter_map(|(c, wav)| Some((c, resample(&wav?)?)))
+            .collect()
+    })
+}
+
+/// A crate WAV (16-bit PCM mono at twice `AUDIO_SAMPLE_RATE`) as unsigned 8-bit samples at
+/// `AUDIO_SAMPLE_RATE`: sample pairs are averaged (a crude low-pass), then shifted.
+fn resample(wav: &[u8]) -> Option<Vec<u8>> {
+    let pcm = pcm16_mono(wav, AUDIO_SAMPLE_RATE * 2)?;
+    let samples = pcm
+        .chunks_exact(4)
+        .map(|pair| {
+            let a = i32::from(i16::from_le_bytes([pair[0], pair[1]]));
+            let b = i32::from(i16::from_le_bytes([pair[2], pair[3]]));
+            ((((a + b) / 2) >> 8) + 128) as u8
+        })
+        .collect::<Vec<_>>();
+    (!samples.is_empty()).then_some(samples)
 }
 
 /// The `data` of a RIFF/WAVE file in 16-bit PCM mono at `rate`.

@@ -15,7 +15,8 @@
 //! [`LimitError::Backoff`] for [`FAILED_LEASE_BACKOFF`] instead of queueing every request on a
 //! dead Redis.
 //!
-//! Slack: admissions an edge leased but never spends are lost, never returned. Over any interval
+//! Slack: admissions an edge leased but never spends are lost, never returned (so is a lease
+//! whose fetching request was dropped mid-call, e.g. by a client gone). Over any interval
 //! `T` the sale admits at most `per_second * T + per_second` (the bucket starts full) plus what
 //! the edges still hold: at most one lease slice per edge.
 

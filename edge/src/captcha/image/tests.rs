@@ -87,37 +87,61 @@ fn the_alphabet_has_no_look_alikes() {
 }
 
 #[test]
-fn letters_are_joined_and_resampled() {
-    let first = wav16(22_050, &[256, 256, -256, -256]);
-    let second = wav16(22_050, &[32_767, 32_767, -32_768, -32_768, 0, 1]);
-    let joined = join_wavs(&[Some(first), Some(second)]).unwrap();
-    check_wav(&joined, &[129, 127, 255, 0, 128]);
+fn every_character_is_spoken_and_answers_are_read_out_with_fresh_noise() {
+    for c in ALPHABET {
+        assert_eq!(spoken().get(c).map(Vec::len), Some(18_000), "{c}");
+    }
+    let once = speak("AC3").unwrap();
+    let twice = speak("AC3").unwrap();
+    assert_eq!(once.len(), twice.len());
+    assert_ne!(once, twice);
+    assert_eq!(u32_at(&once, 40), 3 * 18_000);
+    assert_eq!(speak("A0"), None, "0 is not in the alphabet");
+    assert_eq!(speak(""), None);
+}
+
+#[test]
+fn letters_are_resampled_to_8_bit_at_half_rate() {
+    let loud = wav16(
+        22_050,
+        &[32_767, 32_767, -32_768, -32_768, 0, 1, 256, 256, -256, -256],
+    );
+    let samples = resample(&loud).unwrap();
+    assert_eq!(samples, [255, 0, 128, 129, 127]);
+    let wav = wav_u8_mono(&samples, AUDIO_SAMPLE_RATE);
+    check_wav(&wav, &samples);
     // An odd sample count gets a pad byte outside `data`.
-    assert_eq!(joined.len(), 44 + 5 + 1);
+    assert_eq!(wav.len(), 44 + 5 + 1);
+    check_wav(&wav_u8_mono(&[1, 2], AUDIO_SAMPLE_RATE), &[1, 2]);
 }
 
 #[test]
 fn unreadable_letters_give_no_audio() {
     let good = wav16(22_050, &[0, 0]);
-    let cases: Vec<Vec<Option<Vec<u8>>>> = vec![
+    assert_eq!(resample(&good), Some(vec![128]));
+    let cases: Vec<Vec<u8>> = vec![
         vec![],
-        vec![None],
-        vec![Some(good.clone()), None],
-        vec![Some(b"not a wav".to_vec())],
-        vec![Some(wav16(44_100, &[0, 0]))],
-        vec![Some(good[..40].to_vec())],
-        vec![Some({
+        b"not a wav".to_vec(),
+        wav16(22_050, &[]),
+        wav16(44_100, &[0, 0]),
+        good[..40].to_vec(),
+        {
             let mut stereo = good.clone();
             stereo[22] = 2;
             stereo
-        })],
-        vec![Some({
+        },
+        {
+            let mut eight_bit = good.clone();
+            eight_bit[34] = 8;
+            eight_bit
+        },
+        {
             let mut long = good.clone();
             long[40] = 200; // data longer than the file
             long
-        })],
+        },
     ];
-    for letters in &cases {
-        assert_eq!(join_wavs(letters), None, "{letters:?}");
+    for wav in &cases {
+        assert_eq!(resample(wav), None, "{wav:?}");
     }
 }

@@ -202,3 +202,27 @@ fn reconfigure_keeps_the_measured_rate() {
     assert_eq!(play(&d, 10, &[500]), [1]);
     assert_eq!(d.rate(), 500.0);
 }
+
+/// The same story on tokio's paused clock, through the methods the service calls: a synthetic
+/// burst raises the level, quiet lowers it one level per cooldown, with no sleeping.
+#[tokio::test(start_paused = true)]
+async fn paused_clock_burst_raises_and_quiet_lowers_the_level() {
+    let cfg = config();
+    let d = Difficulty::new(&cfg);
+    assert_eq!(d.level_index(), 0);
+    for _ in 0..12_000 {
+        d.record();
+    }
+    assert_eq!(
+        d.level_index(),
+        2,
+        "a burst of 12000 in a second is level 2"
+    );
+    tokio::time::advance(Duration::from_secs(
+        u64::from(cfg.cooldown_seconds) + cfg.window_seconds + 1,
+    ))
+    .await;
+    assert_eq!(d.level_index(), 1, "quiet for a cooldown drops one level");
+    tokio::time::advance(Duration::from_secs(u64::from(cfg.cooldown_seconds) + 1)).await;
+    assert_eq!(d.level_index(), 0, "and one more after another cooldown");
+}

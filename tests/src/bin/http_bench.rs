@@ -1,10 +1,11 @@
-//! `reserve-bench`: a closed-loop client of the origin's reserve endpoint. `--concurrency` workers
-//! each keep one keep-alive connection and send the next request as soon as the last one is
-//! answered, with distinct uids, for `--seconds`. Prints one JSON object: requests per second,
-//! answers by status, latency percentiles (µs).
+//! `http-bench`: a closed-loop HTTP/1 client for side-by-side measurements. `--concurrency`
+//! workers each keep one keep-alive connection and send the next request as soon as the last one
+//! is answered, for `--seconds`. `{n}` in the body becomes a number unique to the request (for
+//! distinct uids). Prints one JSON object: requests per second, answers by status, latency
+//! percentiles in µs.
 #![forbid(unsafe_code)]
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use clap::Parser;
 use hdrhistogram::Histogram;
@@ -15,21 +16,24 @@ use tokio::time::Instant;
 
 #[derive(Debug, Parser)]
 struct Args {
-    /// Base URL of the origin.
-    #[arg(long, default_value = "http://127.0.0.1:8082")]
-    url: String,
-    /// Sale to reserve in.
+    /// The URL to request.
     #[arg(long)]
-    sale: i64,
+    url: String,
+    /// GET or POST.
+    #[arg(long, default_value = "POST")]
+    method: String,
+    /// Request body (JSON); `{n}` is replaced by a number unique to the request.
+    #[arg(long, default_value = "")]
+    body: String,
+    /// Extra header `name: value`, repeatable.
+    #[arg(long = "header")]
+    headers: Vec<String>,
     /// Concurrent connections, each in a closed loop.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
     /// How long to run.
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
-    /// Prefix of the uids (uid = prefix-worker-n).
-    #[arg(long, default_value = "bench")]
-    prefix: String,
 }
 
 #[tokio::main]
@@ -38,24 +42,37 @@ async fn main() -> anyhow::Result<()> {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(args.concurrency)
         .build_http();
-    let uri: hyper::Uri = format!("{}/v1/sales/{}/reserve", args.url, args.sale).parse()?;
+    let uri: hyper::Uri = args.url.parse()?;
+    let method: hyper::Method = args.method.parse()?;
+    let headers: Vec<(String, String)> = args
+        .headers
+        .iter()
+        .filter_map(|h| h.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
     let until = Instant::now() + Duration::from_secs_f64(args.seconds);
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for w in 0..args.concurrency {
-        let client = client.clone();
-        let uri = uri.clone();
-        let prefix = args.prefix.clone();
+        let (client, uri, method) = (client.clone(), uri.clone(), method.clone());
+        let (body, headers) = (args.body.clone(), headers.clone());
         workers.spawn(async move {
             let mut hist = Histogram::<u64>::new(3)?;
-            let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
+            let mut statuses = BTreeMap::<u16, u64>::new();
             let mut n = 0u64;
             while Instant::now() < until {
-                let body = format!("{{\"uid\":\"{prefix}-{w}-{n}\"}}");
+                let payload = body.replace("{n}", &format!("{w}-{n}"));
                 n += 1;
-                let req = hyper::Request::post(uri.clone())
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from(body)))?;
+                let mut req = hyper::Request::builder()
+                    .method(method.clone())
+                    .uri(uri.clone());
+                if !payload.is_empty() {
+                    req = req.header("content-type", "application/json");
+                }
+                for (k, v) in &headers {
+                    req = req.header(k, v);
+                }
+                let req = req.body(Full::new(Bytes::from(payload)))?;
                 let sent = Instant::now();
                 let resp = client.request(req).await?;
                 let status = resp.status().as_u16();
@@ -67,7 +84,7 @@ async fn main() -> anyhow::Result<()> {
         });
     }
     let mut hist = Histogram::<u64>::new(3)?;
-    let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
+    let mut statuses = BTreeMap::<u16, u64>::new();
     for result in workers.join_all().await {
         let (h, s) = result?;
         hist.add(h)?;
@@ -78,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     let total: u64 = statuses.values().sum();
     let report = serde_json::json!({
+        "url": args.url,
         "requests": total,
         "seconds": elapsed,
         "rps": total as f64 / elapsed,
