@@ -219,10 +219,10 @@ async fn paused_clock_burst_raises_and_quiet_lowers_the_level() {
         "a burst of 12000 in a second is level 2"
     );
     tokio::time::advance(Duration::from_secs(
-        u64::from(cfg.cooldown_seconds) + cfg.window_seconds + 1,
+        cfg.cooldown_seconds + cfg.window_seconds + 1,
     ))
     .await;
     assert_eq!(d.level_index(), 1, "quiet for a cooldown drops one level");
-    tokio::time::advance(Duration::from_secs(u64::from(cfg.cooldown_seconds) + 1)).await;
+    tokio::time::advance(Duration::from_secs(cfg.cooldown_seconds + 1)).await;
     assert_eq!(d.level_index(), 0, "and one more after another cooldown");
 }
