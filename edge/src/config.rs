@@ -116,6 +116,10 @@ pub struct CaptchaConfig {
     pub window_seconds: u64,
     /// How long the rate must stay below a level's threshold before the level drops.
     pub cooldown_seconds: u64,
+    /// Image captchas kept drawn; each lives `image_slots / images_per_second` seconds.
+    pub image_slots: usize,
+    /// Image captchas drawn per second at most (about 4 ms of CPU each).
+    pub images_per_second: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -240,6 +244,8 @@ impl Default for CaptchaConfig {
             ],
             window_seconds: 5,
             cooldown_seconds: 30,
+            image_slots: 512,
+            images_per_second: 10,
         }
     }
 }
@@ -426,6 +432,16 @@ impl Config {
             (1..=600).contains(&self.captcha.window_seconds),
             "captcha.window_seconds",
             "must be between 1 and 600",
+        );
+        check(
+            (1..=100_000).contains(&self.captcha.image_slots),
+            "captcha.image_slots",
+            "must be between 1 and 100000",
+        );
+        check(
+            (1..=1000).contains(&self.captcha.images_per_second),
+            "captcha.images_per_second",
+            "must be between 1 and 1000",
         );
         check(
             self.captcha.cooldown_seconds <= 3600,

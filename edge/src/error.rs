@@ -41,6 +41,8 @@ pub enum Error {
     HeadersTooLarge { limit: usize },
     #[error("no sale {0}")]
     UnknownSale(i64),
+    #[error("this captcha image was replaced: fetch a new challenge")]
+    ImageGone,
     #[error("no such endpoint")]
     NoRoute,
     #[error("method not allowed on this endpoint")]
@@ -83,6 +85,7 @@ impl Error {
             ),
             Self::UnknownSale(_) => (StatusCode::NOT_FOUND, "unknown_sale"),
             Self::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
+            Self::ImageGone => (StatusCode::NOT_FOUND, "captcha_image_gone"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Redis { .. } => (StatusCode::SERVICE_UNAVAILABLE, "redis_unavailable"),
             Self::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),

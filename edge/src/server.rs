@@ -69,6 +69,10 @@ pub async fn run(
         })
     };
     let sighup = tokio::spawn(reload::on_sighup(state.clone()));
+    let images = tokio::spawn(state.images.clone().refill(
+        state.runtime.load().config.captcha.images_per_second,
+        stop_rx.clone(),
+    ));
 
     let metrics = state.metrics.clone();
     let admin_router = Router::new().route(
@@ -104,6 +108,7 @@ pub async fn run(
     housekeeping.abort();
     sighup.abort();
     let _ = events.await;
+    let _ = images.await;
     let _ = admin_server.await;
     tracing::info!("edge stopped");
     Ok(())

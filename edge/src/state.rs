@@ -16,7 +16,7 @@ use arc_swap::ArcSwap;
 use redis::aio::ConnectionManager;
 
 use crate::{
-    captcha::{level::Difficulty, pow::PowSigner},
+    captcha::{level::Difficulty, pool::ImagePool, pow::PowSigner},
     client_ip::TrustedProxies,
     config::Config,
     forward::Origins,
@@ -72,6 +72,7 @@ pub struct Shared {
     pub runtime: ArcSwap<Runtime>,
     pub config_path: Option<PathBuf>,
     pub difficulty: Difficulty,
+    pub images: Arc<ImagePool>,
     pub uid: UidLimiter,
     pub global: GlobalLimiter,
     pub soldout: SoldOut,
@@ -96,6 +97,7 @@ impl Shared {
         let redis_timeout = Duration::from_millis(config.redis.command_timeout_ms);
         Self {
             difficulty: Difficulty::new(&config.captcha),
+            images: Arc::new(ImagePool::new(config.captcha.image_slots)),
             uid: UidLimiter::new(redis.clone(), redis_timeout),
             global: GlobalLimiter::new(redis.clone(), redis_timeout),
             soldout: SoldOut::default(),

@@ -661,3 +661,66 @@ async fn bad_input_gets_a_clear_4xx_and_never_a_panic() {
     assert_eq!(resp.status(), 200, "the edge still serves");
     world.stack.books(sale).await.unwrap().check().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn image_level_hands_out_a_picture_and_its_audio_and_checks_the_answer() {
+    let options = EdgeOptions {
+        levels: vec![(0, 8, true)],
+        ..EdgeOptions::default()
+    };
+    let world = World::start(1, options).await;
+    let sale = world.stack.create_sale(5).await.unwrap();
+    let url = world.edge(0).url();
+    let alice = jwt("alice");
+    let challenge: Value = world
+        .http()
+        .get(format!("{url}/api/captcha?sale={sale}"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let png = challenge["image"]["png"].as_str().unwrap();
+    let audio = challenge["image"]["audio"].as_str().unwrap();
+    for (path, mime, magic) in [
+        (png, "image/png", &b"\x89PNG"[..]),
+        (audio, "audio/wav", b"RIFF"),
+    ] {
+        let resp = world
+            .http()
+            .get(format!("{url}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        assert_eq!(resp.headers()["content-type"], mime);
+        assert!(resp.bytes().await.unwrap().starts_with(magic), "{path}");
+    }
+    let gone = world
+        .http()
+        .get(format!("{url}/api/captcha/image/0/999999999"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+
+    let token = challenge["challenge"].as_str().unwrap();
+    let nonce = edge::captcha::pow::solve(token, 8);
+    let solve_url = format!("{url}/api/captcha");
+    let without = json!({"sale": sale, "challenge": token, "nonce": nonce});
+    let (status, body) = post(&world, &solve_url, Some(&alice), without).await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (403, Some("answer_required")),
+        "{body}"
+    );
+    let wrong = json!({"sale": sale, "challenge": token, "nonce": nonce, "answer": "00000"});
+    let (status, body) = post(&world, &solve_url, Some(&alice), wrong).await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (403, Some("wrong_answer")),
+        "{body}"
+    );
+}

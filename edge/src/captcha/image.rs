@@ -51,8 +51,18 @@ pub enum ImageError {
     Png,
 }
 
-/// Draws a captcha of `chars` characters from `ALPHABET`.
+/// Draws a captcha of `chars` characters from `ALPHABET`, with its audio.
 pub fn generate(chars: usize) -> Result<ImageCaptcha, ImageError> {
+    let (answer, png) = draw(chars)?;
+    let wav = speak(&answer);
+    if wav.is_none() {
+        tracing::warn!(%answer, "captcha audio unavailable; image only");
+    }
+    Ok(ImageCaptcha { answer, png, wav })
+}
+
+/// Draws the picture only: `(answer, png)` (about 4 ms of CPU).
+pub fn draw(chars: usize) -> Result<(String, Vec<u8>), ImageError> {
     if !(1..=MAX_CHARS).contains(&chars) {
         return Err(ImageError::Length(chars));
     }
@@ -72,15 +82,12 @@ pub fn generate(chars: usize) -> Result<ImageCaptcha, ImageError> {
         });
     }
     let png = captcha.as_png().ok_or(ImageError::Png)?;
-    let wav = speak(&answer);
-    if wav.is_none() {
-        tracing::warn!(%answer, "captcha audio unavailable; image only");
-    }
-    Ok(ImageCaptcha { answer, png, wav })
+    Ok((answer, png))
 }
 
-/// `answer` read out letter by letter as one WAV, with fresh noise on every call.
-fn speak(answer: &str) -> Option<Vec<u8>> {
+/// `answer` read out letter by letter as one WAV, with fresh noise on every call (about
+/// 0.05 ms once the letters are loaded); `None` when a letter has no recording.
+pub fn speak(answer: &str) -> Option<Vec<u8>> {
     let mut samples = Vec::with_capacity(answer.len() * 18_000);
     for c in answer.chars() {
         samples.extend_from_slice(spoken().get(&c)?);

@@ -14,6 +14,7 @@
 
 pub mod image;
 pub mod level;
+pub mod pool;
 pub mod pow;
 
 pub use image::{ImageCaptcha, ImageError};

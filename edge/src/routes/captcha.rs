@@ -4,12 +4,11 @@
 //! answers with a pass token bound to the user and the sale.
 
 use axum::{
-    extract::{Query, State},
-    http::HeaderMap,
+    extract::{Path, Query, State},
+    http::{header, HeaderMap},
     response::{IntoResponse, Response},
     Extension, Json,
 };
-use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -20,9 +19,6 @@ use crate::{
     error::{Error, Refusal},
     state::AppState,
 };
-
-/// Characters of an image captcha.
-const IMAGE_CHARS: usize = 5;
 
 #[derive(Debug, Deserialize)]
 pub struct ChallengeQuery {
@@ -39,11 +35,47 @@ pub struct Solution {
     answer: Option<String>,
 }
 
-fn data_url(mime: &str, bytes: &[u8]) -> String {
-    format!(
-        "data:{mime};base64,{}",
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    )
+/// The picture of a pooled image captcha, while its slot still holds it (immutable: cacheable).
+pub async fn image(
+    State(state): State<AppState>,
+    Path((slot, generation)): Path<(usize, u64)>,
+) -> Response {
+    match state.images.get(slot, generation) {
+        Some(drawn) => (
+            [
+                (header::CONTENT_TYPE, "image/png"),
+                (header::CACHE_CONTROL, "private, max-age=600, immutable"),
+            ],
+            drawn.png.clone(),
+        )
+            .into_response(),
+        None => gone_image(),
+    }
+}
+
+/// The audio alternative: the same characters read out, with fresh noise.
+pub async fn audio(
+    State(state): State<AppState>,
+    Path((slot, generation)): Path<(usize, u64)>,
+) -> Response {
+    let Some(drawn) = state.images.get(slot, generation) else {
+        return gone_image();
+    };
+    match image::speak(&drawn.answer) {
+        Some(wav) => (
+            [
+                (header::CONTENT_TYPE, "audio/wav"),
+                (header::CACHE_CONTROL, "private, no-store"),
+            ],
+            wav,
+        )
+            .into_response(),
+        None => Error::Internal("captcha audio unavailable".into()).into_response(),
+    }
+}
+
+fn gone_image() -> Response {
+    Error::ImageGone.into_response()
 }
 
 pub async fn challenge(
@@ -84,11 +116,15 @@ pub async fn challenge(
         state.metrics.captcha_level(state.difficulty.level_index());
         let cfg = &runtime.config.captcha;
         let picture = if level.image {
-            let generated = tokio::task::spawn_blocking(move || image::generate(IMAGE_CHARS))
-                .await
-                .map_err(|e| Error::Internal(format!("image captcha task: {e}")))?
-                .map_err(|e| Error::Internal(format!("image captcha: {e}")))?;
-            Some(generated)
+            let picked = match state.images.pick() {
+                Some(picked) => picked,
+                None => state
+                    .images
+                    .draw_now()
+                    .await
+                    .ok_or_else(|| Error::Internal("image captcha unavailable".into()))?,
+            };
+            Some(picked)
         } else {
             None
         };
@@ -97,14 +133,15 @@ pub async fn challenge(
             uid.as_ref(),
             sale,
             &level,
-            picture.as_ref().map(|p| p.answer.as_str()),
+            picture.as_ref().map(|p| p.drawn.answer.as_str()),
             now,
             cfg.challenge_ttl_seconds,
         );
         let image = picture.map(|p| {
+            let at = format!("{}/{}", p.slot, p.drawn.generation);
             json!({
-                "png": data_url("image/png", &p.png),
-                "audio": p.wav.as_deref().map(|w| data_url("audio/wav", w)),
+                "png": format!("/api/captcha/image/{at}"),
+                "audio": format!("/api/captcha/audio/{at}"),
             })
         });
         Ok::<_, Error>(Json(json!({

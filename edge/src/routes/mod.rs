@@ -32,6 +32,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sales/{id}/status", get(sale::status))
         .route("/sale/{id}", get(sale::page))
         .route("/api/captcha", get(captcha::challenge).post(captcha::solve))
+        .route(
+            "/api/captcha/image/{slot}/{generation}",
+            get(captcha::image),
+        )
+        .route(
+            "/api/captcha/audio/{slot}/{generation}",
+            get(captcha::audio),
+        )
         .route("/api/sales/{id}/buy", post(buy::buy))
         .route("/api/dev/token", post(dev::token))
         .fallback(|| async { Error::NoRoute })
