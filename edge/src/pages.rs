@@ -1,11 +1,47 @@
 //! The sale page, rendered with askama from the sale's facts. It is the same for every visitor
 //! (no user data in it), so nginx and the CDN cache it; the browser script (`static/sale.js`)
 //! counts down on the server's time, polls the status and runs the captcha and the purchase.
+//! Its assets (`static/` at the repository's root, served by nginx) are embedded here at compile
+//! time only to name them by content: `/static/sale.js?v=<hash>`, so nginx and browsers can keep
+//! each version forever and a new build changes the URL.
+
+use std::{fmt::Write as _, sync::LazyLock};
 
 use askama::Template;
+use sha2::{Digest, Sha256};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
 use crate::sales::{format_price, SaleInfo, State};
+
+const SALE_JS: &[u8] = include_bytes!("../../static/sale.js");
+const SALE_CSS: &[u8] = include_bytes!("../../static/sale.css");
+const POW_WORKER_JS: &[u8] = include_bytes!("../../static/pow-worker.js");
+
+/// Hex characters of the SHA-256 kept in an asset's version.
+const VERSION_CHARS: usize = 12;
+
+/// The page's asset URLs, each with its content's version.
+struct Assets {
+    script: String,
+    style: String,
+    worker: String,
+}
+
+static ASSETS: LazyLock<Assets> = LazyLock::new(|| Assets {
+    script: versioned("/static/sale.js", SALE_JS),
+    style: versioned("/static/sale.css", SALE_CSS),
+    worker: versioned("/static/pow-worker.js", POW_WORKER_JS),
+});
+
+/// `path?v=` and the first [`VERSION_CHARS`] hex characters of the SHA-256 of `content`.
+fn versioned(path: &str, content: &[u8]) -> String {
+    let digest = Sha256::digest(content);
+    let mut url = format!("{path}?v=");
+    for byte in digest.iter().take(VERSION_CHARS / 2) {
+        let _ = write!(url, "{byte:02x}");
+    }
+    url
+}
 
 #[derive(Template)]
 #[template(path = "sale.html")]
@@ -20,6 +56,9 @@ struct SalePage<'a> {
     server_time: String,
     state: &'static str,
     state_text: &'static str,
+    script_url: &'a str,
+    style_url: &'a str,
+    worker_url: &'a str,
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -56,6 +95,9 @@ pub fn sale_page(
         server_time: rfc3339(now),
         state,
         state_text,
+        script_url: &ASSETS.script,
+        style_url: &ASSETS.style,
+        worker_url: &ASSETS.worker,
     }
     .render()
 }
@@ -87,5 +129,54 @@ mod tests {
             !html.contains("<script>alert(1)"),
             "the name must be escaped"
         );
+    }
+
+    #[test]
+    fn page_names_its_assets_by_content_and_has_nothing_inline() {
+        let info = SaleInfo {
+            id: 7,
+            name: "Sneakers".into(),
+            stock: 3,
+            remaining: 0,
+            starts_at: datetime!(2026-11-22 18:00 UTC),
+            ends_at: Some(datetime!(2026-11-22 19:00 UTC)),
+            hold_seconds: 600,
+            price_cents: 5,
+            currency: "EUR".into(),
+        };
+        let html = sale_page(&info, datetime!(2026-11-22 18:30 UTC), true).unwrap();
+        for (path, content) in [
+            ("/static/sale.js", SALE_JS),
+            ("/static/sale.css", SALE_CSS),
+            ("/static/pow-worker.js", POW_WORKER_JS),
+        ] {
+            let hash: String = Sha256::digest(content)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let url = format!("{path}?v={}", &hash[..12]);
+            assert!(html.contains(&format!("\"{url}\"")), "{url} in {html}");
+        }
+        assert!(html.contains("data-state=\"sold_out\""));
+        assert!(html.contains("data-ends-at=\"2026-11-22T19:00:00Z\""));
+        assert!(html.contains("data-server-time=\"2026-11-22T18:30:00Z\""));
+        assert!(html.contains("0.05 EUR"), "{html}");
+        // The CSP allows no inline script or style: every script has a src, nothing has style=.
+        assert_eq!(html.matches("<script").count(), 1, "{html}");
+        assert!(html.contains("<script src=\"/static/sale.js?v="), "{html}");
+        assert!(!html.contains("style="), "{html}");
+        assert!(!html.contains("<style"), "{html}");
+        assert!(!html.contains(" on"), "no inline event handler: {html}");
+    }
+
+    #[test]
+    fn versions_change_with_the_content() {
+        let a = versioned("/static/a.js", b"one");
+        let b = versioned("/static/a.js", b"two");
+        assert_ne!(a, b);
+        assert_eq!(a.len(), "/static/a.js?v=".len() + VERSION_CHARS);
+        assert!(a[a.len() - VERSION_CHARS..]
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit()));
     }
 }

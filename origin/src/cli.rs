@@ -7,7 +7,9 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
-use crate::{config::Config, database::Database, reconcile, server};
+use crate::{
+    config::Config, database::Database, holds::Holds, metrics::Metrics, reconcile, server,
+};
 
 /// Exit code for bad usage or config (sysexits' EX_USAGE).
 const EX_USAGE: u8 = 64;
@@ -130,8 +132,14 @@ async fn reconcile_command(
     repair: bool,
 ) -> anyhow::Result<ExitCode> {
     let (redis, db) = server::connect(&config).await?;
+    let holds = Holds::new(
+        db.clone(),
+        redis.clone(),
+        config.holds.clone(),
+        Metrics::default(),
+    );
     if repair {
-        match reconcile::repair(&redis, &db, sale).await? {
+        match reconcile::repair(&redis, &db, &holds, sale).await? {
             reconcile::Repair::Repaired { from, to } => {
                 let from = from.map_or_else(|| "missing".into(), |n: i64| n.to_string());
                 eprintln!("origin: repaired sale {sale}: Redis stock {from} -> {to}");
@@ -141,7 +149,7 @@ async fn reconcile_command(
             }
         }
     }
-    let report = reconcile::report(&redis, &db, sale).await?;
+    let report = reconcile::report(&redis, &db, &holds, sale).await?;
     if json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

@@ -14,6 +14,7 @@ pub struct Config {
     pub postgres: PostgresConfig,
     pub recovery: RecoveryConfig,
     pub sales: SalesConfig,
+    pub holds: HoldsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -69,6 +70,27 @@ pub struct SalesConfig {
     pub default_hold_seconds: u32,
     /// Largest stock a sale may be created with.
     pub max_stock: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HoldsConfig {
+    /// Seconds one extension adds to a hold (a hold can be extended once).
+    pub extend_seconds: u32,
+    /// Longest a hold may last from the order's creation, extension included, in seconds.
+    pub max_hold_seconds: u32,
+    /// Expired holds cancelled per sweep.
+    pub sweep_batch: u32,
+}
+
+impl Default for HoldsConfig {
+    fn default() -> Self {
+        Self {
+            extend_seconds: 300,
+            max_hold_seconds: 1800,
+            sweep_batch: 100,
+        }
+    }
 }
 
 impl Default for HttpConfig {
@@ -240,6 +262,21 @@ impl Config {
             (1..=1_000_000_000).contains(&self.sales.max_stock),
             "sales.max_stock",
             "must be between 1 and 1000000000",
+        );
+        check(
+            (1..=86_400).contains(&self.holds.extend_seconds),
+            "holds.extend_seconds",
+            "must be between 1 and 86400",
+        );
+        check(
+            (1..=7 * 86_400).contains(&self.holds.max_hold_seconds),
+            "holds.max_hold_seconds",
+            "must be between 1 and 604800",
+        );
+        check(
+            (1..=10_000).contains(&self.holds.sweep_batch),
+            "holds.sweep_batch",
+            "must be between 1 and 10000",
         );
         problems
     }

@@ -1,6 +1,6 @@
 //! Crash points for the crash tests: with the `crash-points` feature, the process kills itself
 //! with SIGKILL when it reaches the point named by `ORIGIN_CRASH_POINT` (`after_reserve`,
-//! `in_db_transaction` or `after_commit`), optionally on its Nth visit (`after_commit:3`).
+//! `in_db_transaction`, `after_commit` or `after_cancel`), optionally on its Nth visit (`after_commit:3`).
 //! Without the feature (every release build) `point` is an empty inline function.
 
 /// Where a crash matters in a purchase.
@@ -12,6 +12,8 @@ pub enum Point {
     InDbTransaction,
     /// Branch committed, transaction not completed in Redis.
     AfterCommit,
+    /// A hold cancelled in the database, its unit not yet back in Redis.
+    AfterCancel,
 }
 
 impl Point {
@@ -20,6 +22,7 @@ impl Point {
             Self::AfterReserve => "after_reserve",
             Self::InDbTransaction => "in_db_transaction",
             Self::AfterCommit => "after_commit",
+            Self::AfterCancel => "after_cancel",
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod crash;
 pub mod database;
 pub mod error;
+pub mod holds;
 pub mod metrics;
 pub mod purchase;
 pub mod reconcile;

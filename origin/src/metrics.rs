@@ -1,5 +1,5 @@
 //! Prometheus metrics of the origin, served as text at `GET /metrics`: reservations by outcome,
-//! branch runs by result, recoveries, and transactions in flight.
+//! branch runs by result, recoveries, holds, and transactions in flight.
 
 use std::sync::Arc;
 
@@ -20,6 +20,7 @@ pub struct Metrics {
     reservations: Family<OutcomeLabel, Counter>,
     branches: Family<OutcomeLabel, Counter>,
     recoveries: Family<OutcomeLabel, Counter>,
+    holds: Family<OutcomeLabel, Counter>,
     in_flight: Gauge,
 }
 
@@ -30,6 +31,12 @@ impl Default for Metrics {
         let branches = Family::<OutcomeLabel, Counter>::default();
         let recoveries = Family::<OutcomeLabel, Counter>::default();
         let in_flight = Gauge::default();
+        let holds = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "holds",
+            "Holds by what happened to them (paid, extended, cancelled, expired, returned)",
+            holds.clone(),
+        );
         registry.register(
             "reservations",
             "Reservation attempts by outcome (reserved, duplicate, sold_out, unknown_sale, error)",
@@ -55,6 +62,7 @@ impl Default for Metrics {
             reservations,
             branches,
             recoveries,
+            holds,
             in_flight,
         }
     }
@@ -73,6 +81,9 @@ impl Metrics {
         self.recoveries
             .get_or_create(&OutcomeLabel { outcome })
             .inc();
+    }
+    pub fn hold(&self, outcome: &'static str) {
+        self.holds.get_or_create(&OutcomeLabel { outcome }).inc();
     }
     pub fn set_in_flight(&self, n: i64) {
         self.in_flight.set(n);

@@ -1,6 +1,7 @@
 //! `origin reconcile`: compares a sale's stock in Redis with its orders in PostgreSQL.
 //! Conservation (invariant I2) reads `redis_remaining + live_orders + in_flight_units == stock`,
-//! where an in-flight unit is a transaction taken in Redis whose live order does not exist yet.
+//! where an in-flight unit is a transaction taken in Redis whose live order does not exist yet,
+//! plus the units of cancelled holds still on their way back (`returning`).
 //! `--repair` rebuilds the Redis stock from PostgreSQL (`stock - live_orders`), and only while
 //! nothing is in flight.
 
@@ -9,6 +10,7 @@ use serde::Serialize;
 use crate::{
     database::{Database, OrderCounts},
     error::{Error, Result},
+    holds::Holds,
     reservations::Reservations,
 };
 
@@ -24,17 +26,26 @@ pub struct Report {
     pub in_flight: i64,
     /// Of those, the ones holding a unit with no live order yet.
     pub in_flight_units: i64,
-    /// `stock - redis_remaining - live_orders - in_flight_units`; 0 when the books balance.
+    /// Units of cancelled holds on their way back to Redis.
+    pub returning: i64,
+    /// `stock - redis_remaining - live_orders - in_flight_units - returning`; 0 when the books
+    /// balance.
     pub drift: i64,
 }
 
 /// Reads both sides and computes the drift.
-pub async fn report(redis: &Reservations, db: &Database, sale: i64) -> Result<Report> {
+pub async fn report(
+    redis: &Reservations,
+    db: &Database,
+    holds: &Holds,
+    sale: i64,
+) -> Result<Report> {
     let stored = db.sale(sale).await?.ok_or(Error::UnknownSale(sale))?;
     let in_flight = redis.in_flight(sale).await?;
     let remaining = redis.remaining(sale).await?;
     let orders = db.order_counts(sale).await?;
     let ordered = db.live_orders_among(&in_flight).await?;
+    let returning = holds.returning(sale).await?;
     let in_flight_units = i64::try_from(in_flight.len()).unwrap_or(i64::MAX) - ordered;
     let stock = i64::from(stored.total);
     Ok(Report {
@@ -45,7 +56,8 @@ pub async fn report(redis: &Reservations, db: &Database, sale: i64) -> Result<Re
         orders,
         in_flight: i64::try_from(in_flight.len()).unwrap_or(i64::MAX),
         in_flight_units,
-        drift: stock - remaining.unwrap_or(0) - orders.live() - in_flight_units,
+        returning,
+        drift: stock - remaining.unwrap_or(0) - orders.live() - in_flight_units - returning,
     })
 }
 
@@ -58,9 +70,19 @@ pub enum Repair {
     InFlight(u64),
 }
 
-/// Sets the Redis stock to `stock - live orders`, if nothing is in flight.
-pub async fn repair(redis: &Reservations, db: &Database, sale: i64) -> Result<Repair> {
+/// Sets the Redis stock to `stock - live orders`, if nothing is in flight (no transaction, no
+/// return).
+pub async fn repair(
+    redis: &Reservations,
+    db: &Database,
+    holds: &Holds,
+    sale: i64,
+) -> Result<Repair> {
     let stored = db.sale(sale).await?.ok_or(Error::UnknownSale(sale))?;
+    let returning = holds.returning(sale).await?;
+    if returning > 0 {
+        return Ok(Repair::InFlight(u64::try_from(returning).unwrap_or(0)));
+    }
     let live = db.order_counts(sale).await?.live();
     let to = (i64::from(stored.total) - live).max(0);
     Ok(match redis.repair_stock(sale, to).await? {
@@ -83,6 +105,7 @@ impl Report {
              cancelled       {}\n\
              rejected        {}\n\
              in flight       {} ({} holding a unit without an order)\n\
+             returning       {}\n\
              drift           {}{}",
             self.sale,
             self.stock,
@@ -93,6 +116,7 @@ impl Report {
             self.orders.rejected,
             self.in_flight,
             self.in_flight_units,
+            self.returning,
             self.drift,
             if self.drift == 0 {
                 " (books balance)"

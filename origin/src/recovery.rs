@@ -1,15 +1,16 @@
 //! The recovery poller, run by every origin: every poll it claims the due transactions of each
 //! known sale (`claim.lua` leases them, with a lease that doubles per attempt, so two origins never
 //! work one transaction at once), runs their branch again (idempotent) and completes them. It also
-//! keeps the sale catalog fresh from PostgreSQL.
+//! sweeps expired holds, finishes unit returns a crash left open, and keeps the sale catalog fresh
+//! from PostgreSQL.
 
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use crate::{
-    config::RecoveryConfig, metrics::Metrics, purchase::Purchases, reservations::split_gid,
-    sales::Catalog,
+    config::RecoveryConfig, holds::Holds, metrics::Metrics, purchase::Purchases,
+    reservations::split_gid, sales::Catalog,
 };
 
 /// Polls between two refreshes of the sale catalog from PostgreSQL.
@@ -17,6 +18,7 @@ const CATALOG_REFRESH_POLLS: u64 = 25;
 
 pub struct Poller {
     pub purchases: Purchases,
+    pub holds: Holds,
     pub catalog: Catalog,
     pub metrics: Metrics,
     pub config: RecoveryConfig,
@@ -41,6 +43,7 @@ impl Poller {
             }
             polls += 1;
             self.poll_once().await;
+            self.sweep().await;
         }
         tracing::info!("recovery poller stopped");
     }
@@ -53,6 +56,19 @@ impl Poller {
                 }
             }
             Err(error) => tracing::warn!(%error, "sale catalog refresh failed"),
+        }
+    }
+
+    /// Cancels expired holds (their units go back) and finishes returns a crash left open.
+    pub async fn sweep(&self) {
+        match self.holds.sweep_once().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(cancelled = n, "expired holds cancelled"),
+            Err(error) => tracing::warn!(%error, "hold sweep failed"),
+        }
+        let older_than = Duration::from_millis(self.config.timeout_ms);
+        if let Err(error) = self.holds.finish_returns(older_than).await {
+            tracing::warn!(%error, "finishing open returns failed");
         }
     }
 

@@ -17,6 +17,8 @@ static OPEN_STOCK: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/open_stock.lua")));
 static REPAIR_STOCK: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/repair_stock.lua")));
+static RESTOCK: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/restock.lua")));
 
 /// The global transaction id of a user's purchase in a sale: `<sale>/<uid>`.
 pub fn gid(sale: i64, uid: &str) -> String {
@@ -55,6 +57,9 @@ impl SaleKeys {
     }
     pub fn due(&self) -> String {
         format!("{}:due", self.prefix)
+    }
+    pub fn returned(&self, order_id: i64) -> String {
+        format!("{}:r:{order_id}", self.prefix)
     }
     pub fn events(&self) -> String {
         format!("{}:events", self.prefix)
@@ -152,7 +157,14 @@ impl Reservations {
     /// Loads every script into Redis, so that no request pays for a NOSCRIPT retry.
     pub async fn preload(&self) -> Result<()> {
         let mut conn = self.conn.clone();
-        for script in [&*RESERVE, &*COMPLETE, &*CLAIM, &*OPEN_STOCK, &*REPAIR_STOCK] {
+        for script in [
+            &*RESERVE,
+            &*COMPLETE,
+            &*CLAIM,
+            &*OPEN_STOCK,
+            &*REPAIR_STOCK,
+            &*RESTOCK,
+        ] {
             tokio::time::timeout(self.timeout, script.load_async(&mut conn))
                 .await
                 .map_err(|_| Error::Timeout("script load"))?
@@ -254,6 +266,22 @@ impl Reservations {
             (Some("REPAIRED"), Some(old)) => Ok(Ok((old >= 0).then_some(old))),
             (Some("IN_FLIGHT"), Some(n)) => Ok(Err(u64::try_from(n).unwrap_or(0))),
             _ => Err(Error::Protocol("repair_stock.lua reply")),
+        }
+    }
+
+    /// Gives a cancelled order's unit back, once (`restock.lua`); `true` when it went back now,
+    /// `false` when an earlier call had returned it.
+    pub async fn restock(&self, sale: i64, order_id: i64) -> Result<bool> {
+        let keys = SaleKeys::new(sale);
+        let mut inv = RESTOCK.prepare_invoke();
+        inv.key(keys.stock())
+            .key(keys.returned(order_id))
+            .arg(keys.events());
+        let reply: Vec<Value> = self.run("restock", &inv).await?;
+        match text(reply.first()).as_deref() {
+            Some("RESTOCKED") => Ok(true),
+            Some("ALREADY") => Ok(false),
+            _ => Err(Error::Protocol("restock.lua reply")),
         }
     }
 

@@ -10,6 +10,7 @@ use crate::{
     config::Config,
     database::Database,
     error::Result,
+    holds::Holds,
     metrics::Metrics,
     purchase::Purchases,
     recovery::Poller,
@@ -47,10 +48,17 @@ pub async fn run(
     for sale in db.recent_sales().await? {
         catalog.insert(sale);
     }
+    let holds = Holds::new(
+        db.clone(),
+        redis.clone(),
+        config.holds.clone(),
+        metrics.clone(),
+    );
     let purchases = Purchases::new(redis, db, metrics.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let poller = Poller {
         purchases: purchases.clone(),
+        holds: holds.clone(),
         catalog: catalog.clone(),
         metrics: metrics.clone(),
         config: config.recovery.clone(),
@@ -58,6 +66,7 @@ pub async fn run(
     let poller = tokio::spawn(poller.run(stop_rx));
     let state = AppState {
         purchases,
+        holds,
         catalog,
         metrics,
         config: Arc::new(config),

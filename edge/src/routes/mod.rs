@@ -6,6 +6,7 @@
 mod buy;
 mod captcha;
 mod dev;
+mod orders;
 mod sale;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -42,6 +43,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/sales/{id}/buy", post(buy::buy))
         .route("/api/dev/token", post(dev::token))
+        .route("/api/orders/{id}", get(orders::get).delete(orders::cancel))
+        .route("/api/orders/{id}/pay", post(orders::pay))
+        .route("/api/orders/{id}/extend", post(orders::extend))
         .fallback(|| async { Error::NoRoute })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
@@ -112,6 +116,8 @@ fn route_name(path: &str) -> &'static str {
         "captcha"
     } else if path.starts_with("/sale/") {
         "page"
+    } else if path.starts_with("/api/orders/") {
+        "orders"
     } else if path.starts_with("/api/dev/") {
         "dev"
     } else if path == "/healthz" {

@@ -1,0 +1,204 @@
+//! A user's order, through the edge: `GET /api/orders/{id}`, `POST /api/orders/{id}/pay`
+//! `{"payment_id"}`, `POST /api/orders/{id}/extend`, `DELETE /api/orders/{id}`. The uid is the
+//! verified user JWT's, so a user can only see, pay, extend or cancel their own order (the origin
+//! answers 403 otherwise). The origin's answer is passed back as is.
+
+use axum::{
+    extract::{Path, State},
+    http::{header, HeaderMap, Method},
+    response::{IntoResponse, Response},
+    Extension,
+};
+use hyper::body::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{counted, ApiJson, Ctx};
+use crate::{
+    error::{Error, Refusal},
+    limits::{self, Decision},
+    state::AppState,
+};
+
+const ROUTE: &str = "orders";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayBody {
+    payment_id: String,
+}
+
+fn order_id(raw: &str) -> Result<i64, Error> {
+    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+        Error::bad_request("invalid_order_id", "order id must be a positive integer")
+    })
+}
+
+/// The IP limit and the user: `Ok(uid)` or the refusal to send.
+fn admit(state: &AppState, ctx: &Ctx, headers: &HeaderMap) -> Result<String, Refusal> {
+    let runtime = state.runtime.load();
+    let ip = &runtime.config.limits.ip;
+    if let deny @ Decision::Deny { .. } = runtime.ip.check(ctx.client_ip) {
+        if ip.dry_run {
+            state.metrics.dry_run("ip");
+        } else {
+            return Err(Refusal::RateLimited {
+                limit: "ip",
+                headers: limits::headers(&deny),
+            });
+        }
+    }
+    runtime
+        .verifier
+        .verify(
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+        )
+        .map(|uid| uid.as_ref().to_string())
+        .map_err(|e| Refusal::Unauthorized { reason: e.reason() })
+}
+
+fn refused(state: &AppState, refusal: Refusal) -> Response {
+    let reason = refusal.reason();
+    counted(state, ROUTE, "refused", reason, refusal)
+}
+
+async fn forward(
+    state: &AppState,
+    ctx: &Ctx,
+    method: Method,
+    path: String,
+    body: Option<serde_json::Value>,
+) -> Response {
+    let origins = state.runtime.load().origins.clone();
+    let payload = body.map(|b| Bytes::from(b.to_string()));
+    match origins.send(method, &path, payload, &ctx.request_id).await {
+        Ok(answer) => {
+            state.metrics.origin(answer.status.as_str());
+            let mut resp = (answer.status, answer.body).into_response();
+            if let Some(v) = answer.headers.get(header::CONTENT_TYPE) {
+                resp.headers_mut().insert(header::CONTENT_TYPE, v.clone());
+            }
+            counted(state, ROUTE, "forwarded", "", resp)
+        }
+        Err(e) => {
+            state.metrics.origin("unreachable");
+            let e = Error::OriginUnavailable(e.to_string());
+            counted(state, ROUTE, "failed", e.code(), e)
+        }
+    }
+}
+
+fn query_uid(uid: &str) -> String {
+    let mut out = String::with_capacity(uid.len());
+    for b in uid.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let uid = match admit(&state, &ctx, &headers) {
+        Ok(uid) => uid,
+        Err(refusal) => return refused(&state, refusal),
+    };
+    match order_id(&id) {
+        Ok(id) => {
+            let path = format!("/v1/orders/{id}?uid={}", query_uid(&uid));
+            forward(&state, &ctx, Method::GET, path, None).await
+        }
+        Err(e) => counted(&state, ROUTE, "failed", e.code(), e),
+    }
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let uid = match admit(&state, &ctx, &headers) {
+        Ok(uid) => uid,
+        Err(refusal) => return refused(&state, refusal),
+    };
+    match order_id(&id) {
+        Ok(id) => {
+            let path = format!("/v1/orders/{id}?uid={}", query_uid(&uid));
+            forward(&state, &ctx, Method::DELETE, path, None).await
+        }
+        Err(e) => counted(&state, ROUTE, "failed", e.code(), e),
+    }
+}
+
+pub async fn pay(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<ApiJson<PayBody>, Error>,
+) -> Response {
+    let uid = match admit(&state, &ctx, &headers) {
+        Ok(uid) => uid,
+        Err(refusal) => return refused(&state, refusal),
+    };
+    let (id, body) = match (order_id(&id), body) {
+        (Ok(id), Ok(ApiJson(body))) => (id, body),
+        (Err(e), _) | (_, Err(e)) => return counted(&state, ROUTE, "failed", e.code(), e),
+    };
+    let payload = json!({"uid": uid, "payment_id": body.payment_id});
+    forward(
+        &state,
+        &ctx,
+        Method::POST,
+        format!("/v1/orders/{id}/pay"),
+        Some(payload),
+    )
+    .await
+}
+
+pub async fn extend(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let uid = match admit(&state, &ctx, &headers) {
+        Ok(uid) => uid,
+        Err(refusal) => return refused(&state, refusal),
+    };
+    match order_id(&id) {
+        Ok(id) => {
+            let payload = json!({"uid": uid});
+            forward(
+                &state,
+                &ctx,
+                Method::POST,
+                format!("/v1/orders/{id}/extend"),
+                Some(payload),
+            )
+            .await
+        }
+        Err(e) => counted(&state, ROUTE, "failed", e.code(), e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uids_are_escaped_for_the_query() {
+        assert_eq!(query_uid("alice"), "alice");
+        assert_eq!(query_uid("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+    }
+}

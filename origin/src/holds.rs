@@ -1,0 +1,432 @@
+//! Holds and payment. An order is a soft hold: `pending` until `expires_at`. Payment marks it
+//! `paid` in one guarded UPDATE (still pending, not expired; idempotent by payment id). A hold
+//! can be extended once. Expiry (the sweeper) or the user cancels it, and its unit goes back to
+//! Redis through a second two-phase message: the database side first, in one transaction (barrier
+//! row, `cancelled`, `sold - 1`, a `returns` row), then `restock.lua` with its Redis barrier, then
+//! the `returns` row is marked done. A crash in between leaves the `returns` row open and any
+//! origin's poller finishes it: the unit comes back exactly once. Payment and expiry race safely:
+//! both are guarded by `status = 'pending'` under the row lock, so exactly one wins.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio_postgres::{error::SqlState, Row};
+
+use crate::{
+    config::HoldsConfig,
+    crash,
+    database::Database,
+    error::{Error, Result},
+    metrics::Metrics,
+    reservations::Reservations,
+};
+
+/// Branch id and operation of the cancellation in the barrier table.
+const CANCEL_BRANCH: &str = "02";
+const OP_CANCEL: &str = "cancel";
+
+const ORDER_COLUMNS: &str = "id, sale_id, uid, status, created_at, expires_at, extended, \
+                             payment_id, cancel_reason";
+
+/// An order as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Order {
+    pub id: i64,
+    pub sale: i64,
+    pub uid: String,
+    pub status: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub extended: bool,
+    pub payment_id: Option<String>,
+    pub cancel_reason: Option<String>,
+}
+
+impl Order {
+    fn from_row(row: &Row) -> Self {
+        Self {
+            id: row.get(0),
+            sale: row.get(1),
+            uid: row.get(2),
+            status: row.get(3),
+            created_at: row.get(4),
+            expires_at: row.get(5),
+            extended: row.get(6),
+            payment_id: row.get(7),
+            cancel_reason: row.get(8),
+        }
+    }
+
+    /// Seconds left on a pending hold at `now` (0 otherwise).
+    pub fn hold_remaining(&self, now: OffsetDateTime) -> i64 {
+        if self.status == "pending" {
+            (self.expires_at - now).whole_seconds().max(0)
+        } else {
+            0
+        }
+    }
+
+    /// Why an operation that needs a live pending hold cannot happen to this order.
+    fn refusal(&self, now: OffsetDateTime) -> &'static str {
+        match (self.status.as_str(), self.cancel_reason.as_deref()) {
+            ("pending", _) if self.expires_at <= now => "hold_expired",
+            ("cancelled", Some("expired")) => "hold_expired",
+            ("cancelled", _) => "order_cancelled",
+            ("paid", _) => "already_paid",
+            ("rejected", _) => "order_rejected",
+            _ => "not_pending",
+        }
+    }
+}
+
+/// What an operation on an order came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done now (or, for a payment, done before with the same payment id).
+    Done(Order),
+    /// Refused with a stable code (`hold_expired`, `already_paid`, ...); the order as it is.
+    Refused {
+        code: &'static str,
+        order: Order,
+    },
+    NotYours,
+    Unknown,
+}
+
+#[derive(Clone)]
+pub struct Holds {
+    db: Database,
+    redis: Reservations,
+    config: HoldsConfig,
+    metrics: Metrics,
+}
+
+impl Holds {
+    pub fn new(db: Database, redis: Reservations, config: HoldsConfig, metrics: Metrics) -> Self {
+        Self {
+            db,
+            redis,
+            config,
+            metrics,
+        }
+    }
+
+    async fn load(&self, id: i64) -> Result<Option<Order>> {
+        let client = self.db.client().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"),
+                &[&id],
+            )
+            .await
+            .map_err(Error::postgres("read order"))?;
+        Ok(row.as_ref().map(Order::from_row))
+    }
+
+    /// The order, if it is `uid`'s.
+    pub async fn order(&self, id: i64, uid: &str) -> Result<Outcome> {
+        Ok(match self.load(id).await? {
+            None => Outcome::Unknown,
+            Some(order) if order.uid != uid => Outcome::NotYours,
+            Some(order) => Outcome::Done(order),
+        })
+    }
+
+    /// After a guarded UPDATE changed nothing: why, from the order as it is now.
+    async fn explain(&self, id: i64, uid: &str) -> Result<Outcome> {
+        Ok(match self.load(id).await? {
+            None => Outcome::Unknown,
+            Some(order) if order.uid != uid => Outcome::NotYours,
+            Some(order) => Outcome::Refused {
+                code: order.refusal(OffsetDateTime::now_utc()),
+                order,
+            },
+        })
+    }
+
+    /// Marks the order paid if it is still a live hold; the same payment id again answers the
+    /// same. A payment after expiry is refused `hold_expired` (the shop refunds).
+    pub async fn pay(&self, id: i64, uid: &str, payment_id: &str) -> Result<Outcome> {
+        let client = self.db.client().await?;
+        let paid = client
+            .query_opt(
+                &format!(
+                    "UPDATE orders SET status = 'paid', payment_id = $3, paid_at = now()
+                     WHERE id = $1 AND uid = $2 AND status = 'pending' AND expires_at > now()
+                     RETURNING {ORDER_COLUMNS}"
+                ),
+                &[&id, &uid, &payment_id],
+            )
+            .await;
+        let outcome = match paid {
+            Ok(Some(row)) => Outcome::Done(Order::from_row(&row)),
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => match self.load(id).await? {
+                Some(order) if order.uid == uid => Outcome::Refused {
+                    code: "payment_id_used",
+                    order,
+                },
+                Some(_) => Outcome::NotYours,
+                None => Outcome::Unknown,
+            },
+            Err(e) => return Err(Error::postgres("pay order")(e)),
+            Ok(None) => match self.explain(id, uid).await? {
+                Outcome::Refused { order, .. }
+                    if order.status == "paid"
+                        && order.payment_id.as_deref() == Some(payment_id) =>
+                {
+                    Outcome::Done(order)
+                }
+                other => other,
+            },
+        };
+        if let Outcome::Done(order) = &outcome {
+            self.metrics.hold("paid");
+            tracing::info!(order = order.id, %uid, payment_id, "order paid");
+        }
+        Ok(outcome)
+    }
+
+    /// Extends a live hold once, by `extend_seconds`, up to `max_hold_seconds` from creation.
+    pub async fn extend(&self, id: i64, uid: &str) -> Result<Outcome> {
+        let client = self.db.client().await?;
+        let extend = f64::from(self.config.extend_seconds);
+        let max = f64::from(self.config.max_hold_seconds);
+        let row = client
+            .query_opt(
+                &format!(
+                    "UPDATE orders SET extended = true,
+                        expires_at = least(expires_at + make_interval(secs => $3),
+                                           created_at + make_interval(secs => $4))
+                     WHERE id = $1 AND uid = $2 AND status = 'pending' AND NOT extended
+                       AND expires_at > now()
+                     RETURNING {ORDER_COLUMNS}"
+                ),
+                &[&id, &uid, &extend, &max],
+            )
+            .await
+            .map_err(Error::postgres("extend hold"))?;
+        Ok(match row {
+            Some(row) => {
+                self.metrics.hold("extended");
+                Outcome::Done(Order::from_row(&row))
+            }
+            None => match self.explain(id, uid).await? {
+                Outcome::Refused { order, .. } if order.status == "pending" && order.extended => {
+                    Outcome::Refused {
+                        code: "already_extended",
+                        order,
+                    }
+                }
+                other => other,
+            },
+        })
+    }
+
+    /// Cancels a live hold and gives its unit back. `uid` is the owner's (a user cancelling);
+    /// `None` is the sweeper, which cancels only expired holds.
+    pub async fn cancel(&self, id: i64, uid: Option<&str>) -> Result<Outcome> {
+        let reason = if uid.is_some() { "user" } else { "expired" };
+        let mut client = self.db.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(Error::postgres("begin cancel"))?;
+        let lock = if uid.is_some() {
+            "FOR UPDATE"
+        } else {
+            "FOR UPDATE SKIP LOCKED"
+        };
+        let Some(row) = tx
+            .query_opt(
+                &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 {lock}"),
+                &[&id],
+            )
+            .await
+            .map_err(Error::postgres("lock order"))?
+        else {
+            return Ok(Outcome::Unknown);
+        };
+        let order = Order::from_row(&row);
+        if uid.is_some_and(|u| u != order.uid) {
+            return Ok(Outcome::NotYours);
+        }
+        let now = OffsetDateTime::now_utc();
+        let expired = order.expires_at <= now;
+        if order.status != "pending" || (uid.is_none() && !expired) {
+            let code = if order.status == "pending" {
+                "not_expired"
+            } else {
+                order.refusal(now)
+            };
+            return Ok(Outcome::Refused { code, order });
+        }
+        let gid = tx
+            .query_one("SELECT gid FROM orders WHERE id = $1", &[&id])
+            .await
+            .map_err(Error::postgres("order gid"))?
+            .get::<_, String>(0);
+        let barrier = tx
+            .execute(
+                "INSERT INTO barriers (gid, branch, op) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&gid, &CANCEL_BRANCH, &OP_CANCEL],
+            )
+            .await
+            .map_err(Error::postgres("cancel barrier"))?;
+        if barrier == 0 {
+            return Ok(Outcome::Refused {
+                code: "order_cancelled",
+                order,
+            });
+        }
+        let row = tx
+            .query_one(
+                &format!(
+                    "UPDATE orders SET status = 'cancelled', cancelled_at = now(), cancel_reason = $2
+                     WHERE id = $1 RETURNING {ORDER_COLUMNS}"
+                ),
+                &[&id, &reason],
+            )
+            .await
+            .map_err(Error::postgres("cancel order"))?;
+        tx.execute(
+            "UPDATE sales SET sold = sold - 1 WHERE id = $1",
+            &[&order.sale],
+        )
+        .await
+        .map_err(Error::postgres("release unit"))?;
+        tx.execute(
+            "INSERT INTO returns (order_id, sale_id, gid) VALUES ($1, $2, $3)",
+            &[&id, &order.sale, &gid],
+        )
+        .await
+        .map_err(Error::postgres("record return"))?;
+        tx.commit()
+            .await
+            .map_err(Error::postgres("commit cancel"))?;
+        self.metrics.hold(if uid.is_some() {
+            "cancelled"
+        } else {
+            "expired"
+        });
+        tracing::info!(order = id, sale = order.sale, reason, "hold cancelled");
+        crash::point(crash::Point::AfterCancel);
+        if let Err(error) = self.give_back(order.sale, id).await {
+            tracing::warn!(order = id, %error, "unit return left to recovery");
+        }
+        Ok(Outcome::Done(Order::from_row(&row)))
+    }
+
+    /// The Redis side of a return, then the `returns` row marked done. Idempotent.
+    async fn give_back(&self, sale: i64, order: i64) -> Result<()> {
+        if self.redis.restock(sale, order).await? {
+            self.metrics.hold("returned");
+            tracing::info!(order, sale, "unit back in stock");
+        }
+        let client = self.db.client().await?;
+        client
+            .execute(
+                "UPDATE returns SET done_at = now() WHERE order_id = $1 AND done_at IS NULL",
+                &[&order],
+            )
+            .await
+            .map_err(Error::postgres("close return"))?;
+        Ok(())
+    }
+
+    /// Cancels up to `sweep_batch` expired holds; returns how many it cancelled.
+    pub async fn sweep_once(&self) -> Result<usize> {
+        let batch = i64::from(self.config.sweep_batch);
+        let ids: Vec<i64> = {
+            let client = self.db.client().await?;
+            client
+                .query(
+                    "SELECT id FROM orders WHERE status = 'pending' AND expires_at <= now()
+                     ORDER BY expires_at LIMIT $1",
+                    &[&batch],
+                )
+                .await
+                .map_err(Error::postgres("find expired holds"))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect()
+        };
+        let mut cancelled = 0;
+        for id in ids {
+            if matches!(self.cancel(id, None).await?, Outcome::Done(_)) {
+                cancelled += 1;
+            }
+        }
+        Ok(cancelled)
+    }
+
+    /// Finishes the returns left open longer than `older_than` (an origin died between the
+    /// database cancel and the Redis return); returns how many it finished.
+    pub async fn finish_returns(&self, older_than: Duration) -> Result<usize> {
+        let rows = {
+            let client = self.db.client().await?;
+            client
+                .query(
+                    "SELECT order_id, sale_id FROM returns
+                     WHERE done_at IS NULL AND created_at < now() - make_interval(secs => $1)
+                     LIMIT 1000",
+                    &[&older_than.as_secs_f64()],
+                )
+                .await
+                .map_err(Error::postgres("find open returns"))?
+        };
+        for row in &rows {
+            let (order, sale): (i64, i64) = (row.get(0), row.get(1));
+            self.give_back(sale, order).await?;
+            self.metrics.recovery("return");
+            tracing::info!(order, sale, "unit return recovered");
+        }
+        Ok(rows.len())
+    }
+
+    /// Units cancelled in the database and not yet back in Redis, for reconcile.
+    pub async fn returning(&self, sale: i64) -> Result<i64> {
+        let client = self.db.client().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM returns WHERE sale_id = $1 AND done_at IS NULL",
+                &[&sale],
+            )
+            .await
+            .map_err(Error::postgres("count open returns"))?;
+        Ok(row.get(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn refusals_say_why() {
+        let now = datetime!(2026-11-22 12:00 UTC);
+        let order = |status: &str, expires: OffsetDateTime, reason: Option<&str>| Order {
+            id: 1,
+            sale: 1,
+            uid: "u".into(),
+            status: status.into(),
+            created_at: now,
+            expires_at: expires,
+            extended: false,
+            payment_id: None,
+            cancel_reason: reason.map(str::to_string),
+        };
+        let later = now + time::Duration::minutes(5);
+        let check = |o: Order, expected: &str| assert_eq!(o.refusal(now), expected, "{o:?}");
+        check(order("pending", now, None), "hold_expired");
+        check(order("cancelled", now, Some("expired")), "hold_expired");
+        check(order("cancelled", now, Some("user")), "order_cancelled");
+        check(order("paid", later, None), "already_paid");
+        check(order("rejected", now, None), "order_rejected");
+        assert_eq!(order("pending", later, None).hold_remaining(now), 300);
+        assert_eq!(order("paid", later, None).hold_remaining(now), 0);
+    }
+}
