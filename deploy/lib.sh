@@ -36,6 +36,9 @@ load_settings() {
     REDIS_PORT="${REDIS_PORT:-6380}"
     PG_PORT="${PG_PORT:-5433}"
     STATE_DIR="${STATE_DIR:-$ROOT/state}"
+    # Address blocks (CIDR or address, separated by spaces or commas) whose X-Forwarded-For nginx
+    # believes: the CDN's in production; locally the machine itself.
+    NGINX_TRUSTED_CDN="${NGINX_TRUSTED_CDN:-127.0.0.1}"
 
     local name value
     for name in NGINX_PORT EDGE_PORT EDGE_ADMIN_PORT ORIGIN_PORT REDIS_PORT PG_PORT; do
@@ -57,6 +60,15 @@ load_settings() {
     [[ -n $STATE_DIR && $STATE_DIR != "$CALLER_DIR" ]] || die "STATE_DIR must name a folder of its own"
     [[ $STATE_DIR != *"'"* ]] || die "STATE_DIR must not contain a single quote: $STATE_DIR"
 
+    local block
+    TRUSTED_CDN_BLOCKS=()
+    for block in ${NGINX_TRUSTED_CDN//,/ }; do
+        [[ $block =~ ^[0-9A-Fa-f.:]+(/[0-9]{1,3})?$ ]] ||
+            die "NGINX_TRUSTED_CDN: $block is not an address or CIDR block"
+        TRUSTED_CDN_BLOCKS+=("$block")
+    done
+    ((${#TRUSTED_CDN_BLOCKS[@]} > 0)) || die "NGINX_TRUSTED_CDN names no address block"
+
     # Where cargo puts the binaries; cargo runs from the root, so a relative path is from there.
     TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
     [[ $TARGET_DIR == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
@@ -67,6 +79,12 @@ load_settings() {
     PG_DIR="$STATE_DIR/pg"
     PG_DATA="$PG_DIR/data"
     PG_SOCK="$PG_DIR/sock"
+    # nginx's prefix: its rendered config, pid, logs, temp files and micro-cache.
+    NGINX_DIR="$STATE_DIR/nginx"
+    NGINX_CONF="$NGINX_DIR/nginx.conf"
+    NGINX_TEMPLATE="$ROOT/nginx/nginx.conf.template"
+    # Served by nginx at /static/.
+    STATIC_DIR="$ROOT/static"
     # Written by deploy/up; deploy/down --purge deletes only a folder that has it.
     STATE_MARK="$STATE_DIR/.flash-state"
 }
@@ -116,8 +134,11 @@ find_pg_bin() {
 }
 
 # Installs the Debian packages of whatever is missing among redis-server, the PostgreSQL server,
-# nginx and curl: with apt-get when root, otherwise says what to run and exits non-zero.
+# nginx and curl (and, with --browser, chromium and chromedriver for the browser test): with
+# apt-get when root, otherwise says what to run and exits non-zero.
 ensure_packages() {
+    local browser=false
+    [[ ${1:-} != --browser ]] || browser=true
     local -a missing=() packages=()
     if ! command -v redis-server >/dev/null 2>&1; then
         missing+=("redis-server")
@@ -135,8 +156,16 @@ ensure_packages() {
         missing+=("curl")
         packages+=("curl")
     fi
+    if $browser && [[ ! -x /usr/bin/chromium ]]; then
+        missing+=("/usr/bin/chromium")
+        packages+=("chromium")
+    fi
+    if $browser && [[ ! -x /usr/bin/chromedriver ]]; then
+        missing+=("/usr/bin/chromedriver")
+        packages+=("chromium-driver")
+    fi
     if ((${#packages[@]} == 0)); then
-        say "prerequisites present: redis-server, PostgreSQL ($(find_pg_bin)), nginx, curl"
+        say "prerequisites present: redis-server, PostgreSQL ($(find_pg_bin)), nginx, curl$($browser && printf ', chromium, chromedriver')"
         return 0
     fi
 
@@ -162,6 +191,10 @@ ensure_packages() {
     find_pg_bin >/dev/null || die "initdb/postgres still missing after installing postgresql"
     command -v nginx >/dev/null 2>&1 || die "nginx still missing after installing nginx-light"
     command -v curl >/dev/null 2>&1 || die "curl still missing after installing curl"
+    if $browser; then
+        [[ -x /usr/bin/chromium ]] || die "/usr/bin/chromium still missing after installing chromium"
+        [[ -x /usr/bin/chromedriver ]] || die "/usr/bin/chromedriver still missing after installing chromium-driver"
+    fi
     say "installed ${packages[*]}"
 }
 
@@ -199,9 +232,11 @@ live_pid() {
 }
 
 # Stops the process recorded in pid file $2 (a service called $1, command line containing $3):
-# SIGTERM, up to 10 s for it to exit, then SIGKILL. Removes the pid file.
+# signal $4 (default TERM; nginx gets QUIT, its graceful stop), up to 10 s for it to exit, then
+# SIGKILL to it and to its own children (nginx's workers, found by parent pid, never by name).
+# Removes the pid file.
 stop_pid() {
-    local name="$1" file="$2" expect="$3" pid waited=0
+    local name="$1" file="$2" expect="$3" signal="${4:-TERM}" pid waited=0 child
     if ! pid="$(live_pid "$file" "$expect")"; then
         if [[ -e $file ]]; then
             say "$name: not running (stale pid file removed)"
@@ -211,11 +246,14 @@ stop_pid() {
         fi
         return 0
     fi
-    say "$name: stopping pid $pid (SIGTERM)"
-    kill -TERM "$pid" 2>/dev/null || true
+    say "$name: stopping pid $pid (SIG$signal)"
+    kill "-$signal" "$pid" 2>/dev/null || true
     while pid_running "$pid"; do
         if ((waited >= 100)); then
             warn "$name: pid $pid still running after 10 s: SIGKILL"
+            for child in $(child_pids "$pid"); do
+                kill -KILL "$child" 2>/dev/null || true
+            done
             kill -KILL "$pid" 2>/dev/null || true
             break
         fi
@@ -224,6 +262,19 @@ stop_pid() {
     done
     rm -f "$file"
     say "$name: stopped"
+}
+
+# Prints the pids of the children of process $1 (from /proc: their parent pid is $1).
+child_pids() {
+    local stat rest
+    for stat in /proc/[0-9]*/stat; do
+        rest="$(cat "$stat" 2>/dev/null)" || continue
+        rest="${rest##*) }"
+        rest="${rest#* }"
+        [[ ${rest%% *} == "$1" ]] || continue
+        stat="${stat#/proc/}"
+        printf '%s\n' "${stat%/stat}"
+    done
 }
 
 # True when something accepts TCP connections on 127.0.0.1:$1.
@@ -270,4 +321,72 @@ as_user() {
 pg_running() {
     [[ -f $PG_DATA/PG_VERSION ]] || return 1
     as_user "$(pg_user)" "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1
+}
+
+# ---- nginx -------------------------------------------------------------------------------------
+
+# The `user` line of nginx's config (the @USER@ placeholder) for a prefix $1 and a static folder
+# $2. Not root: a comment (nginx cannot switch users; the workers run as we do). Root: the
+# workers drop to www-data (Debian's nginx user; else nobody), which must be able to reach the
+# prefix (the master creates the temp and cache folders in it for them) and read the static
+# folder; when a parent folder is closed to it, the workers run as root, with a warning.
+nginx_user_line() {
+    local prefix="$1" static="$2" user
+    if ((EUID != 0)); then
+        printf '# not run as root: the workers run as %s, like the master\n' "$(id -un)"
+        return 0
+    fi
+    user=www-data
+    id -u "$user" >/dev/null 2>&1 || user=nobody
+    if as_user "$user" test -x "$prefix" && as_user "$user" test -r "$static" &&
+        as_user "$user" test -x "$static"; then
+        printf 'user %s %s;\n' "$user" "$(id -gn "$user")"
+    else
+        warn "nginx: user $user cannot reach $prefix or read $static (a parent folder is closed to it): its workers run as root"
+        printf 'user root root;\n'
+    fi
+}
+
+# Renders the nginx template $1 into $2 (written whole, then moved in place). $3: the prefix,
+# $4: the port, $5: the static folder, $6: the @USER@ line, then one HOST:PORT per edge. The
+# trusted blocks come from NGINX_TRUSTED_CDN. The placeholders are documented at the top of the
+# template; tests/src/nginx_server.rs renders it the same way.
+render_nginx_conf() {
+    local template="$1" dst="$2" prefix="$3" port="$4" static="$5" user_line="$6"
+    shift 6
+    local path edge block upstreams="" trusted="" text
+    for path in "$prefix" "$static"; do
+        [[ $path == /* && $path != *[[:space:]\;\{\}\$\"\'\\#]* ]] ||
+            die "nginx: $path must be an absolute path without spaces, quotes or ;{}\$\\#"
+    done
+    (($# > 0)) || die "nginx: no edge to send requests to"
+    for edge in "$@"; do
+        [[ $edge =~ ^[A-Za-z0-9.:\[\]-]+:[0-9]+$ ]] || die "nginx: edge $edge is not HOST:PORT"
+        upstreams+="server $edge; "
+    done
+    for block in "${TRUSTED_CDN_BLOCKS[@]}"; do
+        trusted+="set_real_ip_from $block; "
+    done
+    text="$(<"$template")" || die "nginx: cannot read $template"
+    # Quoted replacements: taken literally (bash 5.2 would otherwise expand & in them).
+    text="${text//@PREFIX@/"$prefix"}"
+    text="${text//@NGINX_PORT@/"$port"}"
+    text="${text//@STATIC_ROOT@/"$static"}"
+    text="${text//@EDGE_UPSTREAMS@/"$upstreams"}"
+    text="${text//@TRUSTED_CDN@/"$trusted"}"
+    text="${text//@USER@/"$user_line"}"
+    if [[ $text =~ @[A-Z_]+@ ]]; then
+        die "nginx: $template has a placeholder this script does not fill: ${BASH_REMATCH[0]}"
+    fi
+    printf '%s\n' "$text" >"$dst.tmp"
+    mv "$dst.tmp" "$dst"
+}
+
+# Runs `nginx -t` on config $2 with prefix $1; on failure prints its output and returns non-zero.
+nginx_test_config() {
+    local out
+    if ! out="$(nginx -t -q -p "$1/" -c "$2" 2>&1)"; then
+        printf '%s\n' "$out" >&2
+        return 1
+    fi
 }
