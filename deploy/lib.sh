@@ -355,13 +355,15 @@ render_nginx_conf() {
     local template="$1" dst="$2" prefix="$3" port="$4" static="$5" user_line="$6"
     shift 6
     local path edge block upstreams="" trusted="" text
+    # HOST:PORT, HOST a name, an IPv4 address or a bracketed IPv6 one (`]` first in a bracket).
+    local host_port='^[][A-Za-z0-9.:-]+:[0-9]+$'
     for path in "$prefix" "$static"; do
         [[ $path == /* && $path != *[[:space:]\;\{\}\$\"\'\\#]* ]] ||
             die "nginx: $path must be an absolute path without spaces, quotes or ;{}\$\\#"
     done
     (($# > 0)) || die "nginx: no edge to send requests to"
     for edge in "$@"; do
-        [[ $edge =~ ^[A-Za-z0-9.:\[\]-]+:[0-9]+$ ]] || die "nginx: edge $edge is not HOST:PORT"
+        [[ $edge =~ $host_port ]] || die "nginx: edge $edge is not HOST:PORT"
         upstreams+="server $edge; "
     done
     for block in "${TRUSTED_CDN_BLOCKS[@]}"; do

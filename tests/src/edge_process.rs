@@ -185,6 +185,11 @@ impl EdgeProcess {
         Ok(())
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
     /// Sends SIGHUP (reload the config).
     pub fn sighup(&self) -> anyhow::Result<()> {
         let pid = self

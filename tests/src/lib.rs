@@ -2,8 +2,10 @@
 //! free loopback ports in temp dirs, and stopped when dropped.
 #![forbid(unsafe_code)]
 
-pub mod browser;
+pub mod bench;
+pub mod crowd;
 pub mod edge_process;
+pub mod load;
 pub mod net;
 pub mod nginx_server;
 pub mod origin_process;

@@ -134,6 +134,11 @@ impl OriginProcess {
         Ok(())
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
     /// Waits for the process to exit by itself (a crash point), up to `deadline`.
     pub async fn wait_exit(&mut self, deadline: Duration) -> anyhow::Result<ExitStatus> {
         let child = self.child.as_mut().context("origin not running")?;

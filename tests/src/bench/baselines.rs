@@ -1,0 +1,142 @@
+//! The baselines measured in the same run as the stack: a bare hyper "hello" server, a bare nginx
+//! answering `return 200` (same nginx binary, same worker settings as the stack's), and
+//! `redis-benchmark` running the project's own reserve script by EVALSHA.
+
+use std::{path::Path, process::Stdio, time::Duration};
+
+use anyhow::{bail, Context};
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+
+use crate::{net, nginx_server::nginx_binary, wait};
+
+/// A baseline server process, killed when dropped.
+pub struct Baseline {
+    pub url: String,
+    _child: Child,
+    _dir: Option<TempDir>,
+}
+
+async fn answering(url: &str) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    wait::until(url, Duration::from_secs(20), || {
+        let req = http.get(url).send();
+        async move { Ok(req.await?.status().is_success()) }
+    })
+    .await?;
+    Ok(())
+}
+
+/// `hello-server` from `bin_dir`.
+pub async fn hello(bin_dir: &Path) -> anyhow::Result<Baseline> {
+    let port = net::free_port();
+    let child = Command::new(bin_dir.join("hello-server"))
+        .arg("--port")
+        .arg(port.to_string())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("hello-server")?;
+    let url = format!("http://127.0.0.1:{port}/");
+    answering(&url).await?;
+    Ok(Baseline {
+        url,
+        _child: child,
+        _dir: None,
+    })
+}
+
+/// nginx with one `location / { return 200; }`.
+pub async fn nginx_return_200() -> anyhow::Result<Baseline> {
+    let dir = tempfile::Builder::new().prefix("nginx-200-").tempdir()?;
+    let port = net::free_port();
+    let prefix = dir.path().display().to_string();
+    let user = if nix::unistd::geteuid().is_root() {
+        "user root root;"
+    } else {
+        ""
+    };
+    let conf = format!(
+        "{user}\nworker_processes auto;\ndaemon off;\npid {prefix}/nginx.pid;\n\
+         error_log {prefix}/error.log warn;\nevents {{ worker_connections 4096; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {prefix}/body;\n  proxy_temp_path {prefix}/proxy;\n\
+         fastcgi_temp_path {prefix}/fastcgi;\n  uwsgi_temp_path {prefix}/uwsgi;\n  scgi_temp_path {prefix}/scgi;\n\
+         keepalive_requests 100000;\n  server {{\n    listen 127.0.0.1:{port};\n\
+         location / {{ return 200 \"ok\"; }}\n  }}\n}}\n"
+    );
+    let path = dir.path().join("nginx.conf");
+    std::fs::write(&path, conf)?;
+    let child = Command::new(nginx_binary())
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("nginx")?;
+    let url = format!("http://127.0.0.1:{port}/");
+    answering(&url).await?;
+    Ok(Baseline {
+        url,
+        _child: child,
+        _dir: Some(dir),
+    })
+}
+
+/// `redis-benchmark` of `reserve.lua` by EVALSHA on sale `sale` with random uids, at
+/// `concurrency`: requests per second.
+pub async fn redis_reserve(
+    redis_port: u16,
+    lua_dir: &Path,
+    sale: i64,
+    concurrency: usize,
+    requests: u64,
+) -> anyhow::Result<f64> {
+    let script = std::fs::read_to_string(lua_dir.join("reserve.lua"))?;
+    let load = Command::new("redis-cli")
+        .args(["-p", &redis_port.to_string(), "SCRIPT", "LOAD", &script])
+        .output()
+        .await
+        .context("redis-cli")?;
+    let sha = String::from_utf8_lossy(&load.stdout).trim().to_string();
+    if sha.len() != 40 {
+        bail!("SCRIPT LOAD answered {sha:?}");
+    }
+    let tag = format!("{{s:{sale}}}");
+    let out = Command::new("redis-benchmark")
+        .args([
+            "-p",
+            &redis_port.to_string(),
+            "-c",
+            &concurrency.to_string(),
+        ])
+        .args([
+            "-n",
+            &requests.to_string(),
+            "-r",
+            "1000000000",
+            "--csv",
+            "EVALSHA",
+            &sha,
+            "4",
+        ])
+        .arg(format!("{tag}:stock"))
+        .arg(format!("{tag}:b:{sale}/__rand_int__"))
+        .arg(format!("{tag}:tx:{sale}/__rand_int__"))
+        .arg(format!("{tag}:due"))
+        .arg(format!("{sale}/__rand_int__"))
+        .arg("bench-user")
+        .arg("60000")
+        .arg(format!("{tag}:events"))
+        .output()
+        .await
+        .context("redis-benchmark")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter_map(|l| l.split(',').nth(1))
+        .filter_map(|v| v.trim_matches('"').parse::<f64>().ok())
+        .next()
+        .with_context(|| format!("redis-benchmark output: {text}"))
+}

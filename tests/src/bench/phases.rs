@@ -1,0 +1,373 @@
+//! The benchmark's phases, each measured in the same run as its baseline: the sold-out path
+//! against nginx `return 200`; the live path against `redis-benchmark` of the reserve script,
+//! with the Redis round trips of winners, losers and sold-out attempts; sold-out propagation to
+//! every edge; a crowd of users and bots; the edge's memory after a million distinct clients;
+//! recovery after the origin is killed mid-crowd.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use super::{
+    baselines, measure,
+    system::{self, counter_sum, median, round_trips},
+    world::World,
+};
+use crate::{
+    crowd::{self, CrowdConfig},
+    edge_process::USER_JWT_SECRET,
+    load::closed_loop::{self, ClosedLoop, LoopReport},
+    wait,
+};
+
+/// Concurrency of the closed loops (connections).
+pub const CONCURRENCY: usize = 64;
+
+fn spec(url: String, body: &str, headers: Vec<(String, String)>, seconds: f64) -> ClosedLoop {
+    ClosedLoop {
+        url,
+        method: "POST".into(),
+        body: body.into(),
+        headers,
+        concurrency: CONCURRENCY,
+        duration: Duration::from_secs_f64(seconds),
+    }
+}
+
+fn latency(report: &LoopReport) -> Value {
+    json!({"p50_us": report.p50_us, "p99_us": report.p99_us, "p999_us": report.p999_us})
+}
+
+async fn round_trip_count(world: &World) -> anyhow::Result<u64> {
+    let stats = world.stack.redis.command_stats().await?;
+    Ok(round_trips(
+        &stats,
+        &system::commands_inside_scripts(&world.lua_dir()),
+    ))
+}
+
+async fn origin_reservations(world: &World) -> anyhow::Result<f64> {
+    Ok(counter_sum(
+        &world.origin_metrics().await?,
+        "origin_reservations_total",
+    ))
+}
+
+/// Sold out: buy attempts through nginx after sell-out, against nginx `return 200` and, for the
+/// edge's own overhead, the edge alone against a bare hyper server; medians of `rounds`.
+pub async fn sold_out(world: &World, rounds: usize, seconds: f64) -> anyhow::Result<Value> {
+    let nginx_200 = baselines::nginx_return_200().await?;
+    let hello = baselines::hello(&world.bin_dir).await?;
+    let sale = world.create_sale(1).await?;
+    let buyers = world.buyers(sale, "last", 1, 1).await?;
+    measure::buy_all(&world.nginx.url(), sale, buyers, 1).await?;
+    wait_sold_out_everywhere(world, sale).await?;
+
+    let buy = format!("/api/sales/{sale}/buy");
+    let body = "{\"pass_token\":\"x\"}";
+    let xff = vec![("x-forwarded-for".to_string(), "{ip}".to_string())];
+    let before_cmds = round_trip_count(world).await?;
+    let before_origin = origin_reservations(world).await?;
+    let (mut stack, mut bare, mut edge, mut hyper) = (vec![], vec![], vec![], vec![]);
+    let mut last = None;
+    let mut attempts = 0;
+    for _ in 0..rounds {
+        let s = closed_loop::run(&spec(
+            format!("{}{buy}", world.nginx.url()),
+            body,
+            xff.clone(),
+            seconds,
+        ))
+        .await?;
+        let n = closed_loop::run(&spec(nginx_200.url.clone(), body, xff.clone(), seconds)).await?;
+        let e = closed_loop::run(&spec(
+            format!("{}{buy}", world.edges[0].url()),
+            body,
+            xff.clone(),
+            seconds,
+        ))
+        .await?;
+        let h = closed_loop::run(&spec(hello.url.clone(), body, vec![], seconds)).await?;
+        attempts += s.requests + e.requests;
+        stack.push(s.rps);
+        bare.push(n.rps);
+        edge.push(e.rps);
+        hyper.push(h.rps);
+        last = Some((s, n, e, h));
+    }
+    let redis_cmds = round_trip_count(world).await? - before_cmds;
+    let origin_requests = origin_reservations(world).await? - before_origin;
+    let (s, n, e, h) = last.context("no round")?;
+    let (stack_rps, bare_rps) = (median(&mut stack), median(&mut bare));
+    let (edge_rps, hyper_rps) = (median(&mut edge), median(&mut hyper));
+    Ok(json!({
+        "phase": "sold_out",
+        "rounds": rounds,
+        "stack_rps": stack_rps,
+        "nginx_return_200_rps": bare_rps,
+        "ratio_vs_nginx": stack_rps / bare_rps,
+        "edge_alone_rps": edge_rps,
+        "hyper_hello_rps": hyper_rps,
+        "edge_ratio_vs_hyper": edge_rps / hyper_rps,
+        "statuses": s.statuses,
+        "attempts": attempts,
+        "redis_commands": redis_cmds,
+        "origin_requests": origin_requests,
+        "latency_stack": latency(&s),
+        "latency_nginx_200": latency(&n),
+        "latency_edge_alone": latency(&e),
+        "latency_hyper": latency(&h),
+    }))
+}
+
+async fn wait_sold_out_everywhere(world: &World, sale: i64) -> anyhow::Result<Duration> {
+    let http = &world.stack.http;
+    let urls: Vec<String> = world
+        .edges
+        .iter()
+        .map(|e| format!("{}/api/sales/{sale}/buy", e.url()))
+        .collect();
+    let urls = &urls;
+    wait::until(
+        "every edge answers sold out",
+        Duration::from_secs(30),
+        || async move {
+            for url in urls {
+                let status = http
+                    .post(url)
+                    .json(&json!({"pass_token": "x"}))
+                    .send()
+                    .await?
+                    .status();
+                if status != 410 {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        },
+    )
+    .await
+}
+
+/// Live: buyers with pass tokens buy through nginx while stock lasts; then duplicates (losing
+/// attempts) on the still-open sale. Redis round trips per winner and per loser; the reserve
+/// script under `redis-benchmark` at the same concurrency.
+pub async fn live(world: &World, winners: usize) -> anyhow::Result<Value> {
+    let sale = world.create_sale(i64::try_from(winners * 2)?).await?;
+    let buyers = world.buyers(sale, "win", winners, CONCURRENCY).await?;
+    world.stack.redis.reset_stats().await?;
+    let won = measure::buy_all(&world.nginx.url(), sale, buyers, CONCURRENCY).await?;
+    let winner_cmds = round_trip_count(world).await?;
+    let losers = world.buyers(sale, "win", winners / 2, CONCURRENCY).await?;
+    world.stack.redis.reset_stats().await?;
+    let lost = measure::buy_all(&world.nginx.url(), sale, losers, CONCURRENCY).await?;
+    let loser_cmds = round_trip_count(world).await?;
+
+    let bench_sale = world.create_sale(10_000_000).await?;
+    let mut redis = Vec::new();
+    for _ in 0..3 {
+        redis.push(
+            baselines::redis_reserve(
+                world.stack.redis.port(),
+                &world.lua_dir(),
+                bench_sale,
+                CONCURRENCY,
+                200_000,
+            )
+            .await?,
+        );
+    }
+    let redis_rps = median(&mut redis);
+    let live_rps = won.attempts as f64 / won.seconds;
+    Ok(json!({
+        "phase": "live",
+        "winners": won.statuses.get(&200).copied().unwrap_or(0),
+        "attempts": won.attempts,
+        "live_rps": live_rps,
+        "redis_benchmark_evalsha_reserve_rps": redis_rps,
+        "ratio_vs_redis": live_rps / redis_rps,
+        "statuses": won.statuses,
+        "latency": {"p50_us": won.p50_us, "p99_us": won.p99_us, "p999_us": won.p999_us},
+        "redis_cmds_per_winner": winner_cmds as f64 / won.attempts.max(1) as f64,
+        "loser_attempts": lost.attempts,
+        "loser_statuses": lost.statuses,
+        "redis_cmds_per_loser": loser_cmds as f64 / lost.attempts.max(1) as f64,
+        "loser_rps": lost.attempts as f64 / lost.seconds,
+        "loser_latency": {"p50_us": lost.p50_us, "p99_us": lost.p99_us, "p999_us": lost.p999_us},
+    }))
+}
+
+/// Time from the last unit's `200` to every edge answering 410 from memory.
+pub async fn propagation(world: &World) -> anyhow::Result<Value> {
+    let mut delays = Vec::new();
+    for _ in 0..5 {
+        let sale = world.create_sale(1).await?;
+        let buyers = world.buyers(sale, "prop", 1, 1).await?;
+        let bought = measure::buy_all(&world.nginx.url(), sale, buyers, 1).await?;
+        anyhow::ensure!(
+            bought.statuses.get(&200) == Some(&1),
+            "the unit was not sold: {:?}",
+            bought.statuses
+        );
+        let started = Instant::now();
+        wait_sold_out_everywhere(world, sale).await?;
+        delays.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(json!({"phase": "propagation", "median_ms": median(&mut delays.clone()), "runs_ms": delays}))
+}
+
+/// A crowd of `users` (20% bots of every kind) for 100 units, through nginx: origin requests per
+/// unit, bot units, conservation.
+pub async fn crowd(world: &World, users: usize) -> anyhow::Result<(Value, crowd::Report)> {
+    let sale = world.create_sale(100).await?;
+    let before = origin_reservations(world).await?;
+    let mut config = CrowdConfig::new(world.nginx.url(), sale, Some(USER_JWT_SECRET.to_string()));
+    config.users = users;
+    config.concurrency = 256;
+    config.spread_ips = true;
+    let report = crowd::run(config).await?;
+    let origin_requests = origin_reservations(world).await? - before;
+    let books = world
+        .stack
+        .wait_balanced(sale, Duration::from_secs(60))
+        .await?;
+    let (ok, reconcile) = world.stack.reconcile(sale, false).await?;
+    Ok((
+        json!({
+            "phase": "crowd",
+            "users": users,
+            "units": books.live(),
+            "origin_requests": origin_requests,
+            "origin_requests_per_unit": origin_requests / books.live().max(1) as f64,
+            "bot_units": report.summary.bot_units,
+            "crowd_rps": report.summary.rps,
+            "elapsed_s": report.summary.elapsed_s,
+            "drift": reconcile["drift"],
+            "reconcile_ok": ok,
+        }),
+        report,
+    ))
+}
+
+/// The edge's memory after `clients` requests from distinct IPs and uids (each passes the IP
+/// limiter, which keys them, and the identity check; the pass token is refused).
+pub async fn memory(world: &World, clients: usize) -> anyhow::Result<Value> {
+    let sale = world.create_sale(1_000_000).await?;
+    let edge = &world.edges[0];
+    let pid = edge.pid().context("edge pid")?;
+    let (rss_before, _) = system::rss_mb(pid);
+    let url = format!("{}/api/sales/{sale}/buy", edge.url());
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let per = clients / CONCURRENCY;
+    for w in 0..CONCURRENCY {
+        let url = url.clone();
+        let identity = edge::config::IdentityConfig {
+            algorithm: edge::config::Algorithm::HS256,
+            key: Some(USER_JWT_SECRET.into()),
+            ..edge::config::IdentityConfig::default()
+        };
+        tasks.spawn(async move {
+            let client: hyper_util::client::legacy::Client<
+                _,
+                http_body_util::Full<hyper::body::Bytes>,
+            > = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
+            let uri: hyper::Uri = url.parse()?;
+            let now = super::world::now_unix();
+            for i in 0..per {
+                let n = w * per + i;
+                let jwt = edge::identity::mint_dev_token(&identity, &format!("m{n}"), 3600, now)?;
+                let ip = format!("10.{}.{}.{}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);
+                let ip = if n >> 24 == 0 {
+                    ip
+                } else {
+                    format!("2001:db8::{n:x}")
+                };
+                let req = hyper::Request::post(uri.clone())
+                    .header("content-type", "application/json")
+                    .header("authorization", format!("Bearer {jwt}"))
+                    .header("x-forwarded-for", ip)
+                    .body(http_body_util::Full::new(hyper::body::Bytes::from_static(
+                        b"{\"pass_token\":\"x\"}",
+                    )))?;
+                let resp = client.request(req).await?;
+                http_body_util::BodyExt::collect(resp.into_body()).await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    for done in tasks.join_all().await {
+        done?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let (rss_after, peak) = system::rss_mb(pid);
+    let origin_pid = world.stack.origin.pid().context("origin pid")?;
+    let (origin_rss, origin_peak) = system::rss_mb(origin_pid);
+    let edge_peaks: Vec<f64> = world
+        .edges
+        .iter()
+        .filter_map(|e| e.pid())
+        .map(|p| system::rss_mb(p).1)
+        .collect();
+    Ok(json!({
+        "phase": "memory",
+        "clients": per * CONCURRENCY,
+        "seconds": elapsed,
+        "edge_rss_mb_before": rss_before,
+        "edge_rss_mb_after": rss_after,
+        "edge_peak_rss_mb": peak,
+        "edge_peak_rss_mb_all": edge_peaks,
+        "origin_rss_mb": origin_rss,
+        "origin_peak_rss_mb": origin_peak,
+    }))
+}
+
+/// The origin killed (SIGKILL) while a crowd buys, restarted at once: time from the restart
+/// until every orphan is completed, and the books after.
+pub async fn recovery(world: &mut World, buyers: usize) -> anyhow::Result<Value> {
+    let sale = world.create_sale(i64::try_from(buyers)?).await?;
+    let prepared = world.buyers(sale, "rec", buyers, CONCURRENCY).await?;
+    let base = world.nginx.url();
+    let buying = tokio::spawn(async move { measure::buy_all(&base, sale, prepared, 16).await });
+    let db = world.stack.postgres.client().await?;
+    let db = &db;
+    wait::until(
+        "a third of the units sold",
+        Duration::from_secs(60),
+        || async move {
+            let n: i64 = db
+                .query_one("SELECT count(*) FROM orders WHERE sale_id = $1", &[&sale])
+                .await?
+                .get(0);
+            Ok(n >= i64::try_from(buyers / 3)?)
+        },
+    )
+    .await?;
+    world.stack.origin.kill().await?;
+    let orphans = world.stack.books_redis_in_flight(sale).await?;
+    let restarted = Instant::now();
+    world.stack.origin.restart(None).await?;
+    world
+        .stack
+        .wait_quiet(sale, Duration::from_secs(60))
+        .await?;
+    let recovery_seconds = restarted.elapsed().as_secs_f64();
+    let bought = buying.await??;
+    let books = world
+        .stack
+        .wait_balanced(sale, Duration::from_secs(60))
+        .await?;
+    let (ok, reconcile) = world.stack.reconcile(sale, false).await?;
+    Ok(json!({
+        "phase": "recovery",
+        "orphans_at_kill": orphans,
+        "recovery_seconds": recovery_seconds,
+        "buy_statuses": bought.statuses,
+        "units": books.live(),
+        "drift": reconcile["drift"],
+        "reconcile_ok": ok,
+    }))
+}

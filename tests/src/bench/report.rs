@@ -1,0 +1,136 @@
+//! The benchmark's report: each phase's JSON object on its own line (for machines) and a table
+//! (for people), then the summary object with the keys the issue names, as the LAST line.
+
+use serde_json::{json, Value};
+
+/// Prints one phase's result: a line of JSON.
+pub fn line(value: &Value) {
+    println!("{value}");
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v[key].as_f64().unwrap_or(f64::NAN)
+}
+
+/// The summary object, from the phases' results.
+pub fn summary(
+    machine: &Value,
+    sold_out: &Value,
+    live: &Value,
+    propagation: &Value,
+    crowd: &Value,
+    memory: &Value,
+    recovery: &Value,
+) -> Value {
+    let drift = crowd["drift"]
+        .as_i64()
+        .unwrap_or(i64::MAX)
+        .abs()
+        .max(recovery["drift"].as_i64().unwrap_or(i64::MAX).abs());
+    json!({
+        "summary": true,
+        "machine": machine,
+        "soldout_ratio_vs_nginx": num(sold_out, "ratio_vs_nginx"),
+        "edge_soldout_ratio_vs_hyper": num(sold_out, "edge_ratio_vs_hyper"),
+        "live_ratio_vs_redis": num(live, "ratio_vs_redis"),
+        "redis_cmds_per_attempt": {
+            "loser": num(live, "redis_cmds_per_loser"),
+            "winner": num(live, "redis_cmds_per_winner"),
+            "soldout": num(sold_out, "redis_commands") / num(sold_out, "attempts").max(1.0),
+        },
+        "soldout_origin_requests": num(sold_out, "origin_requests"),
+        "origin_requests_per_unit": num(crowd, "origin_requests_per_unit"),
+        "propagation_ms": num(propagation, "median_ms"),
+        "recovery_seconds": num(recovery, "recovery_seconds"),
+        "edge_rss_mb_1m_clients": num(memory, "edge_peak_rss_mb"),
+        "origin_peak_rss_mb": num(memory, "origin_peak_rss_mb"),
+        "bot_units": crowd["bot_units"],
+        "drift": drift,
+    })
+}
+
+/// The table for people.
+pub fn table(summary: &Value, sold_out: &Value, live: &Value) -> String {
+    let s = summary;
+    let r = |v: &Value| {
+        v.as_f64()
+            .map_or_else(|| "-".to_string(), |x| format!("{x:.2}"))
+    };
+    let rows = [
+        (
+            "sold out: stack rps / nginx return 200 rps",
+            format!(
+                "{:.0} / {:.0}",
+                num(sold_out, "stack_rps"),
+                num(sold_out, "nginx_return_200_rps")
+            ),
+            r(&s["soldout_ratio_vs_nginx"]),
+            ">= 0.6",
+        ),
+        (
+            "sold out: edge alone rps / bare hyper rps",
+            format!(
+                "{:.0} / {:.0}",
+                num(sold_out, "edge_alone_rps"),
+                num(sold_out, "hyper_hello_rps")
+            ),
+            r(&s["edge_soldout_ratio_vs_hyper"]),
+            "-",
+        ),
+        (
+            "live: buys rps / redis-benchmark EVALSHA rps",
+            format!(
+                "{:.0} / {:.0}",
+                num(live, "live_rps"),
+                num(live, "redis_benchmark_evalsha_reserve_rps")
+            ),
+            r(&s["live_ratio_vs_redis"]),
+            ">= 0.5",
+        ),
+        (
+            "redis round trips: loser / winner / sold out",
+            format!(
+                "{} / {} / {}",
+                r(&s["redis_cmds_per_attempt"]["loser"]),
+                r(&s["redis_cmds_per_attempt"]["winner"]),
+                r(&s["redis_cmds_per_attempt"]["soldout"])
+            ),
+            "-".into(),
+            "<= 2 / 3 / 0",
+        ),
+        (
+            "origin requests per unit (crowd)",
+            String::new(),
+            r(&s["origin_requests_per_unit"]),
+            "<= 1.5",
+        ),
+        (
+            "sold-out propagation, ms (median)",
+            String::new(),
+            r(&s["propagation_ms"]),
+            "-",
+        ),
+        (
+            "recovery after origin SIGKILL, s",
+            String::new(),
+            r(&s["recovery_seconds"]),
+            "<= 3",
+        ),
+        (
+            "edge peak RSS after 1M clients, MB",
+            String::new(),
+            r(&s["edge_rss_mb_1m_clients"]),
+            "<= 150",
+        ),
+        ("bot units", String::new(), s["bot_units"].to_string(), "0"),
+        ("drift", String::new(), s["drift"].to_string(), "0"),
+    ];
+    let mut out = format!(
+        "{:<46} {:>22} {:>8} {:>14}\n",
+        "measure", "figures", "value", "target"
+    );
+    for (name, figures, value, target) in rows {
+        out += &format!("{name:<46} {figures:>22} {value:>8} {target:>14}\n");
+    }
+    out
+}

@@ -1,0 +1,188 @@
+//! The benchmark's stack, from release binaries: Redis, PostgreSQL, an origin, two edges and
+//! nginx in front, on free loopback ports in temp dirs, configured for load (a low proof-of-work
+//! difficulty, limits above the load, so the figures measure the path and not the limits; the
+//! crowd phase has its own bots to meet the limits). Plus what the phases need: sales, users with
+//! pass tokens, metrics.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{ensure, Context};
+use edge::config::{Algorithm, IdentityConfig};
+use serde_json::{json, Value};
+
+use crate::{
+    edge_process::{EdgeOptions, EdgeProcess, USER_JWT_SECRET},
+    nginx_server::NginxServer,
+    origin_process::OriginOptions,
+    stack::Stack,
+};
+
+pub struct World {
+    pub stack: Stack,
+    pub edges: Vec<EdgeProcess>,
+    pub nginx: NginxServer,
+    pub bin_dir: PathBuf,
+    pub repo: PathBuf,
+    identity: IdentityConfig,
+}
+
+/// One user ready to buy: uid, user JWT, pass token.
+#[derive(Debug, Clone)]
+pub struct Buyer {
+    pub uid: String,
+    pub jwt: String,
+    pub pass: String,
+}
+
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl World {
+    /// Starts everything; binaries are taken from `bin_dir` (target/release).
+    pub async fn start(bin_dir: &Path, repo: &Path) -> anyhow::Result<Self> {
+        let origin_bin = bin_dir.join("origin");
+        let edge_bin = bin_dir.join("edge");
+        ensure!(
+            origin_bin.is_file() && edge_bin.is_file(),
+            "build first: cargo build --release -p origin -p edge"
+        );
+        let stack = Stack::start(&origin_bin, OriginOptions::default()).await?;
+        let options = EdgeOptions {
+            ip_per_second: 1_000_000.0,
+            ip_burst: 1_000_000,
+            uid_per_second: 1000.0,
+            uid_burst: 1000,
+            global_per_second: 1_000_000,
+            global_lease: 100,
+            levels: vec![(0, 4, false)],
+            origin_timeout_ms: 5000,
+            ..EdgeOptions::default()
+        };
+        let mut edges = Vec::new();
+        for _ in 0..2 {
+            edges.push(
+                EdgeProcess::start(
+                    &edge_bin,
+                    &stack.redis.url(),
+                    &[stack.origin.url()],
+                    &options,
+                )
+                .await?,
+            );
+        }
+        let upstreams: Vec<String> = edges
+            .iter()
+            .map(|e| e.url().trim_start_matches("http://").to_string())
+            .collect();
+        let nginx = NginxServer::start(&upstreams, &repo.join("static")).await?;
+        Ok(Self {
+            stack,
+            edges,
+            nginx,
+            bin_dir: bin_dir.to_path_buf(),
+            repo: repo.to_path_buf(),
+            identity: IdentityConfig {
+                algorithm: Algorithm::HS256,
+                key: Some(USER_JWT_SECRET.into()),
+                ..IdentityConfig::default()
+            },
+        })
+    }
+
+    pub fn jwt(&self, uid: &str) -> anyhow::Result<String> {
+        Ok(edge::identity::mint_dev_token(
+            &self.identity,
+            uid,
+            3600,
+            now_unix(),
+        )?)
+    }
+
+    pub async fn create_sale(&self, stock: i64) -> anyhow::Result<i64> {
+        self.stack.create_sale(stock).await
+    }
+
+    /// `n` users of `prefix` with pass tokens for `sale`, made through edge `edge` directly
+    /// (not measured), `concurrency` at a time.
+    pub async fn buyers(
+        &self,
+        sale: i64,
+        prefix: &str,
+        n: usize,
+        concurrency: usize,
+    ) -> anyhow::Result<Vec<Buyer>> {
+        let http = self.stack.http.clone();
+        let mut out = Vec::with_capacity(n);
+        let mut pending = tokio::task::JoinSet::new();
+        for i in 0..n {
+            let uid = format!("{prefix}-{i}");
+            let jwt = self.jwt(&uid)?;
+            let url = self.edges[i % self.edges.len()].url();
+            let http = http.clone();
+            pending.spawn(async move { pass(&http, &url, sale, uid, jwt).await });
+            if pending.len() >= concurrency {
+                if let Some(done) = pending.join_next().await {
+                    out.push(done??);
+                }
+            }
+        }
+        while let Some(done) = pending.join_next().await {
+            out.push(done??);
+        }
+        Ok(out)
+    }
+
+    pub async fn origin_metrics(&self) -> anyhow::Result<String> {
+        let url = format!("{}/metrics", self.stack.origin.url());
+        Ok(self.stack.http.get(url).send().await?.text().await?)
+    }
+
+    pub fn lua_dir(&self) -> PathBuf {
+        self.repo.join("lua")
+    }
+}
+
+async fn pass(
+    http: &reqwest::Client,
+    edge: &str,
+    sale: i64,
+    uid: String,
+    jwt: String,
+) -> anyhow::Result<Buyer> {
+    let challenge: Value = http
+        .get(format!("{edge}/api/captcha?sale={sale}"))
+        .bearer_auth(&jwt)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = challenge["challenge"]
+        .as_str()
+        .context("challenge")?
+        .to_string();
+    let difficulty = u8::try_from(challenge["difficulty"].as_u64().context("difficulty")?)?;
+    let nonce = {
+        let token = token.clone();
+        tokio::task::spawn_blocking(move || edge::captcha::pow::solve(&token, difficulty)).await?
+    };
+    let solved: Value = http
+        .post(format!("{edge}/api/captcha"))
+        .bearer_auth(&jwt)
+        .json(&json!({"sale": sale, "challenge": token, "nonce": nonce}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let pass = solved["pass_token"]
+        .as_str()
+        .with_context(|| format!("pass token: {solved}"))?
+        .to_string();
+    Ok(Buyer { uid, jwt, pass })
+}

@@ -1,0 +1,80 @@
+//! `bench`: the benchmark run by `./deploy/bench` (see `flash_tests::bench`). Starts the stack
+//! from the release binaries next to this one, runs every phase with its baseline in the same
+//! run, prints one JSON object per phase, a table, and the summary object as the last line.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use flash_tests::bench::{phases, report, system, world::World};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Users in the crowd phase (20% bots), for 100 units.
+    #[arg(long, default_value_t = 100_000)]
+    crowd_users: usize,
+    /// Distinct clients (IPs and uids) sent to one edge in the memory phase.
+    #[arg(long, default_value_t = 1_000_000)]
+    clients: usize,
+    /// Buyers in the live phase (all winners), then half as many losing duplicates.
+    #[arg(long, default_value_t = 3000)]
+    winners: usize,
+    /// Rounds of each side-by-side measurement (the medians are reported).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds of each closed-loop measurement.
+    #[arg(long, default_value_t = 4.0)]
+    seconds: f64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let bin_dir: PathBuf = std::env::current_exe()?
+        .parent()
+        .context("binary folder")?
+        .to_path_buf();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let machine = system::machine().await;
+    report::line(&serde_json::json!({"phase": "machine", "machine": machine}));
+    let mut world = World::start(&bin_dir, &repo).await?;
+
+    eprintln!("bench: sold-out path vs nginx return 200 ...");
+    let sold_out = phases::sold_out(&world, args.rounds, args.seconds).await?;
+    report::line(&sold_out);
+    eprintln!("bench: live path vs redis-benchmark ...");
+    let live = phases::live(&world, args.winners).await?;
+    report::line(&live);
+    eprintln!("bench: sold-out propagation ...");
+    let propagation = phases::propagation(&world).await?;
+    report::line(&propagation);
+    eprintln!("bench: crowd of {} ...", args.crowd_users);
+    let (crowd, crowd_report) = phases::crowd(&world, args.crowd_users).await?;
+    for kind in &crowd_report.kinds {
+        report::line(&serde_json::json!({"phase": "bots", "kind": kind}));
+    }
+    for route in &crowd_report.routes {
+        report::line(&serde_json::json!({"phase": "crowd_latency", "route": route}));
+    }
+    report::line(&crowd);
+    eprintln!("bench: memory after {} clients ...", args.clients);
+    let memory = phases::memory(&world, args.clients).await?;
+    report::line(&memory);
+    eprintln!("bench: recovery ...");
+    let recovery = phases::recovery(&mut world, 600).await?;
+    report::line(&recovery);
+
+    let summary = report::summary(
+        &machine,
+        &sold_out,
+        &live,
+        &propagation,
+        &crowd,
+        &memory,
+        &recovery,
+    );
+    println!("{}", report::table(&summary, &sold_out, &live));
+    println!("{summary}");
+    Ok(())
+}
