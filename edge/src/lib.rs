@@ -3,6 +3,7 @@
 //! See docs/ARCHITECTURE.md for the map.
 #![forbid(unsafe_code)]
 
+pub mod bought;
 pub mod captcha;
 pub mod cli;
 pub mod client_ip;

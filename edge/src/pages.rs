@@ -16,6 +16,7 @@ use crate::sales::{format_price, SaleInfo, State};
 const SALE_JS: &[u8] = include_bytes!("../../static/sale.js");
 const SALE_CSS: &[u8] = include_bytes!("../../static/sale.css");
 const POW_WORKER_JS: &[u8] = include_bytes!("../../static/pow-worker.js");
+const FAVICON_SVG: &[u8] = include_bytes!("../../static/favicon.svg");
 
 /// Hex characters of the SHA-256 kept in an asset's version.
 const VERSION_CHARS: usize = 12;
@@ -25,12 +26,14 @@ struct Assets {
     script: String,
     style: String,
     worker: String,
+    icon: String,
 }
 
 static ASSETS: LazyLock<Assets> = LazyLock::new(|| Assets {
     script: versioned("/static/sale.js", SALE_JS),
     style: versioned("/static/sale.css", SALE_CSS),
     worker: versioned("/static/pow-worker.js", POW_WORKER_JS),
+    icon: versioned("/static/favicon.svg", FAVICON_SVG),
 });
 
 /// `path?v=` and the first [`VERSION_CHARS`] hex characters of the SHA-256 of `content`.
@@ -59,6 +62,7 @@ struct SalePage<'a> {
     script_url: &'a str,
     style_url: &'a str,
     worker_url: &'a str,
+    icon_url: &'a str,
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -98,6 +102,7 @@ pub fn sale_page(
         script_url: &ASSETS.script,
         style_url: &ASSETS.style,
         worker_url: &ASSETS.worker,
+        icon_url: &ASSETS.icon,
     }
     .render()
 }
@@ -149,6 +154,7 @@ mod tests {
             ("/static/sale.js", SALE_JS),
             ("/static/sale.css", SALE_CSS),
             ("/static/pow-worker.js", POW_WORKER_JS),
+            ("/static/favicon.svg", FAVICON_SVG),
         ] {
             let hash: String = Sha256::digest(content)
                 .iter()
@@ -166,7 +172,12 @@ mod tests {
         assert!(html.contains("<script src=\"/static/sale.js?v="), "{html}");
         assert!(!html.contains("style="), "{html}");
         assert!(!html.contains("<style"), "{html}");
-        assert!(!html.contains(" on"), "no inline event handler: {html}");
+        assert!(
+            !html
+                .split_whitespace()
+                .any(|word| word.starts_with("on") && word.contains('=')),
+            "no inline event handler: {html}"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use arc_swap::ArcSwap;
 use redis::aio::ConnectionManager;
 
 use crate::{
+    bought::Bought,
     captcha::{level::Difficulty, pool::ImagePool, pow::PowSigner},
     client_ip::TrustedProxies,
     config::Config,
@@ -76,6 +77,7 @@ pub struct Shared {
     pub uid: UidLimiter,
     pub global: GlobalLimiter,
     pub soldout: SoldOut,
+    pub bought: Bought,
     pub sales: SaleDirectory,
     pub redis: ConnectionManager,
     pub redis_timeout: Duration,
@@ -101,6 +103,7 @@ impl Shared {
             uid: UidLimiter::new(redis.clone(), redis_timeout),
             global: GlobalLimiter::new(redis.clone(), redis_timeout),
             soldout: SoldOut::default(),
+            bought: Bought::default(),
             sales: SaleDirectory::new(Duration::from_secs(1)),
             redis,
             redis_timeout,

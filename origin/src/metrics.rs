@@ -21,6 +21,7 @@ pub struct Metrics {
     branches: Family<OutcomeLabel, Counter>,
     recoveries: Family<OutcomeLabel, Counter>,
     holds: Family<OutcomeLabel, Counter>,
+    claims: Counter,
     in_flight: Gauge,
 }
 
@@ -32,6 +33,12 @@ impl Default for Metrics {
         let recoveries = Family::<OutcomeLabel, Counter>::default();
         let in_flight = Gauge::default();
         let holds = Family::<OutcomeLabel, Counter>::default();
+        let claims = Counter::default();
+        registry.register(
+            "recovery_claims",
+            "claim.lua calls made by the recovery poller (one per known sale and poll)",
+            claims.clone(),
+        );
         registry.register(
             "holds",
             "Holds by what happened to them (paid, extended, cancelled, expired, returned)",
@@ -63,6 +70,7 @@ impl Default for Metrics {
             branches,
             recoveries,
             holds,
+            claims,
             in_flight,
         }
     }
@@ -84,6 +92,9 @@ impl Metrics {
     }
     pub fn hold(&self, outcome: &'static str) {
         self.holds.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+    pub fn claim(&self) {
+        self.claims.inc();
     }
     pub fn set_in_flight(&self, n: i64) {
         self.in_flight.set(n);

@@ -77,6 +77,7 @@ impl Poller {
         let mut completed = 0;
         let mut in_flight = 0;
         for sale in self.catalog.ids() {
+            self.metrics.claim();
             let claim = match self
                 .purchases
                 .redis()

@@ -76,7 +76,7 @@ impl EdgeOptions {
         format!(
             "[http]\nlisten = \"127.0.0.1:{port}\"\ndev_mode = true\n\
              [admin]\nlisten = \"127.0.0.1:{admin}\"\n\
-             [redis]\nurl = \"{redis_url}\"\n\
+             [redis]\nurl = \"{redis_url}\"\ncommand_timeout_ms = 5000\n\
              [origin]\nurls = [{origins}]\ntimeout_ms = {}\nconnect_timeout_ms = 200\nretry_dead_after_ms = {}\n\
              [identity]\nalgorithm = \"HS256\"\nkey = \"{USER_JWT_SECRET}\"\n\
              [captcha]\nsecret = \"{CAPTCHA_SECRET}\"\npass_ttl_seconds = {}\nlevels = [{levels}]\n\

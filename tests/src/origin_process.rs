@@ -63,7 +63,7 @@ impl OriginProcess {
         let port = net::free_port();
         let config = format!(
             "[http]\nlisten = \"127.0.0.1:{port}\"\nbody_limit_bytes = {}\nmax_uid_bytes = {}\n\
-             [redis]\nurl = \"{redis_url}\"\n\
+             [redis]\nurl = \"{redis_url}\"\ncommand_timeout_ms = 5000\n\
              [postgres]\nurl = \"{postgres_url}\"\nstatement_timeout_ms = {}\n\
              [recovery]\ntimeout_ms = {}\npoll_interval_ms = {}\nlease_ms = {}\nmax_lease_ms = 4000\n",
             options.body_limit_bytes,

@@ -6,7 +6,8 @@
 //! 4. the pass token's signature and binding (CPU): 403;
 //! 5. the global admission lease (memory, one Redis call per lease): 429;
 //! 6. the per-UID GCRA and the pass token's single use, in ONE Redis script: 429 / 403;
-//! 7. forward to an origin's reserve and pass its answer back (`sold_out` sets the flag).
+//! 7. a user this edge already saw buy: 409 from memory, no origin request;
+//! 8. forward to an origin's reserve and pass its answer back (`sold_out` sets the flag).
 
 use axum::{
     extract::{Path, State},
@@ -64,7 +65,32 @@ fn apply(
     }
 }
 
+/// `Cache-Control` of a buy answer: the sold-out 410 is the same for everyone and nginx may keep
+/// it a second; nothing else may be stored anywhere.
+fn cache_control(mut resp: Response) -> Response {
+    let value = if resp.status() == StatusCode::GONE {
+        "public, max-age=1"
+    } else {
+        "no-store"
+    };
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static(value),
+    );
+    resp
+}
+
 pub async fn buy(
+    state: State<AppState>,
+    ctx: Extension<Ctx>,
+    id: Path<String>,
+    headers: HeaderMap,
+    body: Result<ApiJson<BuyBody>, Error>,
+) -> Response {
+    cache_control(filter(state, ctx, id, headers, body).await)
+}
+
+async fn filter(
     State(state): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
@@ -164,6 +190,18 @@ pub async fn buy(
         Err(e) => return failed(&state, limit_failure("uid", &e)),
     }
 
+    if let Some(order_id) = state.bought.get(sale, uid.as_ref()) {
+        let answer = (
+            StatusCode::CONFLICT,
+            axum::Json(json!({
+                "error": "duplicate",
+                "message": "this user already has a purchase in this sale",
+                "order_id": order_id,
+            })),
+        );
+        return counted(&state, ROUTE, "refused", "duplicate_known", answer);
+    }
+
     let payload = Bytes::from(json!({ "uid": uid.as_ref() }).to_string());
     let answer = runtime
         .origins
@@ -182,6 +220,14 @@ pub async fn buy(
         }
     };
     state.metrics.origin(answer.status.as_str());
+    if answer.status.is_success() || answer.status == StatusCode::CONFLICT {
+        let order_id = serde_json::from_slice::<serde_json::Value>(&answer.body)
+            .ok()
+            .and_then(|v| v["order_id"].as_i64());
+        if answer.status.is_success() || is_duplicate(&answer.body) {
+            state.bought.insert(sale, uid.as_ref(), order_id);
+        }
+    }
     if answer.status == StatusCode::GONE && is_sold_out(&answer.body) && state.soldout.mark(sale) {
         tracing::info!(sale, "sold out (origin answer)");
     }
@@ -213,6 +259,10 @@ fn limit_failure(limit: &str, e: &limits::LimitError) -> Error {
     } else {
         Error::Internal(format!("{limit} limit: {e}"))
     }
+}
+
+fn is_duplicate(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v["error"] == "duplicate")
 }
 
 fn is_sold_out(body: &[u8]) -> bool {
