@@ -29,7 +29,7 @@ use flash_tests::{
     origin_process::OriginOptions,
     stack::Stack,
 };
-use serde_json::Value;
+use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::time::Instant;
 
@@ -479,6 +479,82 @@ async fn two_hundred_status_requests_cost_the_edge_a_handful() {
         "status JSON: {via_nginx:.0} requests/s through nginx's micro-cache, {edge_alone:.0} requests/s from the edge alone \
          (same client, 32 connections, 2 s each, one machine; debug builds unless run with --release)"
     );
+}
+
+/// A buy answer of the test edge's user `uid` for `sale`, through nginx from address `ip`: the
+/// answer's status, `X-Cache-Status` and JSON body.
+async fn buy_through(world: &World, sale: i64, uid: &str, ip: &str) -> (u16, String, Value) {
+    let secret = flash_tests::edge_process::USER_JWT_SECRET;
+    let identity = edge::config::IdentityConfig {
+        algorithm: edge::config::Algorithm::HS256,
+        key: Some(secret.into()),
+        ..edge::config::IdentityConfig::default()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let jwt = edge::identity::mint_dev_token(&identity, uid, 3600, now).unwrap();
+    let base = world.nginx.url();
+    let challenge: Value = world
+        .http()
+        .get(format!("{base}/api/captcha?sale={sale}"))
+        .bearer_auth(&jwt)
+        .header("x-forwarded-for", ip)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = challenge["challenge"].as_str().unwrap();
+    let difficulty = u8::try_from(challenge["difficulty"].as_u64().unwrap()).unwrap();
+    let nonce = edge::captcha::pow::solve(token, difficulty);
+    let pass: Value = world
+        .http()
+        .post(format!("{base}/api/captcha"))
+        .bearer_auth(&jwt)
+        .header("x-forwarded-for", ip)
+        .json(&json!({"sale": sale, "challenge": token, "nonce": nonce}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let resp = world
+        .http()
+        .post(format!("{base}/api/sales/{sale}/buy"))
+        .bearer_auth(&jwt)
+        .header("x-forwarded-for", ip)
+        .json(&json!({"pass_token": pass["pass_token"]}))
+        .send()
+        .await
+        .unwrap();
+    let cache = header(&resp, "x-cache-status").to_string();
+    let (status, body) = json_answer(resp).await;
+    (status, cache, body)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sold_out_buys_come_from_the_cache_and_no_purchase_is_ever_cached() {
+    let world = World::start().await;
+    let sale = world.stack.create_sale(2).await.unwrap();
+    // Two buyers: each gets its own answer (a 200 is never served from the cache).
+    let (first, cache_a, body_a) = buy_through(&world, sale, "alice", "198.51.100.1").await;
+    let (second, _, body_b) = buy_through(&world, sale, "bob", "198.51.100.2").await;
+    assert_eq!((first, second), (200, 200), "{body_a} {body_b}");
+    assert_ne!(cache_a, "HIT");
+    assert_ne!(body_a["order_id"], body_b["order_id"]);
+    // Sold out: the first 410 comes from the edge, the next ones from nginx's cache.
+    let (status, _, _) = buy_through(&world, sale, "carol", "198.51.100.3").await;
+    assert_eq!(status, 410);
+    let (status, cache, body) = buy_through(&world, sale, "dave", "198.51.100.4").await;
+    assert_eq!(
+        (status, cache.as_str(), body["error"].as_str()),
+        (410, "HIT", Some("sold_out"))
+    );
+    world.stack.books(sale).await.unwrap().check().unwrap();
 }
 
 /// Closed loop: 32 tasks send the next GET as soon as the last is answered, for 2 s. Counts 200s.
