@@ -202,6 +202,11 @@ async fn filter(
         return counted(&state, ROUTE, "refused", "duplicate_known", answer);
     }
 
+    // The flag again: the sale may have sold out while this request was being admitted (a
+    // crowd keeps many in flight), and the origin would only say so.
+    if state.soldout.is_sold_out(sale) {
+        return refused(&state, Refusal::SoldOut);
+    }
     let payload = Bytes::from(json!({ "uid": uid.as_ref() }).to_string());
     let answer = runtime
         .origins
@@ -228,7 +233,10 @@ async fn filter(
             state.bought.insert(sale, uid.as_ref(), order_id);
         }
     }
-    if answer.status == StatusCode::GONE && is_sold_out(&answer.body) && state.soldout.mark(sale) {
+    if (answer.status == StatusCode::GONE && is_sold_out(&answer.body)
+        || answer.status.is_success() && took_the_last_unit(&answer.body))
+        && state.soldout.mark(sale)
+    {
         tracing::info!(sale, "sold out (origin answer)");
     }
     let outcome = if answer.status.is_success() {
@@ -259,6 +267,12 @@ fn limit_failure(limit: &str, e: &limits::LimitError) -> Error {
     } else {
         Error::Internal(format!("{limit} limit: {e}"))
     }
+}
+
+/// A `reserved` answer that left no unit (`remaining_hint: 0`): the sale is sold out now, before
+/// the event reaches this edge.
+fn took_the_last_unit(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v["remaining_hint"] == 0)
 }
 
 fn is_duplicate(body: &[u8]) -> bool {

@@ -1,0 +1,741 @@
+/*
+ * The sale page's script. The page (edge/templates/sale.html) is the same for everyone and
+ * cached; this script makes it the visitor's:
+ *
+ * - the clock: a countdown on the server's time. Each status answer gives lower bounds of the
+ *   server clock minus the browser's monotonic clock (server_time was read before the answer
+ *   left, a cached answer is older still, and its Date header is rounded down); the newest few
+ *   are kept and the largest used, so the button never enables before the start, and neither the
+ *   browser's wall clock nor a cached answer can move it;
+ * - the status: `GET /api/sales/ID/status` about every second (±30 % jitter, slower when sold
+ *   out or hidden, backing off to 10 s on errors, stopped once the sale has ended); an expired
+ *   copy from a cache is followed by one quick second look, as the cache is refreshing then;
+ * - the user: a JWT in localStorage `flash.jwt`; when missing or expired, the edge's dev endpoint
+ *   mints one for a random uid kept in `flash.uid` (404 there means production: "log in");
+ * - the purchase: captcha challenge, proof of work in static/pow-worker.js (plus the image or
+ *   audio answer when asked), pass token, buy; every answer is told in words, and an order is
+ *   remembered per sale (`flash.order.ID`) so a reload still shows it.
+ *
+ * No inline script or style anywhere (the CSP forbids them): state shows through text, classes
+ * and the `hidden` and `disabled` attributes.
+ */
+(() => {
+  "use strict";
+
+  const POLL_MS = 1000;
+  const SLOW_POLL_MS = 5000;
+  const SOON_POLL_MS = 250;
+  // nginx keeps a `max-age=1` answer until the next whole second after it expires: up to 2 s.
+  const STALE_AFTER_MS = 2000;
+  const JITTER = 0.3;
+  const FIRST_BACKOFF_MS = 2000;
+  const MAX_BACKOFF_MS = 10000;
+  const CLOCK_SAMPLES = 20;
+  const TOKEN_MARGIN_MS = 60000;
+  const REQUEST_TIMEOUT_MS = 15000;
+  const PROGRESS_ANNOUNCE_MS = 2000;
+  const SOLD_OUT_TEXT = "Sold out. If a unit comes back, this page will offer it.";
+  const TOKEN_KEY = "flash.jwt";
+  const UID_KEY = "flash.uid";
+
+  const root = document.getElementById("sale");
+  if (!root) return;
+  const byId = (id) => document.getElementById(id);
+  const ui = {
+    panel: byId("panel"),
+    countdown: byId("countdown"),
+    announce: byId("announce"),
+    buy: byId("buy"),
+    captcha: byId("captcha"),
+    bar: byId("pow-bar"),
+    progress: byId("pow-progress"),
+    imageForm: byId("image-captcha"),
+    image: byId("captcha-image"),
+    audio: byId("captcha-audio"),
+    answer: byId("captcha-answer"),
+    result: byId("result"),
+  };
+
+  const parseTime = (text) => {
+    const ms = Date.parse(text || "");
+    return Number.isFinite(ms) ? ms : null;
+  };
+
+  const sale = {
+    id: Number(root.dataset.sale),
+    state: root.dataset.state || "upcoming",
+    startsAt: parseTime(root.dataset.startsAt),
+    endsAt: parseTime(root.dataset.endsAt),
+    remaining: null,
+    // server_time of the newest status applied: an older (cached) answer must not undo it.
+    asOf: -Infinity,
+  };
+  const orderKey = `flash.order.${sale.id}`;
+
+  /* --- storage: localStorage, or memory when the browser refuses it --- */
+
+  const memory = new Map();
+  const store = {
+    get(key) {
+      if (memory.has(key)) return memory.get(key);
+      try {
+        return window.localStorage.getItem(key);
+      } catch {
+        return null;
+      }
+    },
+    set(key, value) {
+      try {
+        window.localStorage.setItem(key, value);
+        memory.delete(key);
+      } catch {
+        memory.set(key, value);
+      }
+    },
+    remove(key) {
+      memory.delete(key);
+      try {
+        window.localStorage.removeItem(key);
+      } catch {
+        /* nothing stored there */
+      }
+    },
+  };
+
+  /* --- the server's clock --- */
+
+  const clock = {
+    samples: [],
+    base: null,
+    /** A server time (ms) read no later than performance.now() was `at`. */
+    add(serverMs, at) {
+      if (serverMs === null) return;
+      this.samples.push(serverMs - at);
+      if (this.samples.length > CLOCK_SAMPLES) this.samples.shift();
+      this.base = Math.max(...this.samples);
+    },
+    now() {
+      return this.base === null ? Date.now() : performance.now() + this.base;
+    },
+  };
+  {
+    const nav = performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
+    const at = nav && nav.responseStart > 0 ? nav.responseStart : performance.now();
+    clock.add(parseTime(root.dataset.serverTime), at);
+  }
+
+  /* --- what the page shows --- */
+
+  let busy = null; // the button's label while a purchase runs
+  let retryAt = 0; // performance.now() before which a 429 keeps the button off
+  let login = "unknown"; // "ok", "missing" (no dev endpoint: production)
+  let token = null;
+  let announced = "";
+  let tickTimer = null;
+
+  function setText(el, text) {
+    if (el.textContent !== text) el.textContent = text;
+  }
+
+  /** The result line; `kind` is success, error or info (its colours). */
+  function setResult(text, kind) {
+    delete ui.result.dataset.closed; // which closed state it tells, set by render()
+    ui.result.className = kind ? `result is-${kind}` : "result";
+    setText(ui.result, text);
+  }
+
+  function effectiveState() {
+    const now = clock.now();
+    if (sale.state === "ended" || (sale.endsAt !== null && now >= sale.endsAt)) return "ended";
+    if (sale.state === "sold_out" || sale.state === "unknown") return sale.state;
+    if (sale.state === "upcoming" && sale.startsAt !== null && now >= sale.startsAt) return "live";
+    return sale.state;
+  }
+
+  function formatLeft(ms) {
+    const total = Math.max(0, Math.ceil(ms / 1000));
+    const days = Math.floor(total / 86400);
+    const hours = Math.floor((total % 86400) / 3600);
+    const minutes = Math.floor((total % 3600) / 60);
+    const seconds = total % 60;
+    const two = (n) => String(n).padStart(2, "0");
+    const clockText = hours > 0 || days > 0 ? `${hours}:${two(minutes)}:${two(seconds)}` : `${two(minutes)}:${two(seconds)}`;
+    return days > 0 ? `${days} d ${clockText}` : clockText;
+  }
+
+  /** Words for a screen reader: said at each state change, each minute, and at 30 and 10 s. */
+  function spoken(state, left) {
+    if (state !== "upcoming") return stateText(state);
+    const s = Math.max(0, Math.ceil(left / 1000));
+    if (s > 2 * 86400) return `The sale starts in ${Math.round(s / 86400)} days.`;
+    if (s > 2 * 3600) return `The sale starts in about ${Math.round(s / 3600)} hours.`;
+    if (s > 60) return `The sale starts in about ${Math.ceil(s / 60)} minutes.`;
+    if (s > 30) return "The sale starts in less than a minute.";
+    if (s > 10) return "The sale starts in 30 seconds.";
+    return "The sale starts in 10 seconds.";
+  }
+
+  function stateText(state) {
+    switch (state) {
+      case "live":
+        return "The sale is live.";
+      case "sold_out":
+        return "Sold out.";
+      case "ended":
+        return "This sale has ended.";
+      case "unknown":
+        return "This sale does not exist.";
+      default:
+        return "The sale has not started yet.";
+    }
+  }
+
+  function savedOrder() {
+    try {
+      const saved = JSON.parse(store.get(orderKey) || "null");
+      return saved && saved.uid === currentUid() ? saved : null;
+    } catch {
+      return null;
+    }
+  }
+
+  function forgetOrder() {
+    store.remove(orderKey);
+  }
+
+  function clockTime(ms) {
+    try {
+      return new Intl.DateTimeFormat(undefined, { timeStyle: "short" }).format(new Date(ms));
+    } catch {
+      return new Date(ms).toISOString();
+    }
+  }
+
+  /** `details` (from GET /api/orders/ID) adds the time to pay by, when the edge could tell. */
+  function orderText(order, already, details) {
+    if (order.order_id === null || order.order_id === undefined) {
+      return "You got it! Your order is being confirmed.";
+    }
+    const lead = already ? `You already have order ${order.order_id}.` : `You got it: order ${order.order_id}.`;
+    if (details && details.status === "paid") return `${lead} It is paid.`;
+    if (details && details.status === "pending" && details.payBy !== null) {
+      // The hold ends at the server's expires_at; shown on the visitor's own clock.
+      return `${lead} Pay before ${clockTime(details.payBy - clock.now() + Date.now())} to keep it.`;
+    }
+    return order.confirmed === false ? `${lead} It is being confirmed.` : `${lead} Pay for it to keep it.`;
+  }
+
+  /** The order's state from the edge: {status, payBy} (payBy in server ms), null if unknown. */
+  async function orderDetails(orderId) {
+    if (orderId === null || orderId === undefined || !token) return null;
+    try {
+      const answer = await api(`/api/orders/${encodeURIComponent(orderId)}`, { auth: true });
+      if (answer.status !== 200 || !answer.data || typeof answer.data.status !== "string") return null;
+      const seconds = answer.data.hold_remaining_seconds;
+      const payBy =
+        parseTime(answer.data.expires_at) ?? (Number.isFinite(seconds) ? clock.now() + seconds * 1000 : null);
+      return { status: answer.data.status, payBy };
+    } catch {
+      return null;
+    }
+  }
+
+  /** Shows the remembered `order` as it stands now; forgets it once cancelled or rejected. */
+  async function showOrder(order, already) {
+    setResult(orderText(order, already), "success");
+    const details = await orderDetails(order.order_id);
+    if (savedOrder() === null || savedOrder().order_id !== order.order_id) return;
+    if (details && (details.status === "cancelled" || details.status === "rejected")) {
+      forgetOrder();
+      setResult(
+        details.status === "cancelled"
+          ? `Order ${order.order_id} was cancelled (it was not paid in time, or you cancelled it).`
+          : `Order ${order.order_id} was not accepted.`,
+        "info"
+      );
+      refresh();
+    } else if (details) {
+      setResult(orderText(order, already, details), "success");
+    }
+  }
+
+  function render() {
+    const state = effectiveState();
+    const now = clock.now();
+    let text;
+    if (state === "upcoming" && sale.startsAt !== null) {
+      text = `Starts in ${formatLeft(sale.startsAt - now)}`;
+    } else if (state === "live") {
+      const left = sale.remaining !== null && sale.remaining > 0 ? ` ${sale.remaining} left.` : "";
+      const ends = sale.endsAt !== null ? ` Ends in ${formatLeft(sale.endsAt - now)}.` : "";
+      text = `The sale is live.${left}${ends}`;
+    } else {
+      text = stateText(state);
+    }
+    const order = savedOrder();
+    setText(ui.countdown, text);
+    // Closed in red, but not for the visitor who has an order in it.
+    ui.countdown.className =
+      state === "live" ? "countdown is-live" : state === "upcoming" || order ? "countdown" : "countdown is-closed";
+    const words = spoken(state, sale.startsAt === null ? 0 : sale.startsAt - now);
+    if (words !== announced) {
+      announced = words;
+      setText(ui.announce, words);
+    }
+
+    const wait = Math.ceil((retryAt - performance.now()) / 1000);
+    let label = "Buy now";
+    let enabled = false;
+    if (busy) label = busy;
+    else if (order) label = "Bought";
+    else if (state === "sold_out") label = "Sold out";
+    else if (state === "ended") label = "Sale ended";
+    else if (state === "unknown") label = "Not available";
+    else if (state === "upcoming") label = "Buy now";
+    else if (login === "missing") label = "Buy now";
+    else if (wait > 0) label = `Wait ${wait} s`;
+    else enabled = true;
+    setText(ui.buy, label);
+    ui.buy.disabled = !enabled;
+    if (busy) ui.panel.setAttribute("aria-busy", "true");
+    else ui.panel.removeAttribute("aria-busy");
+
+    const closed = { sold_out: SOLD_OUT_TEXT, ended: "This sale has ended." }[state];
+    if (!busy && closed && !order && ui.result.dataset.closed !== state) {
+      setResult(closed, "error");
+      ui.result.dataset.closed = state;
+    }
+  }
+
+  /** Re-renders at each whole second of the server's clock (and sooner after any change). */
+  function tick() {
+    render();
+    const untilNextSecond = 1000 - (Math.floor(clock.now()) % 1000);
+    tickTimer = setTimeout(tick, Math.max(50, untilNextSecond + 5));
+  }
+
+  function refresh() {
+    clearTimeout(tickTimer);
+    tick();
+  }
+
+  /* --- the edge's API --- */
+
+  async function api(path, { method = "GET", body, auth = false } = {}) {
+    const headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (auth && token) headers.Authorization = `Bearer ${token}`;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), REQUEST_TIMEOUT_MS);
+    try {
+      const response = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        cache: "no-store",
+        credentials: "same-origin",
+        signal: abort.signal,
+      });
+      let data = null;
+      try {
+        data = await response.json();
+      } catch {
+        data = null;
+      }
+      return { status: response.status, data, headers: response.headers, received: performance.now() };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /* --- the status poll --- */
+
+  let pollTimer = null;
+  let polling = false;
+  let backoff = 0;
+  let retriedSoon = false;
+
+  function applyStatus(status, received) {
+    const serverMs = parseTime(status.server_time);
+    clock.add(serverMs, received);
+    if (serverMs !== null && serverMs < sale.asOf) return; // an older answer than one applied
+    if (serverMs !== null) sale.asOf = serverMs;
+    if (typeof status.state === "string") sale.state = status.state;
+    const starts = parseTime(status.starts_at);
+    if (starts !== null) sale.startsAt = starts;
+    sale.endsAt = parseTime(status.ends_at);
+    sale.remaining = Number.isInteger(status.remaining_hint) ? status.remaining_hint : null;
+    if (sale.state !== "sold_out" && sale.state !== "ended" && ui.result.dataset.closed) {
+      // Returned stock re-opened the sale.
+      setResult("", "");
+    }
+  }
+
+  /**
+   * Whether a status answer is a cache's expired copy: nginx says so (STALE, UPDATING: a fresh one
+   * is on its way), or it is older than a cache may keep it. The clock is never ahead of the
+   * server's, so an age over that is real.
+   */
+  function staleAnswer(answer) {
+    const cache = (answer.headers.get("X-Cache-Status") || "").toUpperCase();
+    if (cache === "STALE" || cache === "UPDATING" || cache === "EXPIRED") return true;
+    const at = parseTime(answer.data.server_time);
+    return at !== null && clock.now() - at > STALE_AFTER_MS;
+  }
+
+  async function poll() {
+    if (polling) return;
+    polling = true;
+    clearTimeout(pollTimer);
+    let ok = false;
+    let soon = false;
+    try {
+      const answer = await api(`/api/sales/${sale.id}/status`);
+      if (answer.status === 200 && answer.data) {
+        // The Date header is when the answer left nginx (whole seconds, rounded down): another
+        // lower bound of the clock, often better than a cached server_time.
+        clock.add(parseTime(answer.headers.get("Date")), answer.received);
+        applyStatus(answer.data, answer.received);
+        ok = true;
+        // Ask again shortly, once: the cache is refreshing right now.
+        soon = !retriedSoon && staleAnswer(answer);
+      } else if (answer.status === 404) {
+        sale.state = "unknown";
+      }
+    } catch {
+      ok = false;
+    } finally {
+      polling = false;
+    }
+    backoff = ok ? 0 : Math.min(MAX_BACKOFF_MS, backoff ? backoff * 2 : FIRST_BACKOFF_MS);
+    retriedSoon = soon;
+    refresh();
+    schedulePoll(soon);
+  }
+
+  function schedulePoll(soon = false) {
+    const state = effectiveState();
+    if (state === "ended" || state === "unknown") return; // nothing will change any more
+    const base = soon
+      ? SOON_POLL_MS
+      : backoff || (state === "sold_out" || document.hidden ? SLOW_POLL_MS : POLL_MS);
+    const delay = base * (1 - JITTER + 2 * JITTER * Math.random());
+    clearTimeout(pollTimer);
+    pollTimer = setTimeout(poll, delay);
+  }
+
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden && effectiveState() !== "ended") poll();
+  });
+
+  /* --- the user --- */
+
+  function claims(jwt) {
+    try {
+      const part = jwt.split(".")[1];
+      const base64 = part.replace(/-/g, "+").replace(/_/g, "/");
+      const json = atob(base64.padEnd(Math.ceil(base64.length / 4) * 4, "="));
+      const value = JSON.parse(json);
+      return value && typeof value === "object" ? value : null;
+    } catch {
+      return null;
+    }
+  }
+
+  function usable(jwt) {
+    const c = jwt ? claims(jwt) : null;
+    return !!c && typeof c.exp === "number" && c.exp * 1000 > clock.now() + TOKEN_MARGIN_MS;
+  }
+
+  function randomUid() {
+    const bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return `web-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+  }
+
+  function currentUid() {
+    const c = token ? claims(token) : null;
+    if (c && typeof c.sub === "string") return c.sub;
+    return store.get(UID_KEY);
+  }
+
+  /** A usable token in `token`, minted by the dev endpoint when needed; null when none. */
+  async function ensureToken() {
+    if (usable(token)) return token;
+    const saved = store.get(TOKEN_KEY);
+    if (usable(saved)) {
+      token = saved;
+      login = "ok";
+      return token;
+    }
+    token = null;
+    if (saved) store.remove(TOKEN_KEY);
+    let uid = store.get(UID_KEY);
+    if (!uid || !/^[A-Za-z0-9_-]{1,128}$/.test(uid)) {
+      uid = randomUid();
+      store.set(UID_KEY, uid);
+    }
+    const answer = await api("/api/dev/token", { method: "POST", body: { uid } });
+    if (answer.status === 404) {
+      login = "missing";
+      return null;
+    }
+    if (answer.status !== 200 || !answer.data || typeof answer.data.token !== "string") {
+      throw new Error(`dev token: ${answer.status}`);
+    }
+    token = answer.data.token;
+    store.set(TOKEN_KEY, token);
+    login = "ok";
+    return token;
+  }
+
+  function dropToken() {
+    token = null;
+    store.remove(TOKEN_KEY);
+  }
+
+  /* --- the captcha --- */
+
+  function hideCaptcha() {
+    ui.captcha.hidden = true;
+    ui.imageForm.hidden = true;
+    ui.image.removeAttribute("src");
+    ui.audio.removeAttribute("src");
+    ui.answer.value = "";
+    ui.imageForm.onsubmit = null;
+    setText(ui.progress, "");
+  }
+
+  class CheckExpired extends Error {}
+
+  /** Solves `challenge`: {nonce, answer}, answer only when an image was asked for. */
+  function solveCaptcha(challenge) {
+    return new Promise((resolve, reject) => {
+      const expected = 2 ** challenge.difficulty;
+      let nonce = null;
+      let answer = null;
+      let lastAnnounce = 0;
+      const needsAnswer = !!(challenge.image && challenge.image.png);
+      ui.bar.value = 0;
+      ui.captcha.hidden = false;
+      setText(ui.progress, "Working on the check…");
+
+      let worker;
+      try {
+        worker = new Worker(root.dataset.worker);
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      // A challenge is refused from its expires_at on: give up then rather than wait forever.
+      const expiresIn = Number.isFinite(challenge.expires_at) ? challenge.expires_at * 1000 - clock.now() : Infinity;
+      const expiry = Number.isFinite(expiresIn)
+        ? setTimeout(() => {
+            worker.terminate();
+            reject(new CheckExpired());
+          }, Math.max(0, expiresIn))
+        : null;
+      const finish = () => {
+        if (nonce === null || (needsAnswer && !answer)) return;
+        clearTimeout(expiry);
+        resolve({ nonce, answer });
+      };
+      worker.onmessage = (event) => {
+        const message = event.data || {};
+        if (message.type === "progress") {
+          ui.bar.value = 1 - Math.exp(-message.hashes / expected);
+          const now = performance.now();
+          if (now - lastAnnounce >= PROGRESS_ANNOUNCE_MS) {
+            lastAnnounce = now;
+            setText(ui.progress, `Working on the check: ${Math.round(ui.bar.value * 100)} %`);
+          }
+        } else if (message.type === "found") {
+          worker.terminate();
+          nonce = message.nonce;
+          ui.bar.value = 1;
+          setText(ui.progress, needsAnswer && !answer ? "Done. Now type the characters." : "Check done.");
+          finish();
+        } else {
+          worker.terminate();
+          clearTimeout(expiry);
+          reject(new Error(message.message || "worker failed"));
+        }
+      };
+      worker.onerror = (event) => {
+        event.preventDefault();
+        worker.terminate();
+        clearTimeout(expiry);
+        reject(new Error("worker failed"));
+      };
+      if (needsAnswer) {
+        ui.image.src = challenge.image.png;
+        ui.audio.src = challenge.image.audio;
+        ui.imageForm.hidden = false;
+        ui.imageForm.onsubmit = (event) => {
+          event.preventDefault();
+          const typed = ui.answer.value.trim();
+          if (!typed) {
+            ui.answer.focus();
+            return;
+          }
+          answer = typed;
+          if (nonce === null) setText(ui.progress, "Almost done…");
+          finish();
+        };
+        ui.answer.focus();
+      }
+      worker.postMessage({ challenge: challenge.challenge, difficulty: challenge.difficulty });
+    });
+  }
+
+  /* --- the purchase --- */
+
+  function remember(order) {
+    store.set(orderKey, JSON.stringify({ uid: currentUid(), order_id: order.order_id ?? null, confirmed: order.confirmed !== false }));
+  }
+
+  function retryAfterSeconds(headers) {
+    const raw = headers && headers.get("Retry-After");
+    const seconds = raw === null || raw === undefined ? NaN : Number(raw);
+    return Number.isFinite(seconds) && seconds >= 0 ? Math.ceil(seconds) : 1;
+  }
+
+  /** What this page learnt first-hand: a status older than now must not re-open the sale. */
+  function markSoldOut() {
+    sale.state = "sold_out";
+    sale.remaining = 0;
+    sale.asOf = Math.max(sale.asOf, clock.now());
+  }
+
+  /** Tells any answer of the captcha or buy endpoints in words. */
+  function explain(answer) {
+    const { status, data } = answer;
+    const code = data && typeof data.error === "string" ? data.error : "";
+    if (status === 200 && data && data.status === "reserved") {
+      const order = { order_id: data.order_id ?? null, confirmed: data.confirmed !== false };
+      remember(order);
+      showOrder(order, false);
+      if (Number.isInteger(data.remaining_hint)) {
+        sale.remaining = data.remaining_hint;
+        if (data.remaining_hint <= 0) markSoldOut();
+      }
+    } else if (status === 409 && code === "duplicate") {
+      if (data.outcome === "rejected") {
+        setResult("Your earlier try in this sale was not accepted.", "error");
+      } else {
+        // `state` is the origin's (submitted: still in flight); the edge's own 409 has none.
+        const order = { order_id: data.order_id ?? null, confirmed: data.order_id != null && data.state !== "submitted" };
+        remember(order);
+        showOrder(order, true);
+      }
+    } else if (status === 409 && code === "not_started") {
+      setResult("The sale has not started yet. Try again in a moment.", "info");
+    } else if (status === 410 && code === "ended") {
+      sale.state = "ended"; // render() tells it
+    } else if (status === 410) {
+      markSoldOut(); // render() tells it
+    } else if (status === 429) {
+      const seconds = retryAfterSeconds(answer.headers);
+      retryAt = performance.now() + seconds * 1000;
+      setResult(`Too many tries, wait ${seconds} s.`, "error");
+      setTimeout(refresh, seconds * 1000 + 20);
+    } else if (status === 401) {
+      dropToken();
+      setResult("Please log in again.", "error");
+    } else if (status === 403 && data && data.reason === "wrong_answer") {
+      setResult("The characters did not match. Please try again.", "error");
+    } else if (status === 403) {
+      setResult("The check failed, please try again.", "error");
+    } else if (status === 404 && code === "captcha_image_gone") {
+      setResult("The picture expired. Please try again.", "error");
+    } else if (status === 404 && code === "unknown_sale") {
+      sale.state = "unknown";
+      setResult("This sale does not exist.", "error");
+    } else {
+      setResult("The shop is busy, try again in a moment.", "error");
+    }
+  }
+
+  function working(label) {
+    busy = label;
+    refresh();
+  }
+
+  async function purchase() {
+    if (busy) return;
+    working("Checking you are a person…");
+    setResult("", "");
+    try {
+      if (!(await ensureToken())) {
+        setResult("Please log in to the shop.", "error");
+        return;
+      }
+      const challenge = await api(`/api/captcha?sale=${sale.id}`, { auth: true });
+      if (challenge.status !== 200 || !challenge.data || typeof challenge.data.challenge !== "string") {
+        explain(challenge);
+        return;
+      }
+      const solved = await solveCaptcha(challenge.data);
+      const solution = { sale: sale.id, challenge: challenge.data.challenge, nonce: solved.nonce };
+      if (solved.answer) solution.answer = solved.answer;
+      const pass = await api("/api/captcha", { method: "POST", body: solution, auth: true });
+      if (pass.status !== 200 || !pass.data || typeof pass.data.pass_token !== "string") {
+        explain(pass);
+        return;
+      }
+      working("Buying…");
+      const bought = await api(`/api/sales/${sale.id}/buy`, {
+        method: "POST",
+        body: { pass_token: pass.data.pass_token },
+        auth: true,
+      });
+      explain(bought);
+    } catch (error) {
+      setResult(
+        error instanceof CheckExpired ? "The check took too long, please try again." : "The shop is busy, try again in a moment.",
+        "error"
+      );
+    } finally {
+      hideCaptcha();
+      busy = null;
+      refresh();
+      schedulePoll();
+    }
+  }
+
+  ui.buy.addEventListener("click", purchase);
+
+  /* --- start --- */
+
+  /** The start time in the visitor's own time zone and language (the page says UTC). */
+  function localStart() {
+    const time = root.querySelector(".starts time");
+    if (!time || sale.startsAt === null || typeof Intl === "undefined") return;
+    try {
+      const text = new Intl.DateTimeFormat(undefined, {
+        dateStyle: "medium",
+        timeStyle: "long",
+      }).format(new Date(sale.startsAt));
+      setText(time, text);
+    } catch {
+      /* keep the server's UTC text */
+    }
+  }
+
+  async function start() {
+    localStart();
+    refresh();
+    poll();
+    try {
+      await ensureToken();
+    } catch {
+      // The dev endpoint did not answer; a click tries again.
+    }
+    const order = savedOrder();
+    if (order) showOrder(order, false);
+    else if (login === "missing") setResult("Please log in to the shop.", "error");
+    refresh();
+  }
+
+  start();
+})();
