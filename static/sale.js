@@ -54,6 +54,7 @@
     audio: byId("captcha-audio"),
     answer: byId("captcha-answer"),
     result: byId("result"),
+    pay: byId("pay"),
   };
 
   const parseTime = (text) => {
@@ -240,10 +241,66 @@
     }
   }
 
+  /** The pay button: shown while the order is a live hold. */
+  function showPay(order, details) {
+    if (!ui.pay) return;
+    const payable = details && details.status === "pending";
+    ui.pay.hidden = !payable;
+    ui.pay.disabled = !payable;
+    ui.pay.dataset.order = payable ? String(order.order_id) : "";
+  }
+
+  /** Pays the held order (a demo payment id: the shop's payment provider would give one). */
+  async function pay() {
+    const orderId = ui.pay.dataset.order;
+    if (!orderId) return;
+    ui.pay.disabled = true;
+    ui.pay.setAttribute("aria-busy", "true");
+    setResult("Paying…", "info");
+    let paymentId = store.get(`flash.payment.${orderId}`);
+    if (!paymentId) {
+      paymentId = `demo-${orderId}-${Math.random().toString(36).slice(2, 10)}`;
+      store.set(`flash.payment.${orderId}`, paymentId);
+    }
+    try {
+      const answer = await api(`/api/orders/${encodeURIComponent(orderId)}/pay`, {
+        method: "POST",
+        body: { payment_id: paymentId },
+        auth: true,
+      });
+      const code = answer.data && answer.data.error;
+      if (answer.status === 200) {
+        ui.pay.hidden = true;
+        setResult(`Paid: order ${orderId} is yours.`, "success");
+      } else if (code === "hold_expired") {
+        ui.pay.hidden = true;
+        forgetOrder();
+        setResult("The hold ended before the payment: you will be refunded. The unit went back to the sale.", "error");
+        refresh();
+      } else if (answer.status === 401) {
+        dropToken();
+        setResult("Please log in again.", "error");
+        ui.pay.disabled = false;
+      } else if (answer.status === 409) {
+        ui.pay.hidden = true;
+        setResult(`Order ${orderId} cannot be paid any more (${answer.data.status || "not a hold"}).`, "error");
+      } else {
+        setResult("The shop is busy, try again in a moment.", "error");
+        ui.pay.disabled = false;
+      }
+    } catch {
+      setResult("The shop is busy, try again in a moment.", "error");
+      ui.pay.disabled = false;
+    } finally {
+      ui.pay.removeAttribute("aria-busy");
+    }
+  }
+
   /** Shows the remembered `order` as it stands now; forgets it once cancelled or rejected. */
   async function showOrder(order, already) {
     setResult(orderText(order, already), "success");
     const details = await orderDetails(order.order_id);
+    showPay(order, details);
     if (savedOrder() === null || savedOrder().order_id !== order.order_id) return;
     if (details && (details.status === "cancelled" || details.status === "rejected")) {
       forgetOrder();
@@ -723,6 +780,7 @@
   }
 
   async function start() {
+    if (ui.pay) ui.pay.addEventListener("click", pay);
     localStart();
     refresh();
     poll();

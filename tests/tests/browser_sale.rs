@@ -347,6 +347,33 @@ async fn a_visitor_counts_down_buys_the_last_unit_and_another_page_turns_sold_ou
     )
     .await;
 
+    // The hold is paid from the page: the pay button, then "Paid" in words, and PostgreSQL says so.
+    wait::until("the pay button shows", Duration::from_secs(10), || {
+        let alice = &alice;
+        async move {
+            let hidden = alice
+                .run("return document.getElementById('pay').hidden;", vec![])
+                .await?;
+            Ok(hidden == serde_json::Value::Bool(false) && alice.enabled("#pay").await?)
+        }
+    })
+    .await
+    .unwrap();
+    alice.click("#pay").await.unwrap();
+    until_page(
+        &alice,
+        "the payment",
+        Duration::from_secs(10),
+        |_, _, result| result == format!("Paid: order {order} is yours."),
+    )
+    .await;
+    let status: String = db
+        .query_one("SELECT status FROM orders WHERE id = $1", &[&order])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "paid");
+
     // The image captcha (the level for a bot attack): a picture, its audio and a labelled box;
     // a wrong answer is told in words and the button comes back.
     world.edge.write_config(&edge_options(true)).unwrap();
