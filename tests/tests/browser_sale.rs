@@ -3,8 +3,9 @@
 //! visitor watches the countdown, buys when the sale opens (captcha proof of work in a Web
 //! Worker), a second visitor's page turns "Sold out" without a reload, a reload remembers the
 //! order, and the image captcha (picture, audio, labelled box) tells a wrong answer in words; the
-//! status JSON comes from nginx's cache; screenshots of each state are kept (and copied to
-//! docs/screenshots/), and no page logs a console error.
+//! status JSON comes from nginx's cache; screenshots of each state are kept in the run's
+//! artifacts folder (and copied to docs/screenshots/ with `UPDATE_SCREENSHOTS=1`), and no page
+//! logs a console error.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -126,12 +127,16 @@ fn artifacts_dir() -> PathBuf {
     dir
 }
 
+/// A screenshot into this run's artifacts; also into docs/screenshots/ when
+/// `UPDATE_SCREENSHOTS=1` (a test run leaves the checkout as it found it otherwise).
 async fn shoot(browser: &Browser, dir: &Path, name: &str) {
     let path = dir.join(format!("{name}.png"));
     browser.screenshot(&path).await.unwrap();
-    let docs = docs_screenshots();
-    std::fs::create_dir_all(&docs).unwrap();
-    std::fs::copy(&path, docs.join(format!("{name}.png"))).unwrap();
+    if std::env::var_os("UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {
+        let docs = docs_screenshots();
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::copy(&path, docs.join(format!("{name}.png"))).unwrap();
+    }
 }
 
 /// Waits until `check` holds on `browser`, naming `what` on timeout.
