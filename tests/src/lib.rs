@@ -12,5 +12,6 @@ pub mod nginx_server;
 pub mod origin_process;
 pub mod postgres_server;
 pub mod redis_server;
+pub mod shopper;
 pub mod stack;
 pub mod wait;

@@ -85,34 +85,15 @@ fn identity() -> IdentityConfig {
 
 /// A user JWT as the shop's login would issue it.
 fn jwt(uid: &str) -> String {
-    edge::identity::mint_dev_token(&identity(), uid, 3600, now_unix()).unwrap()
+    flash_tests::shopper::jwt(uid).unwrap()
 }
 
 /// Solves a captcha on `edge` for `token`'s user: the pass token.
 async fn pass(world: &World, edge: usize, token: &str, sale: i64) -> String {
     let url = world.edge(edge).url();
-    let resp = world
-        .http()
-        .get(format!("{url}/api/captcha?sale={sale}"))
-        .bearer_auth(token)
-        .send()
+    flash_tests::shopper::pass_token(world.http(), &url, token, sale, None)
         .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let challenge: Value = resp.json().await.unwrap();
-    let nonce = edge::captcha::pow::solve(
-        challenge["challenge"].as_str().unwrap(),
-        u8::try_from(challenge["difficulty"].as_u64().unwrap()).unwrap(),
-    );
-    let (status, body) = post(
-        world,
-        &format!("{url}/api/captcha"),
-        Some(token),
-        json!({"sale": sale, "challenge": challenge["challenge"], "nonce": nonce}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["pass_token"].as_str().unwrap().to_string()
+        .unwrap()
 }
 
 async fn post(world: &World, url: &str, token: Option<&str>, body: Value) -> (u16, Value) {

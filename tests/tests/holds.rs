@@ -11,9 +11,8 @@
 
 use std::{path::Path, sync::Arc, time::Duration};
 
-use edge::config::{Algorithm, IdentityConfig};
 use flash_tests::{
-    edge_process::{EdgeOptions, EdgeProcess, USER_JWT_SECRET},
+    edge_process::{EdgeOptions, EdgeProcess},
     origin_process::OriginOptions,
     stack::Stack,
     wait,
@@ -93,16 +92,7 @@ async fn wait_status(stack: &Stack, order: i64, status: &str) -> Duration {
 }
 
 fn jwt(uid: &str) -> String {
-    let identity = IdentityConfig {
-        algorithm: Algorithm::HS256,
-        key: Some(USER_JWT_SECRET.into()),
-        ..IdentityConfig::default()
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    edge::identity::mint_dev_token(&identity, uid, 3600, now).unwrap()
+    flash_tests::shopper::jwt(uid).unwrap()
 }
 
 /// Whether `edge` answers a buy of `sale` from its sold-out flag (410 before any identity check).
@@ -182,34 +172,14 @@ async fn a_lapsed_hold_gives_its_unit_back_and_reopens_the_sale_on_two_edges() {
     // A new buyer gets the unit, through an edge.
     let bob = jwt("bob");
     let url = edges[1].url();
-    let challenge: Value = stack
-        .http
-        .get(format!("{url}/api/captcha?sale={sale}"))
-        .bearer_auth(&bob)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = challenge["challenge"].as_str().unwrap();
-    let nonce = edge::captcha::pow::solve(token, 8);
-    let pass: Value = stack
-        .http
-        .post(format!("{url}/api/captcha"))
-        .bearer_auth(&bob)
-        .json(&json!({"sale": sale, "challenge": token, "nonce": nonce}))
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let pass = flash_tests::shopper::pass_token(&stack.http, &url, &bob, sale, None)
         .await
         .unwrap();
     let resp = stack
         .http
         .post(format!("{url}/api/sales/{sale}/buy"))
         .bearer_auth(&bob)
-        .json(&json!({"pass_token": pass["pass_token"]}))
+        .json(&json!({"pass_token": pass}))
         .send()
         .await
         .unwrap();

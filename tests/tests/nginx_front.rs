@@ -484,42 +484,9 @@ async fn two_hundred_status_requests_cost_the_edge_a_handful() {
 /// A buy answer of the test edge's user `uid` for `sale`, through nginx from address `ip`: the
 /// answer's status, `X-Cache-Status` and JSON body.
 async fn buy_through(world: &World, sale: i64, uid: &str, ip: &str) -> (u16, String, Value) {
-    let secret = flash_tests::edge_process::USER_JWT_SECRET;
-    let identity = edge::config::IdentityConfig {
-        algorithm: edge::config::Algorithm::HS256,
-        key: Some(secret.into()),
-        ..edge::config::IdentityConfig::default()
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let jwt = edge::identity::mint_dev_token(&identity, uid, 3600, now).unwrap();
+    let jwt = flash_tests::shopper::jwt(uid).unwrap();
     let base = world.nginx.url();
-    let challenge: Value = world
-        .http()
-        .get(format!("{base}/api/captcha?sale={sale}"))
-        .bearer_auth(&jwt)
-        .header("x-forwarded-for", ip)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = challenge["challenge"].as_str().unwrap();
-    let difficulty = u8::try_from(challenge["difficulty"].as_u64().unwrap()).unwrap();
-    let nonce = edge::captcha::pow::solve(token, difficulty);
-    let pass: Value = world
-        .http()
-        .post(format!("{base}/api/captcha"))
-        .bearer_auth(&jwt)
-        .header("x-forwarded-for", ip)
-        .json(&json!({"sale": sale, "challenge": token, "nonce": nonce}))
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let pass = flash_tests::shopper::pass_token(world.http(), &base, &jwt, sale, Some(ip))
         .await
         .unwrap();
     let resp = world
@@ -527,7 +494,7 @@ async fn buy_through(world: &World, sale: i64, uid: &str, ip: &str) -> (u16, Str
         .post(format!("{base}/api/sales/{sale}/buy"))
         .bearer_auth(&jwt)
         .header("x-forwarded-for", ip)
-        .json(&json!({"pass_token": pass["pass_token"]}))
+        .json(&json!({"pass_token": pass}))
         .send()
         .await
         .unwrap();

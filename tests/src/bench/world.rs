@@ -4,19 +4,15 @@
 //! crowd phase has its own bots to meet the limits). Plus what the phases need: sales, users with
 //! pass tokens, metrics.
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::path::{Path, PathBuf};
 
-use anyhow::{ensure, Context};
-use edge::config::{Algorithm, IdentityConfig};
-use serde_json::{json, Value};
+use anyhow::ensure;
 
 use crate::{
-    edge_process::{EdgeOptions, EdgeProcess, USER_JWT_SECRET},
+    edge_process::{EdgeOptions, EdgeProcess},
     nginx_server::NginxServer,
     origin_process::OriginOptions,
+    shopper,
     stack::Stack,
 };
 
@@ -26,7 +22,6 @@ pub struct World {
     pub nginx: NginxServer,
     pub bin_dir: PathBuf,
     pub repo: PathBuf,
-    identity: IdentityConfig,
 }
 
 /// One user ready to buy: uid, user JWT, pass token.
@@ -37,11 +32,7 @@ pub struct Buyer {
     pub pass: String,
 }
 
-pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use crate::shopper::now_unix;
 
 impl World {
     /// Starts everything; binaries are taken from `bin_dir` (target/release).
@@ -87,21 +78,11 @@ impl World {
             nginx,
             bin_dir: bin_dir.to_path_buf(),
             repo: repo.to_path_buf(),
-            identity: IdentityConfig {
-                algorithm: Algorithm::HS256,
-                key: Some(USER_JWT_SECRET.into()),
-                ..IdentityConfig::default()
-            },
         })
     }
 
     pub fn jwt(&self, uid: &str) -> anyhow::Result<String> {
-        Ok(edge::identity::mint_dev_token(
-            &self.identity,
-            uid,
-            3600,
-            now_unix(),
-        )?)
+        shopper::jwt(uid)
     }
 
     pub async fn create_sale(&self, stock: i64) -> anyhow::Result<i64> {
@@ -155,34 +136,6 @@ async fn pass(
     uid: String,
     jwt: String,
 ) -> anyhow::Result<Buyer> {
-    let challenge: Value = http
-        .get(format!("{edge}/api/captcha?sale={sale}"))
-        .bearer_auth(&jwt)
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = challenge["challenge"]
-        .as_str()
-        .context("challenge")?
-        .to_string();
-    let difficulty = u8::try_from(challenge["difficulty"].as_u64().context("difficulty")?)?;
-    let nonce = {
-        let token = token.clone();
-        tokio::task::spawn_blocking(move || edge::captcha::pow::solve(&token, difficulty)).await?
-    };
-    let solved: Value = http
-        .post(format!("{edge}/api/captcha"))
-        .bearer_auth(&jwt)
-        .json(&json!({"sale": sale, "challenge": token, "nonce": nonce}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let pass = solved["pass_token"]
-        .as_str()
-        .with_context(|| format!("pass token: {solved}"))?
-        .to_string();
+    let pass = shopper::pass_token(http, edge, &jwt, sale, None).await?;
     Ok(Buyer { uid, jwt, pass })
 }
