@@ -10,11 +10,24 @@ use tokio::process::{Child, Command};
 
 use crate::{net, nginx_server::nginx_binary, wait};
 
-/// A baseline server process, killed when dropped.
+/// A baseline server process, killed when dropped with its whole process group (nginx's
+/// workers outlive a master killed alone).
 pub struct Baseline {
     pub url: String,
-    _child: Child,
+    child: Child,
     _dir: Option<TempDir>,
+}
+
+impl Drop for Baseline {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = self.child.start_kill();
+    }
 }
 
 async fn answering(url: &str) -> anyhow::Result<()> {
@@ -34,6 +47,7 @@ pub async fn hello(bin_dir: &Path) -> anyhow::Result<Baseline> {
         .arg("--port")
         .arg(port.to_string())
         .stdin(Stdio::null())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .context("hello-server")?;
@@ -41,7 +55,7 @@ pub async fn hello(bin_dir: &Path) -> anyhow::Result<Baseline> {
     answering(&url).await?;
     Ok(Baseline {
         url,
-        _child: child,
+        child,
         _dir: None,
     })
 }
@@ -73,6 +87,7 @@ pub async fn nginx_return_200() -> anyhow::Result<Baseline> {
         .arg(&path)
         .stdin(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .context("nginx")?;
@@ -80,7 +95,7 @@ pub async fn nginx_return_200() -> anyhow::Result<Baseline> {
     answering(&url).await?;
     Ok(Baseline {
         url,
-        _child: child,
+        child,
         _dir: Some(dir),
     })
 }
