@@ -1,12 +1,13 @@
 //! The origin's internal HTTP API as an axum `Router` built from state, so tests can drive it in
-//! memory: sale creation and status, reservation, health and metrics. Documented in docs/API.md.
+//! memory: sale creation and status, reservation, orders (`orders`), health and metrics.
+//! Documented in docs/API.md.
+
+mod orders;
 
 use std::sync::Arc;
 
 use axum::{
-    extract::{
-        rejection::JsonRejection, DefaultBodyLimit, FromRequest, Path, Query, Request, State,
-    },
+    extract::{rejection::JsonRejection, DefaultBodyLimit, FromRequest, Path, Request, State},
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -23,7 +24,7 @@ use tower_http::{
 use crate::{
     config::Config,
     error::{Error, Result},
-    holds::{Holds, Outcome},
+    holds::Holds,
     metrics::Metrics,
     purchase::{Purchase, Purchases},
     sales::{Catalog, CreateSale, Sale, SaleState},
@@ -48,9 +49,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sales", post(create_sale))
         .route("/v1/sales/{id}", get(sale_status))
         .route("/v1/sales/{id}/reserve", post(reserve))
-        .route("/v1/orders/{id}", get(order).delete(cancel_order))
-        .route("/v1/orders/{id}/pay", post(pay))
-        .route("/v1/orders/{id}/extend", post(extend))
+        .route("/v1/orders/{id}", get(orders::order).delete(orders::cancel_order))
+        .route("/v1/orders/{id}/pay", post(orders::pay))
+        .route("/v1/orders/{id}/extend", post(orders::extend))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -204,7 +205,7 @@ async fn sale_status(State(state): State<AppState>, Path(id): Path<String>) -> R
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReserveBody {
+pub(super) struct ReserveBody {
     uid: String,
 }
 
@@ -304,12 +305,6 @@ fn refusal(status: StatusCode, code: &str, message: &str, extra: Value) -> Respo
     (status, Json(body)).into_response()
 }
 
-fn order_id(raw: &str) -> Result<i64> {
-    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
-        Error::bad_request("invalid_order_id", "order id must be a positive integer")
-    })
-}
-
 fn valid_uid(uid: &str, max: usize) -> Result<()> {
     if uid.is_empty() || uid.len() > max || uid.chars().any(char::is_control) {
         return Err(Error::bad_request(
@@ -318,117 +313,4 @@ fn valid_uid(uid: &str, max: usize) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// The answer to an operation on an order.
-fn order_answer(outcome: Outcome) -> Response {
-    let now = OffsetDateTime::now_utc();
-    match outcome {
-        Outcome::Done(order) => {
-            let mut body = serde_json::to_value(&order).unwrap_or(Value::Null);
-            if let Value::Object(map) = &mut body {
-                map.insert(
-                    "hold_remaining_seconds".into(),
-                    json!(order.hold_remaining(now)),
-                );
-            }
-            (StatusCode::OK, Json(body)).into_response()
-        }
-        Outcome::Refused { code, order } => refusal(
-            StatusCode::CONFLICT,
-            code,
-            match code {
-                "hold_expired" => "the hold expired before the payment: refund it",
-                "already_paid" => "the order is paid already (with another payment id)",
-                "already_extended" => "a hold can be extended once",
-                "payment_id_used" => "this payment id paid another order",
-                "not_expired" => "the hold has not expired",
-                _ => "the order is not a live hold",
-            },
-            json!({"order": order, "status": order.status}),
-        ),
-        Outcome::NotYours => refusal(
-            StatusCode::FORBIDDEN,
-            "not_your_order",
-            "this order belongs to another user",
-            json!({}),
-        ),
-        Outcome::Unknown => refusal(
-            StatusCode::NOT_FOUND,
-            "unknown_order",
-            "no such order",
-            json!({}),
-        ),
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct UidQuery {
-    uid: Option<String>,
-}
-
-fn uid_of(
-    query: std::result::Result<Query<UidQuery>, axum::extract::rejection::QueryRejection>,
-    max: usize,
-) -> Result<String> {
-    let uid = query
-        .ok()
-        .and_then(|Query(q)| q.uid)
-        .ok_or_else(|| Error::bad_request("invalid_uid", "?uid= is required"))?;
-    valid_uid(&uid, max)?;
-    Ok(uid)
-}
-
-async fn order(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    query: std::result::Result<Query<UidQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response> {
-    let id = order_id(&id)?;
-    let uid = uid_of(query, state.config.http.max_uid_bytes)?;
-    Ok(order_answer(state.holds.order(id, &uid).await?))
-}
-
-async fn cancel_order(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    query: std::result::Result<Query<UidQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response> {
-    let id = order_id(&id)?;
-    let uid = uid_of(query, state.config.http.max_uid_bytes)?;
-    Ok(order_answer(state.holds.cancel(id, Some(&uid)).await?))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PayBody {
-    uid: String,
-    payment_id: String,
-}
-
-async fn pay(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<PayBody>,
-) -> Result<Response> {
-    let id = order_id(&id)?;
-    valid_uid(&body.uid, state.config.http.max_uid_bytes)?;
-    let p = &body.payment_id;
-    if p.is_empty() || p.len() > 128 || !p.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(Error::bad_request(
-            "invalid_payment_id",
-            "payment_id must be 1 to 128 printable ASCII characters",
-        ));
-    }
-    Ok(order_answer(state.holds.pay(id, &body.uid, p).await?))
-}
-
-async fn extend(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<ReserveBody>,
-) -> Result<Response> {
-    let id = order_id(&id)?;
-    valid_uid(&body.uid, state.config.http.max_uid_bytes)?;
-    Ok(order_answer(state.holds.extend(id, &body.uid).await?))
 }
