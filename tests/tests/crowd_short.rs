@@ -1,5 +1,5 @@
 //! A short flash crowd with bots, played in-process by `flash_tests::crowd` through a real edge in
-//! front of a real origin, Redis and PostgreSQL: 300 users (20% bots of every kind) for 200 units.
+//! front of a real origin, Redis and PostgreSQL: 2000 users (20% bots of every kind) for 1200 units.
 //! Correctness only, no timing: the stock sells out exactly, no bot gets a unit beyond one honest
 //! purchase per identity, every forged identity is refused with 401, and the books balance
 //! (conservation, reconcile drift 0).
@@ -18,9 +18,9 @@ use flash_tests::{
     stack::Stack,
 };
 
-/// Below the honest users alone (240), so the crowd always sells it out, but high enough that
+/// Below the honest users alone (1600), so the crowd always sells it out, but high enough that
 /// most bots attack while the sale is still on rather than meeting `410 sold_out`.
-const STOCK: i64 = 200;
+const STOCK: i64 = 1200;
 
 fn origin_binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_origin-crashable"))
@@ -72,8 +72,8 @@ async fn a_crowd_with_bots_buys_the_stock_exactly_and_bots_get_nothing_extra() {
     let sale = stack.create_sale(STOCK).await.unwrap();
 
     let mut config = CrowdConfig::new(edge.url(), sale, Some(USER_JWT_SECRET.into()));
-    config.users = 300;
-    config.concurrency = 32;
+    config.users = 2000;
+    config.concurrency = 64;
     config.bots = 0.2;
     config.seed = 42;
     let report = crowd::run(config).await.unwrap();
