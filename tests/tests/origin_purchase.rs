@@ -74,10 +74,18 @@ async fn i1_i2_i3_i4_crowd_of_2000_requests_from_1000_users_sells_exactly_the_st
         2000,
         "every answer is one of the three"
     );
-    assert!(answers
-        .iter()
-        .filter(|a| a.1 == 200)
-        .all(|a| a.2["confirmed"] == true && a.2["order_id"].is_i64()));
+    // A winner's answer says whether its order exists yet: confirmed with its id, or (when the
+    // database was too slow for this request: a loaded machine) unconfirmed, the order left to
+    // recovery. Either way it has an order once recovery has run (checked below, I5).
+    let mut unconfirmed = 0;
+    for (uid, _, body) in answers.iter().filter(|a| a.1 == 200) {
+        match (body["confirmed"].as_bool(), body["order_id"].is_i64()) {
+            (Some(true), true) => {}
+            (Some(false), false) => unconfirmed += 1,
+            _ => panic!("{uid}: inconsistent answer {body}"),
+        }
+    }
+    println!("{unconfirmed} winners answered before their order was written");
 
     stack
         .wait_quiet(sale, std::time::Duration::from_secs(30))
