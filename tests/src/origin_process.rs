@@ -34,7 +34,7 @@ impl Default for OriginOptions {
         Self {
             recovery_timeout_ms: 1000,
             poll_interval_ms: 100,
-            lease_ms: 500,
+            lease_ms: 2000,
             statement_timeout_ms: 2000,
             body_limit_bytes: 4096,
             max_uid_bytes: 128,

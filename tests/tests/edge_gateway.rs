@@ -246,7 +246,7 @@ async fn forged_identities_get_401_misused_passes_get_403_and_a_good_flow_gets_t
 #[tokio::test(flavor = "multi_thread")]
 async fn uid_limit_holds_across_two_edges_and_spares_other_users() {
     let options = EdgeOptions {
-        uid_per_second: 0.2,
+        uid_per_second: 0.05,
         uid_burst: 3,
         ..EdgeOptions::default()
     };
@@ -276,7 +276,7 @@ async fn uid_limit_holds_across_two_edges_and_spares_other_users() {
     assert_eq!(statuses, [200, 409, 409, 429, 429]);
     let headers = limited.unwrap();
     let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((1..=5).contains(&retry), "Retry-After {retry}");
+    assert!((1..=20).contains(&retry), "Retry-After {retry}");
     assert_eq!(headers["ratelimit-limit"], "3");
     assert_eq!(headers["ratelimit-remaining"], "0");
     assert!(headers.contains_key("ratelimit-reset"));
