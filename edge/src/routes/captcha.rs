@@ -17,7 +17,8 @@ use crate::{
     captcha::image,
     clock,
     error::{Error, Refusal},
-    state::AppState,
+    identity::Uid,
+    state::{AppState, Runtime},
 };
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +79,23 @@ fn gone_image() -> Response {
     Error::ImageGone.into_response()
 }
 
+/// The verified user, or the counted 401 to answer.
+fn user(state: &AppState, runtime: &Runtime, headers: &HeaderMap) -> Result<Uid, Box<Response>> {
+    runtime
+        .verifier
+        .verify(headers.get("authorization").and_then(|v| v.to_str().ok()))
+        .map_err(|e| {
+            let reason = e.reason();
+            Box::new(counted(
+                state,
+                "captcha",
+                "refused",
+                reason,
+                Refusal::Unauthorized { reason },
+            ))
+        })
+}
+
 pub async fn challenge(
     State(state): State<AppState>,
     Extension(ctx): Extension<Ctx>,
@@ -85,21 +103,9 @@ pub async fn challenge(
     query: Result<Query<ChallengeQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let runtime = state.runtime.load();
-    let uid = match runtime
-        .verifier
-        .verify(headers.get("authorization").and_then(|v| v.to_str().ok()))
-    {
+    let uid = match user(&state, &runtime, &headers) {
         Ok(uid) => uid,
-        Err(e) => {
-            let reason = e.reason();
-            return counted(
-                &state,
-                "captcha",
-                "refused",
-                reason,
-                Refusal::Unauthorized { reason },
-            );
-        }
+        Err(resp) => return *resp,
     };
     let answer = async {
         let raw = query
@@ -165,21 +171,9 @@ pub async fn solve(
     body: Result<ApiJson<Solution>, Error>,
 ) -> Response {
     let runtime = state.runtime.load();
-    let uid = match runtime
-        .verifier
-        .verify(headers.get("authorization").and_then(|v| v.to_str().ok()))
-    {
+    let uid = match user(&state, &runtime, &headers) {
         Ok(uid) => uid,
-        Err(e) => {
-            let reason = e.reason();
-            return counted(
-                &state,
-                "captcha",
-                "refused",
-                reason,
-                Refusal::Unauthorized { reason },
-            );
-        }
+        Err(resp) => return *resp,
     };
     let body = match body {
         Ok(ApiJson(body)) => body,

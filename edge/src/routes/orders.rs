@@ -102,23 +102,34 @@ fn query_uid(uid: &str) -> String {
     out
 }
 
+/// `GET` or `DELETE` of the user's own order: the uid goes to the origin in the query.
+async fn by_owner(
+    state: &AppState,
+    ctx: &Ctx,
+    id: &str,
+    headers: &HeaderMap,
+    method: Method,
+) -> Response {
+    let uid = match admit(state, ctx, headers) {
+        Ok(uid) => uid,
+        Err(refusal) => return refused(state, refusal),
+    };
+    match order_id(id) {
+        Ok(id) => {
+            let path = format!("/v1/orders/{id}?uid={}", query_uid(&uid));
+            forward(state, ctx, method, path, None).await
+        }
+        Err(e) => counted(state, ROUTE, "failed", e.code(), e),
+    }
+}
+
 pub async fn get(
     State(state): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let uid = match admit(&state, &ctx, &headers) {
-        Ok(uid) => uid,
-        Err(refusal) => return refused(&state, refusal),
-    };
-    match order_id(&id) {
-        Ok(id) => {
-            let path = format!("/v1/orders/{id}?uid={}", query_uid(&uid));
-            forward(&state, &ctx, Method::GET, path, None).await
-        }
-        Err(e) => counted(&state, ROUTE, "failed", e.code(), e),
-    }
+    by_owner(&state, &ctx, &id, &headers, Method::GET).await
 }
 
 pub async fn cancel(
@@ -127,17 +138,7 @@ pub async fn cancel(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let uid = match admit(&state, &ctx, &headers) {
-        Ok(uid) => uid,
-        Err(refusal) => return refused(&state, refusal),
-    };
-    match order_id(&id) {
-        Ok(id) => {
-            let path = format!("/v1/orders/{id}?uid={}", query_uid(&uid));
-            forward(&state, &ctx, Method::DELETE, path, None).await
-        }
-        Err(e) => counted(&state, ROUTE, "failed", e.code(), e),
-    }
+    by_owner(&state, &ctx, &id, &headers, Method::DELETE).await
 }
 
 pub async fn pay(
