@@ -185,6 +185,12 @@ impl Stack {
         Ok(conn.zcard(format!("{{s:{sale}}}:due")).await?)
     }
 
+    /// The gids of `sale`'s transactions not completed yet (its due set).
+    pub async fn books_redis_due(&self, sale: i64) -> anyhow::Result<Vec<String>> {
+        let mut conn = self.redis.connection().await?;
+        Ok(conn.zrange(format!("{{s:{sale}}}:due"), 0, -1).await?)
+    }
+
     /// Waits until the books of `sale`, read at one moment, pass every check. Two stores cannot
     /// be read in one snapshot, so a read that overlaps a background step (the sweeper's cancel
     /// and return) can see a unit in neither; a real drift stays and fails at the deadline,
