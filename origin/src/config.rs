@@ -46,6 +46,10 @@ pub struct PostgresConfig {
     pub pool_size: usize,
     /// Time allowed to get a connection and run one statement.
     pub statement_timeout_ms: u64,
+    /// Most branches (winners' orders) written in one database transaction (group commit).
+    pub branch_batch: usize,
+    /// Tasks writing branch batches at once, each on a connection of the pool.
+    pub branch_writers: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -118,6 +122,8 @@ impl Default for PostgresConfig {
             url: "postgres://flash@127.0.0.1:5433/flash".into(),
             pool_size: 16,
             statement_timeout_ms: 2000,
+            branch_batch: 128,
+            branch_writers: 2,
         }
     }
 }
@@ -222,6 +228,16 @@ impl Config {
             (1..=1000).contains(&self.postgres.pool_size),
             "postgres.pool_size",
             "must be between 1 and 1000",
+        );
+        check(
+            (1..=10_000).contains(&self.postgres.branch_batch),
+            "postgres.branch_batch",
+            "must be between 1 and 10000",
+        );
+        check(
+            (1..=self.postgres.pool_size).contains(&self.postgres.branch_writers),
+            "postgres.branch_writers",
+            "must be between 1 and postgres.pool_size",
         );
         check(
             (1..=600_000).contains(&self.postgres.statement_timeout_ms),

@@ -1,6 +1,5 @@
 //! PostgreSQL, the final authority: the connection pool, the schema migrations (`migrations/`),
-//! sales, and phase 2 of the two-phase message (the branch), which writes one order per gid in
-//! one database transaction guarded by a barrier row.
+//! sales and order counts. Phase 2 of the two-phase message (the branch) is in `branches`.
 
 use std::{str::FromStr, time::Duration};
 
@@ -9,7 +8,6 @@ use time::OffsetDateTime;
 use tokio_postgres::{NoTls, Row};
 
 use crate::{
-    crash,
     error::{Error, Result},
     sales::{NewSale, Sale},
 };
@@ -18,22 +16,8 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
-/// Branch id and operation of the purchase branch in the barrier table.
-const BRANCH: &str = "01";
-const OP_ACTION: &str = "action";
-
 /// Key of the advisory lock that serialises migrations between origins starting together.
 const MIGRATION_LOCK: i64 = 0x666c_6173_6801;
-
-/// What the branch left in the database for one gid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BranchOutcome {
-    pub order_id: i64,
-    /// The database refused the unit (`rejected` row): it must go back to Redis.
-    pub rejected: bool,
-    /// `false` when an earlier run of this branch had done the work.
-    pub fresh: bool,
-}
 
 /// Orders of a sale by status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -164,77 +148,6 @@ impl Database {
             .await
             .map_err(Error::postgres("list sales"))?;
         Ok(rows.iter().map(sale_from_row).collect())
-    }
-
-    /// Phase 2: the order of `gid`, written once. In one transaction: the barrier row first (a
-    /// repeat finds it and changes nothing), then the guarded `sold` update, then the order row,
-    /// `pending` when the database had a unit and `rejected` when it had none.
-    pub async fn branch(&self, sale: i64, uid: &str, gid: &str) -> Result<BranchOutcome> {
-        let mut client = self.client().await?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(Error::postgres("begin branch"))?;
-        let barrier = tx
-            .execute(
-                "INSERT INTO barriers (gid, branch, op) VALUES ($1, $2, $3)
-                 ON CONFLICT DO NOTHING",
-                &[&gid, &BRANCH, &OP_ACTION],
-            )
-            .await
-            .map_err(Error::postgres("branch barrier"))?;
-        if barrier == 0 {
-            let row = tx
-                .query_one("SELECT id, status FROM orders WHERE gid = $1", &[&gid])
-                .await
-                .map_err(Error::postgres("branch earlier order"))?;
-            let status: &str = row.get(1);
-            return Ok(BranchOutcome {
-                order_id: row.get(0),
-                rejected: status == "rejected",
-                fresh: false,
-            });
-        }
-        let held = tx
-            .query_opt(
-                "UPDATE sales SET sold = sold + 1 WHERE id = $1 AND sold < total
-                 RETURNING hold_seconds",
-                &[&sale],
-            )
-            .await
-            .map_err(Error::postgres("branch stock guard"))?;
-        crash::point(crash::Point::InDbTransaction);
-        let rejected = held.is_none();
-        let row = match held {
-            Some(row) => {
-                let hold: i32 = row.get(0);
-                tx.query_one(
-                    "INSERT INTO orders (sale_id, uid, gid, status, expires_at)
-                     VALUES ($1, $2, $3, 'pending', now() + make_interval(secs => $4))
-                     RETURNING id",
-                    &[&sale, &uid, &gid, &f64::from(hold)],
-                )
-                .await
-            }
-            None => {
-                tx.query_one(
-                    "INSERT INTO orders (sale_id, uid, gid, status, reason, expires_at)
-                     VALUES ($1, $2, $3, 'rejected', 'no unit left in the database', now())
-                     RETURNING id",
-                    &[&sale, &uid, &gid],
-                )
-                .await
-            }
-        }
-        .map_err(Error::postgres("branch order"))?;
-        tx.commit()
-            .await
-            .map_err(Error::postgres("commit branch"))?;
-        Ok(BranchOutcome {
-            order_id: row.get(0),
-            rejected,
-            fresh: true,
-        })
     }
 
     pub async fn order_counts(&self, sale: i64) -> Result<OrderCounts> {

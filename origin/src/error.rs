@@ -42,6 +42,9 @@ pub enum Error {
         what: &'static str,
         source: tokio_postgres::Error,
     },
+    /// A branch batch that could not be written (the first branch of the batch has the cause).
+    #[error("postgres branch batch: {0}")]
+    BranchBatch(String),
     #[error("postgres pool: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("{0} timed out")]
@@ -75,9 +78,11 @@ impl Error {
             | Self::UnknownSale(_)
             | Self::NoRoute
             | Self::MethodNotAllowed => Fault::Client,
-            Self::Redis { .. } | Self::Postgres { .. } | Self::Pool(_) | Self::Timeout(_) => {
-                Fault::Upstream
-            }
+            Self::Redis { .. }
+            | Self::Postgres { .. }
+            | Self::BranchBatch(_)
+            | Self::Pool(_)
+            | Self::Timeout(_) => Fault::Upstream,
             Self::Protocol(_) => Fault::Internal,
         }
     }
@@ -90,7 +95,7 @@ impl Error {
             Self::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Redis { .. } => (StatusCode::SERVICE_UNAVAILABLE, "redis_unavailable"),
-            Self::Postgres { .. } | Self::Pool(_) => {
+            Self::Postgres { .. } | Self::BranchBatch(_) | Self::Pool(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
             }
             Self::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),

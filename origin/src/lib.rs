@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod branches;
 pub mod cli;
 pub mod config;
 pub mod crash;

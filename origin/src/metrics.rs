@@ -5,7 +5,12 @@ use std::sync::Arc;
 
 use prometheus_client::{
     encoding::{text::encode, EncodeLabelSet},
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{exponential_buckets, Histogram},
+    },
     registry::Registry,
 };
 
@@ -23,6 +28,8 @@ pub struct Metrics {
     holds: Family<OutcomeLabel, Counter>,
     claims: Counter,
     in_flight: Gauge,
+    branch_batches: Counter,
+    branch_batch_size: Histogram,
 }
 
 impl Default for Metrics {
@@ -34,6 +41,18 @@ impl Default for Metrics {
         let in_flight = Gauge::default();
         let holds = Family::<OutcomeLabel, Counter>::default();
         let claims = Counter::default();
+        let branch_batches = Counter::default();
+        let branch_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 10));
+        registry.register(
+            "branch_batches",
+            "Database transactions written by the branch writers (each holds one or more branches)",
+            branch_batches.clone(),
+        );
+        registry.register(
+            "branch_batch_size",
+            "Branches per database transaction (group commit)",
+            branch_batch_size.clone(),
+        );
         registry.register(
             "recovery_claims",
             "claim.lua calls made by the recovery poller (one per known sale and poll)",
@@ -72,6 +91,8 @@ impl Default for Metrics {
             holds,
             claims,
             in_flight,
+            branch_batches,
+            branch_batch_size,
         }
     }
 }
@@ -92,6 +113,10 @@ impl Metrics {
     }
     pub fn hold(&self, outcome: &'static str) {
         self.holds.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+    pub fn branch_batch(&self, size: usize) {
+        self.branch_batches.inc();
+        self.branch_batch_size.observe(size as f64);
     }
     pub fn claim(&self) {
         self.claims.inc();

@@ -1,10 +1,12 @@
 //! A purchase from end to end: phase 1 in Redis (`reserve.lua`), phase 2 in PostgreSQL (the
-//! branch) at once, then completion in Redis (`complete.lua`). A failure after phase 1 is not
+//! branch, written with other winners' in one transaction by `branches`) at once, then
+//! completion in Redis (`complete.lua`). A failure after phase 1 is not
 //! the client's loss: the transaction stays due and the recovery poller finishes it.
 
 use crate::{
+    branches::{Branch, BranchOutcome, BranchWriter},
     crash,
-    database::{BranchOutcome, Database},
+    database::Database,
     error::Result,
     metrics::Metrics,
     reservations::{gid, Completion, EarlierTx, Reservation, Reservations},
@@ -39,12 +41,23 @@ pub enum Purchase {
 pub struct Purchases {
     redis: Reservations,
     db: Database,
+    branches: BranchWriter,
     metrics: Metrics,
 }
 
 impl Purchases {
-    pub fn new(redis: Reservations, db: Database, metrics: Metrics) -> Self {
-        Self { redis, db, metrics }
+    pub fn new(
+        redis: Reservations,
+        db: Database,
+        branches: BranchWriter,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            redis,
+            db,
+            branches,
+            metrics,
+        }
     }
 
     pub fn redis(&self) -> &Reservations {
@@ -120,7 +133,14 @@ impl Purchases {
     }
 
     async fn branch(&self, sale: i64, uid: &str, gid: &str) -> Result<BranchOutcome> {
-        let outcome = self.db.branch(sale, uid, gid).await;
+        let outcome = self
+            .branches
+            .run(Branch {
+                sale,
+                uid: uid.to_string(),
+                gid: gid.to_string(),
+            })
+            .await;
         self.metrics.branch(match &outcome {
             Ok(o) if !o.fresh => "repeat",
             Ok(o) if o.rejected => "rejected",

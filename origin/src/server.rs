@@ -7,6 +7,7 @@ use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
     api::{self, AppState},
+    branches::BranchWriter,
     config::Config,
     database::Database,
     error::Result,
@@ -54,7 +55,13 @@ pub async fn run(
         config.holds.clone(),
         metrics.clone(),
     );
-    let purchases = Purchases::new(redis, db, metrics.clone());
+    let branches = BranchWriter::start(
+        db.clone(),
+        metrics.clone(),
+        config.postgres.branch_writers,
+        config.postgres.branch_batch,
+    );
+    let purchases = Purchases::new(redis, db, branches, metrics.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let poller = Poller {
         purchases: purchases.clone(),

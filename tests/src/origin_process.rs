@@ -27,6 +27,8 @@ pub struct OriginOptions {
     pub statement_timeout_ms: u64,
     pub body_limit_bytes: usize,
     pub max_uid_bytes: usize,
+    /// Seconds one extension adds to a hold.
+    pub extend_seconds: u32,
 }
 
 impl Default for OriginOptions {
@@ -38,6 +40,7 @@ impl Default for OriginOptions {
             statement_timeout_ms: 2000,
             body_limit_bytes: 4096,
             max_uid_bytes: 128,
+            extend_seconds: 300,
         }
     }
 }
@@ -65,13 +68,15 @@ impl OriginProcess {
             "[http]\nlisten = \"127.0.0.1:{port}\"\nbody_limit_bytes = {}\nmax_uid_bytes = {}\n\
              [redis]\nurl = \"{redis_url}\"\ncommand_timeout_ms = 5000\n\
              [postgres]\nurl = \"{postgres_url}\"\nstatement_timeout_ms = {}\n\
-             [recovery]\ntimeout_ms = {}\npoll_interval_ms = {}\nlease_ms = {}\nmax_lease_ms = 4000\n",
+             [recovery]\ntimeout_ms = {}\npoll_interval_ms = {}\nlease_ms = {}\nmax_lease_ms = 4000\n\
+             [holds]\nextend_seconds = {}\n",
             options.body_limit_bytes,
             options.max_uid_bytes,
             options.statement_timeout_ms,
             options.recovery_timeout_ms,
             options.poll_interval_ms,
             options.lease_ms,
+            options.extend_seconds,
         );
         std::fs::write(dir.path().join("origin.toml"), config)?;
         let mut origin = Self {

@@ -88,8 +88,20 @@ async fn a_crowd_with_bots_buys_the_stock_exactly_and_bots_get_nothing_extra() {
     assert_eq!(summary.no_answer, 0, "requests without an answer");
     assert_eq!(summary.image_required, 0, "no image level configured");
 
-    // The crowd is bigger than the stock: it sells out, exactly.
-    assert_eq!(summary.units_sold, u64::try_from(STOCK).unwrap());
+    // The crowd is bigger than the stock: it sells out, exactly (the books below). A buy the edge
+    // answered 503 because the origin was slow (a loaded machine) has an unknown outcome to its
+    // client: its unit may be sold. So the units answered 200 are at most the stock, and with the
+    // unknown outcomes at least the stock.
+    let stock = u64::try_from(STOCK).unwrap();
+    let unknown: u64 = report
+        .kinds
+        .iter()
+        .flat_map(|k| k.answers.iter())
+        .filter(|(answer, _)| answer.starts_with("buy 503 "))
+        .map(|(_, n)| n)
+        .sum();
+    assert!(summary.units_sold <= stock, "{summary:?}");
+    assert!(summary.units_sold + unknown >= stock, "{summary:?}");
     assert!(summary.max_units_per_identity <= 1, "{summary:?}");
     assert!(summary.violations.is_empty(), "{:?}", summary.violations);
 

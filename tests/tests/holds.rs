@@ -364,7 +364,12 @@ impl Seeded {
 async fn i2_conservation_through_a_seeded_mix_of_buys_payments_cancels_and_expiries() {
     const SEED: u64 = 0x5EED_2026;
     const OPS: usize = 3000;
-    let stack = Arc::new(stack().await);
+    // Extensions of 2 s: an extended hold of this 1 s sale still lapses within the final wait.
+    let options = OriginOptions {
+        extend_seconds: 2,
+        ..OriginOptions::default()
+    };
+    let stack = Arc::new(Stack::start(origin_binary(), options).await.unwrap());
     let sale = sale(&stack, 60, 1).await;
     let mut rng = Seeded(SEED);
     let mut orders: Vec<(i64, String)> = Vec::new();

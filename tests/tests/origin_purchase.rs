@@ -10,6 +10,10 @@
 use std::{collections::HashSet, path::Path, sync::Arc};
 
 use flash_tests::{origin_process::OriginOptions, stack::Stack};
+use origin::{
+    branches::{self, Branch},
+    database::Database,
+};
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 
@@ -172,12 +176,28 @@ fn commands_inside_scripts() -> HashSet<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_round_trips_one_per_loser_at_most_two_per_winner() {
-    // A poll interval longer than the test keeps the recovery poller's claims out of the counts.
+    // A poll interval longer than the test keeps the recovery poller's claims out of the counts
+    // but for its first poll, which may come after the sale exists: the claims it made (one
+    // claim.lua call each, `origin_recovery_claims_total`) are not the reservations' round trips.
     let options = OriginOptions {
         poll_interval_ms: 60_000,
         ..OriginOptions::default()
     };
     let stack = stack(options).await;
+    let claims = || async {
+        let text = stack
+            .http
+            .get(format!("{}/metrics", stack.origin.url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("origin_recovery_claims_total "))
+            .map_or(0, |v| v.trim().parse::<u64>().unwrap())
+    };
     let sale = stack.create_sale(5).await.unwrap();
 
     // INFO commandstats also counts the commands a script runs inside Redis; those are not round
@@ -192,19 +212,21 @@ async fn redis_round_trips_one_per_loser_at_most_two_per_winner() {
             .sum::<u64>()
     };
     stack.redis.reset_stats().await.unwrap();
+    let before = claims().await;
     for i in 0..5 {
         assert_eq!(stack.reserve(sale, &format!("w{i}")).await.unwrap().0, 200);
     }
-    let winners = count(stack.redis.command_stats().await.unwrap());
+    let winners = count(stack.redis.command_stats().await.unwrap()) - (claims().await - before);
 
     stack.redis.reset_stats().await.unwrap();
+    let before = claims().await;
     for i in 0..20 {
         assert_eq!(stack.reserve(sale, &format!("l{i}")).await.unwrap().0, 410);
     }
     for i in 0..5 {
         assert_eq!(stack.reserve(sale, &format!("w{i}")).await.unwrap().0, 409);
     }
-    let losers = count(stack.redis.command_stats().await.unwrap());
+    let losers = count(stack.redis.command_stats().await.unwrap()) - (claims().await - before);
     println!("redis calls: {winners} for 5 winners, {losers} for 25 losers");
     assert!(winners <= 2 * 5, "{winners} calls for 5 winners");
     assert_eq!(losers, 25, "one call per losing attempt");
@@ -444,4 +466,115 @@ async fn i4_reconcile_reports_zero_drift_then_a_hand_made_drift_and_repairs_it()
         (&json!(0), &json!(0))
     );
     stack.books(sale).await.unwrap().check().unwrap();
+}
+
+/// Group commit: one transaction for many branches gives each gid what a branch of its own would
+/// give. A repeat reads the earlier order, a gid queued twice is written once, and beyond the
+/// database's units the rest are `rejected`, in queue order.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_of_branches_gives_each_gid_its_own_outcome() {
+    let stack = stack(OriginOptions::default()).await;
+    let sale = stack.create_sale(3).await.unwrap();
+    let db =
+        Database::connect(&stack.postgres.url(), 2, std::time::Duration::from_secs(5)).unwrap();
+    let branch = |uid: &str| Branch {
+        sale,
+        uid: uid.to_string(),
+        gid: format!("{sale}/{uid}"),
+    };
+
+    let first = branches::write_batch(&db, &[branch("u0")]).await.unwrap();
+    assert!(first[0].fresh && !first[0].rejected, "{first:?}");
+
+    let batch = ["u1", "u2", "u3", "u1", "u0", "u4"].map(branch);
+    let out = branches::write_batch(&db, &batch).await.unwrap();
+    let summary: Vec<(bool, bool)> = out.iter().map(|o| (o.fresh, o.rejected)).collect();
+    assert_eq!(
+        summary,
+        [
+            (true, false),  // u1: a unit
+            (true, false),  // u2: the last unit
+            (true, true),   // u3: none left, rejected
+            (false, false), // u1 again: the same order, not written twice
+            (false, false), // u0: written by the first batch
+            (true, true),   // u4: rejected
+        ],
+        "{out:?}"
+    );
+    assert_eq!(out[3].order_id, out[0].order_id);
+    assert_eq!(out[4].order_id, first[0].order_id);
+
+    // Running the whole batch again changes nothing and answers the same orders.
+    let again = branches::write_batch(&db, &batch).await.unwrap();
+    assert!(again.iter().all(|o| !o.fresh), "{again:?}");
+    let ids = |v: &[branches::BranchOutcome]| v.iter().map(|o| o.order_id).collect::<Vec<_>>();
+    assert_eq!(ids(&again), ids(&out));
+
+    let pg = stack.postgres.client().await.unwrap();
+    let sold: i32 = pg
+        .query_one("SELECT sold FROM sales WHERE id = $1", &[&sale])
+        .await
+        .unwrap()
+        .get(0);
+    let orders: i64 = pg
+        .query_one("SELECT count(*) FROM orders WHERE sale_id = $1", &[&sale])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!((sold, orders), (3, 5));
+}
+
+/// A crowd of winners the database has too few units for (Redis holds more than it should): the
+/// winners' branches are written in batches, the database's units go to exactly that many, and
+/// every other unit is rejected and returned to Redis once.
+#[tokio::test(flavor = "multi_thread")]
+async fn i1_i4_batched_winners_beyond_the_database_s_units_are_rejected_and_returned() {
+    let stack = Arc::new(stack(OriginOptions::default()).await);
+    let sale = stack.create_sale(20).await.unwrap();
+    let mut conn = stack.redis.connection().await.unwrap();
+    let _: () = conn.set(format!("{{s:{sale}}}:stock"), 50).await.unwrap();
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let stack = stack.clone();
+        tasks.spawn(async move { stack.reserve(sale, &format!("b{i}")).await.unwrap() });
+    }
+    let answers = tasks.join_all().await;
+    let ok = answers.iter().filter(|(s, _)| *s == 200).count();
+    let refused = answers
+        .iter()
+        .filter(|(s, b)| *s == 410 && b["error"] == "sold_out")
+        .count();
+    assert_eq!(ok + refused, 50, "{answers:?}");
+
+    stack
+        .wait_quiet(sale, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    let books = stack.books(sale).await.unwrap();
+    assert_eq!(
+        (books.live(), books.rejected, books.redis_remaining),
+        (20, 30, 30),
+        "{books:?}"
+    );
+    let metrics = stack
+        .http
+        .get(format!("{}/metrics", stack.origin.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let metric = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing:\n{metrics}"))
+    };
+    let batches = metric("origin_branch_batches_total ");
+    let branches = metric("origin_branch_batch_size_sum ");
+    println!("{branches} branches in {batches} database transactions");
+    assert_eq!(branches, 50.0, "every winner's branch went through a batch");
 }
