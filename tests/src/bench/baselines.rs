@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
-use crate::{net, nginx_server::nginx_binary, wait};
+use crate::{net, nginx_server::nginx_binary, redis_server::RedisServer, wait};
 
 /// A baseline server process, killed when dropped with its whole process group (nginx's
 /// workers outlive a master killed alone).
@@ -100,11 +100,43 @@ pub async fn nginx_return_200() -> anyhow::Result<Baseline> {
     })
 }
 
-/// `redis-benchmark` of `reserve.lua` by EVALSHA on sale `sale` with random uids, at
-/// `concurrency`: requests per second.
+/// The sale the reserve baseline runs on: an id no sale in PostgreSQL will reach, so the origin's
+/// recovery poller (which polls the sales PostgreSQL knows) never claims the baseline's fake
+/// reservations and runs them into PostgreSQL during later phases.
+pub const REDIS_BASELINE_SALE: i64 = 9_000_000_000_000_000_000;
+
+/// Units of the baseline sale's stock: more than any run reserves, so every call is a reserve.
+const REDIS_BASELINE_STOCK: i64 = 1_000_000_000;
+
+/// `redis-benchmark` of `reserve.lua` by EVALSHA with random uids, at `concurrency`, on
+/// [`REDIS_BASELINE_SALE`], with the keys the script touches in the live path. The sale's stock
+/// key is set before, and every key of its hash tag (stock, barriers, transaction records, due
+/// set) deleted after. Requests per second.
 pub async fn redis_reserve(
+    redis: &RedisServer,
+    lua_dir: &Path,
+    concurrency: usize,
+    requests: u64,
+) -> anyhow::Result<f64> {
+    let sale = REDIS_BASELINE_SALE;
+    let tag = format!("{{s:{sale}}}");
+    let mut conn = redis.connection().await?;
+    let () = redis::cmd("SET")
+        .arg(format!("{tag}:stock"))
+        .arg(REDIS_BASELINE_STOCK)
+        .query_async(&mut conn)
+        .await?;
+    let rps = run_redis_benchmark(redis.port(), lua_dir, &tag, sale, concurrency, requests).await;
+    let deleted = delete_matching(&mut conn, &format!("{tag}:*")).await;
+    let rps = rps?;
+    deleted.with_context(|| format!("deleting the keys of {tag}"))?;
+    Ok(rps)
+}
+
+async fn run_redis_benchmark(
     redis_port: u16,
     lua_dir: &Path,
+    tag: &str,
     sale: i64,
     concurrency: usize,
     requests: u64,
@@ -119,7 +151,6 @@ pub async fn redis_reserve(
     if sha.len() != 40 {
         bail!("SCRIPT LOAD answered {sha:?}");
     }
-    let tag = format!("{{s:{sale}}}");
     let out = Command::new("redis-benchmark")
         .args([
             "-p",
@@ -154,4 +185,31 @@ pub async fn redis_reserve(
         .filter_map(|v| v.trim_matches('"').parse::<f64>().ok())
         .next()
         .with_context(|| format!("redis-benchmark output: {text}"))
+}
+
+/// Deletes every key matching `pattern` (SCAN, then UNLINK a batch at a time); the number deleted.
+async fn delete_matching(
+    conn: &mut redis::aio::MultiplexedConnection,
+    pattern: &str,
+) -> anyhow::Result<u64> {
+    let mut cursor: u64 = 0;
+    let mut deleted = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(10_000)
+            .query_async(conn)
+            .await?;
+        if !keys.is_empty() {
+            let n: u64 = redis::cmd("UNLINK").arg(&keys).query_async(conn).await?;
+            deleted += n;
+        }
+        if next == 0 {
+            return Ok(deleted);
+        }
+        cursor = next;
+    }
 }

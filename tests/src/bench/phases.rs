@@ -177,18 +177,11 @@ pub async fn live(world: &World, winners: usize) -> anyhow::Result<Value> {
     let lost = measure::buy_all(&world.nginx.url(), sale, losers, CONCURRENCY).await?;
     let loser_cmds = round_trip_count(world, claims).await?;
 
-    let bench_sale = world.create_sale(10_000_000).await?;
     let mut redis = Vec::new();
     for _ in 0..3 {
         redis.push(
-            baselines::redis_reserve(
-                world.stack.redis.port(),
-                &world.lua_dir(),
-                bench_sale,
-                CONCURRENCY,
-                200_000,
-            )
-            .await?,
+            baselines::redis_reserve(&world.stack.redis, &world.lua_dir(), CONCURRENCY, 200_000)
+                .await?,
         );
     }
     let redis_rps = median(&mut redis);
