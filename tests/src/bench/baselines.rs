@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
+use super::cpu::{Meter, Spent};
 use crate::{net, nginx_server::nginx_binary, redis_server::RedisServer, wait};
 
 /// A baseline server process, killed when dropped with its whole process group (nginx's
@@ -16,6 +17,13 @@ pub struct Baseline {
     pub url: String,
     child: Child,
     _dir: Option<TempDir>,
+}
+
+impl Baseline {
+    /// The server's pid (nginx: the master's), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
 }
 
 impl Drop for Baseline {
@@ -111,13 +119,15 @@ const REDIS_BASELINE_STOCK: i64 = 1_000_000_000;
 /// `redis-benchmark` of `reserve.lua` by EVALSHA with random uids, at `concurrency`, on
 /// [`REDIS_BASELINE_SALE`], with the keys the script touches in the live path. The sale's stock
 /// key is set before, and every key of its hash tag (stock, barriers, transaction records, due
-/// set) deleted after. Requests per second.
+/// set) deleted after. Requests per second, and the CPU `meter` read over the run of
+/// `redis-benchmark` alone.
 pub async fn redis_reserve(
     redis: &RedisServer,
     lua_dir: &Path,
     concurrency: usize,
     requests: u64,
-) -> anyhow::Result<f64> {
+    meter: &Meter,
+) -> anyhow::Result<(f64, Spent)> {
     let sale = REDIS_BASELINE_SALE;
     let tag = format!("{{s:{sale}}}");
     let mut conn = redis.connection().await?;
@@ -126,21 +136,30 @@ pub async fn redis_reserve(
         .arg(REDIS_BASELINE_STOCK)
         .query_async(&mut conn)
         .await?;
-    let rps = run_redis_benchmark(redis.port(), lua_dir, &tag, sale, concurrency, requests).await;
+    let measured = async {
+        let sha = load_script(redis.port(), lua_dir).await?;
+        let mut command = benchmark_command(redis.port(), &sha, &tag, sale, concurrency, requests);
+        let (out, spent) = meter
+            .measure(async { command.output().await.context("redis-benchmark") })
+            .await?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let rps = text
+            .lines()
+            .filter_map(|l| l.split(',').nth(1))
+            .filter_map(|v| v.trim_matches('"').parse::<f64>().ok())
+            .next()
+            .with_context(|| format!("redis-benchmark output: {text}"))?;
+        anyhow::Ok((rps, spent))
+    }
+    .await;
     let deleted = delete_matching(&mut conn, &format!("{tag}:*")).await;
-    let rps = rps?;
+    let measured = measured?;
     deleted.with_context(|| format!("deleting the keys of {tag}"))?;
-    Ok(rps)
+    Ok(measured)
 }
 
-async fn run_redis_benchmark(
-    redis_port: u16,
-    lua_dir: &Path,
-    tag: &str,
-    sale: i64,
-    concurrency: usize,
-    requests: u64,
-) -> anyhow::Result<f64> {
+/// `SCRIPT LOAD` of `reserve.lua`: its sha.
+async fn load_script(redis_port: u16, lua_dir: &Path) -> anyhow::Result<String> {
     let script = std::fs::read_to_string(lua_dir.join("reserve.lua"))?;
     let load = Command::new("redis-cli")
         .args(["-p", &redis_port.to_string(), "SCRIPT", "LOAD", &script])
@@ -151,23 +170,25 @@ async fn run_redis_benchmark(
     if sha.len() != 40 {
         bail!("SCRIPT LOAD answered {sha:?}");
     }
-    let out = Command::new("redis-benchmark")
-        .args([
-            "-p",
-            &redis_port.to_string(),
-            "-c",
-            &concurrency.to_string(),
-        ])
-        .args([
-            "-n",
-            &requests.to_string(),
-            "-r",
-            "1000000000",
-            "--csv",
-            "EVALSHA",
-            &sha,
-            "4",
-        ])
+    Ok(sha)
+}
+
+/// `redis-benchmark` of the script `sha` with the keys and arguments the live path gives it
+/// (see `lua/reserve.lua`), a random gid per request, CSV output.
+fn benchmark_command(
+    redis_port: u16,
+    sha: &str,
+    tag: &str,
+    sale: i64,
+    concurrency: usize,
+    requests: u64,
+) -> Command {
+    let mut command = Command::new("redis-benchmark");
+    command
+        .args(["-p", &redis_port.to_string()])
+        .args(["-c", &concurrency.to_string()])
+        .args(["-n", &requests.to_string()])
+        .args(["-r", "1000000000", "--csv", "EVALSHA", sha, "4"])
         .arg(format!("{tag}:stock"))
         .arg(format!("{tag}:b:{sale}/__rand_int__"))
         .arg(format!("{tag}:tx:{sale}/__rand_int__"))
@@ -175,16 +196,8 @@ async fn run_redis_benchmark(
         .arg(format!("{sale}/__rand_int__"))
         .arg("bench-user")
         .arg("60000")
-        .arg(format!("{tag}:events"))
-        .output()
-        .await
-        .context("redis-benchmark")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .filter_map(|l| l.split(',').nth(1))
-        .filter_map(|v| v.trim_matches('"').parse::<f64>().ok())
-        .next()
-        .with_context(|| format!("redis-benchmark output: {text}"))
+        .arg(format!("{tag}:events"));
+    command
 }
 
 /// Deletes every key matching `pattern` (SCAN, then UNLINK a batch at a time); the number deleted.

@@ -6,6 +6,7 @@
 //! the machine is shared and noisy.
 
 pub mod baselines;
+pub mod cpu;
 pub mod measure;
 pub mod phases;
 pub mod report;

@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::{
-    baselines, measure,
+    baselines,
+    cpu::{self, Meter, Process, Spent},
+    measure,
     system::{self, counter_sum, median, round_trips},
     world::World,
 };
@@ -24,6 +26,10 @@ use crate::{
 
 /// Concurrency of the closed loops (connections).
 pub const CONCURRENCY: usize = 64;
+
+/// Runs of `redis-benchmark` in the live phase (the median is reported), and requests in each.
+const REDIS_BENCHMARK_RUNS: usize = 3;
+const REDIS_BENCHMARK_REQUESTS: u64 = 200_000;
 
 fn spec(url: String, body: &str, headers: Vec<(String, String)>, seconds: f64) -> ClosedLoop {
     ClosedLoop {
@@ -65,7 +71,8 @@ async fn origin_reservations(world: &World) -> anyhow::Result<f64> {
 }
 
 /// Sold out: buy attempts through nginx after sell-out, against nginx `return 200` and, for the
-/// edge's own overhead, the edge alone against a bare hyper server; medians of `rounds`.
+/// edge's own overhead, the edge alone against a bare hyper server; medians of `rounds`. CPU per
+/// attempt of every stack process over the stack's rounds, and of the bare nginx over its own.
 pub async fn sold_out(world: &World, rounds: usize, seconds: f64) -> anyhow::Result<Value> {
     let nginx_200 = baselines::nginx_return_200().await?;
     let hello = baselines::hello(&world.bin_dir).await?;
@@ -83,15 +90,34 @@ pub async fn sold_out(world: &World, rounds: usize, seconds: f64) -> anyhow::Res
     let (mut stack, mut bare, mut edge, mut hyper) = (vec![], vec![], vec![], vec![]);
     let mut last = None;
     let mut attempts = 0;
+    let stack_meter = Meter::new(cpu::stack_processes(world));
+    let bare_meter = Meter::new(vec![
+        Process::tree("nginx", nginx_200.pid().context("bare nginx pid")?),
+        Process::client(),
+    ]);
+    let (mut stack_cpu, mut bare_cpu) = (Spent::default(), Spent::default());
+    let (mut stack_attempts, mut bare_requests) = (0, 0);
     for _ in 0..rounds {
-        let s = closed_loop::run(&spec(
-            format!("{}{buy}", world.nginx.url()),
-            body,
-            xff.clone(),
-            seconds,
-        ))
-        .await?;
-        let n = closed_loop::run(&spec(nginx_200.url.clone(), body, xff.clone(), seconds)).await?;
+        let (s, spent) = stack_meter
+            .measure(closed_loop::run(&spec(
+                format!("{}{buy}", world.nginx.url()),
+                body,
+                xff.clone(),
+                seconds,
+            )))
+            .await?;
+        stack_cpu.add(&spent);
+        stack_attempts += s.requests;
+        let (n, spent) = bare_meter
+            .measure(closed_loop::run(&spec(
+                nginx_200.url.clone(),
+                body,
+                xff.clone(),
+                seconds,
+            )))
+            .await?;
+        bare_cpu.add(&spent);
+        bare_requests += n.requests;
         let e = closed_loop::run(&spec(
             format!("{}{buy}", world.edges[0].url()),
             body,
@@ -129,6 +155,10 @@ pub async fn sold_out(world: &World, rounds: usize, seconds: f64) -> anyhow::Res
         "latency_nginx_200": latency(&n),
         "latency_edge_alone": latency(&e),
         "latency_hyper": latency(&h),
+        "cpu_us_per_attempt": stack_cpu.per_attempt(stack_attempts),
+        "cpu_bound_rps": stack_cpu.cpu_bound_rps(stack_attempts),
+        "nginx_return_200_cpu_us_per_request": bare_cpu.per_attempt(bare_requests),
+        "nginx_return_200_cpu_bound_rps": bare_cpu.cpu_bound_rps(bare_requests),
     }))
 }
 
@@ -163,26 +193,54 @@ async fn wait_sold_out_everywhere(world: &World, sale: i64) -> anyhow::Result<Du
 
 /// Live: buyers with pass tokens buy through nginx while stock lasts; then duplicates (losing
 /// attempts) on the still-open sale. Redis round trips per winner and per loser; the reserve
-/// script under `redis-benchmark` at the same concurrency.
+/// script under `redis-benchmark` at the same concurrency. CPU per attempt of every stack
+/// process over the winners' loop and over the losers'; of redis-server and `redis-benchmark`
+/// per request of the baseline.
 pub async fn live(world: &World, winners: usize) -> anyhow::Result<Value> {
     let sale = world.create_sale(i64::try_from(winners * 2)?).await?;
     let buyers = world.buyers(sale, "win", winners, CONCURRENCY).await?;
+    let meter = Meter::new(cpu::stack_processes(world));
     world.stack.redis.reset_stats().await?;
     let claims = poller_claims(world).await?;
-    let won = measure::buy_all(&world.nginx.url(), sale, buyers, CONCURRENCY).await?;
+    let (won, won_cpu) = meter
+        .measure(measure::buy_all(
+            &world.nginx.url(),
+            sale,
+            buyers,
+            CONCURRENCY,
+        ))
+        .await?;
     let winner_cmds = round_trip_count(world, claims).await?;
     let losers = world.buyers(sale, "win", winners / 2, CONCURRENCY).await?;
     world.stack.redis.reset_stats().await?;
     let claims = poller_claims(world).await?;
-    let lost = measure::buy_all(&world.nginx.url(), sale, losers, CONCURRENCY).await?;
+    let (lost, lost_cpu) = meter
+        .measure(measure::buy_all(
+            &world.nginx.url(),
+            sale,
+            losers,
+            CONCURRENCY,
+        ))
+        .await?;
     let loser_cmds = round_trip_count(world, claims).await?;
 
-    let mut redis = Vec::new();
-    for _ in 0..3 {
-        redis.push(
-            baselines::redis_reserve(&world.stack.redis, &world.lua_dir(), CONCURRENCY, 200_000)
-                .await?,
-        );
+    let redis_meter = Meter::new(vec![
+        Process::tree("redis", world.stack.redis.pid().context("redis pid")?),
+        Process::reaped_tools("redis_benchmark"),
+    ]);
+    let (mut redis, mut redis_cpu, mut redis_requests) = (Vec::new(), Spent::default(), 0);
+    for _ in 0..REDIS_BENCHMARK_RUNS {
+        let (rps, spent) = baselines::redis_reserve(
+            &world.stack.redis,
+            &world.lua_dir(),
+            CONCURRENCY,
+            REDIS_BENCHMARK_REQUESTS,
+            &redis_meter,
+        )
+        .await?;
+        redis.push(rps);
+        redis_cpu.add(&spent);
+        redis_requests += REDIS_BENCHMARK_REQUESTS;
     }
     let redis_rps = median(&mut redis);
     let live_rps = won.attempts as f64 / won.seconds;
@@ -201,6 +259,12 @@ pub async fn live(world: &World, winners: usize) -> anyhow::Result<Value> {
         "redis_cmds_per_loser": loser_cmds as f64 / lost.attempts.max(1) as f64,
         "loser_rps": lost.attempts as f64 / lost.seconds,
         "loser_latency": {"p50_us": lost.p50_us, "p99_us": lost.p99_us, "p999_us": lost.p999_us},
+        "cpu_us_per_attempt": won_cpu.per_attempt(won.attempts),
+        "cpu_bound_rps": won_cpu.cpu_bound_rps(won.attempts),
+        "loser_cpu_us_per_attempt": lost_cpu.per_attempt(lost.attempts),
+        "loser_cpu_bound_rps": lost_cpu.cpu_bound_rps(lost.attempts),
+        "redis_benchmark_cpu_us_per_request": redis_cpu.per_attempt(redis_requests),
+        "redis_benchmark_cpu_bound_rps": redis_cpu.cpu_bound_rps(redis_requests),
     }))
 }
 

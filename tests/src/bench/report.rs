@@ -1,5 +1,6 @@
-//! The benchmark's report: each phase's JSON object on its own line (for machines) and a table
-//! (for people), then the summary object with the keys the issue names, as the LAST line.
+//! The benchmark's report: each phase's JSON object on its own line (for machines) and two tables
+//! (for people: the figures against their targets, and the CPU each process spends per attempt
+//! of each path), then the summary object with the keys the issue names, as the LAST line.
 
 use serde_json::{json, Value};
 
@@ -133,4 +134,107 @@ pub fn table(summary: &Value, sold_out: &Value, live: &Value) -> String {
         out += &format!("{name:<46} {figures:>22} {value:>8} {target:>14}\n");
     }
     out
+}
+
+/// Rows of the CPU table, in the path's order; a process a column did not measure shows `-`.
+const CPU_ROWS: [&str; 10] = [
+    "nginx",
+    "edge_1",
+    "edge_2",
+    "origin",
+    "redis",
+    "postgres",
+    "redis_benchmark",
+    "client",
+    "total",
+    "machine_busy",
+];
+
+/// One column of the CPU table: a measured loop, where its figures are in a phase's object.
+struct CpuColumn<'a> {
+    title: &'static str,
+    phase: &'a Value,
+    per_attempt: &'static str,
+    cpu_bound_rps: &'static str,
+    measured_rps: &'static str,
+}
+
+/// The CPU table for people: µs of CPU per attempt (per request for the baselines) of each
+/// process, per measured loop, then the rate at which that CPU would fill every core beside the
+/// rate measured. `machine_busy` is the whole machine (other users included), not in `total`.
+pub fn cpu_table(sold_out: &Value, live: &Value) -> String {
+    let column = |title, phase, per_attempt, cpu_bound_rps, measured_rps| CpuColumn {
+        title,
+        phase,
+        per_attempt,
+        cpu_bound_rps,
+        measured_rps,
+    };
+    let columns = [
+        column(
+            "sold out",
+            sold_out,
+            "cpu_us_per_attempt",
+            "cpu_bound_rps",
+            "stack_rps",
+        ),
+        column(
+            "nginx 200",
+            sold_out,
+            "nginx_return_200_cpu_us_per_request",
+            "nginx_return_200_cpu_bound_rps",
+            "nginx_return_200_rps",
+        ),
+        column(
+            "live win",
+            live,
+            "cpu_us_per_attempt",
+            "cpu_bound_rps",
+            "live_rps",
+        ),
+        column(
+            "live lose",
+            live,
+            "loser_cpu_us_per_attempt",
+            "loser_cpu_bound_rps",
+            "loser_rps",
+        ),
+        column(
+            "redis-bench",
+            live,
+            "redis_benchmark_cpu_us_per_request",
+            "redis_benchmark_cpu_bound_rps",
+            "redis_benchmark_evalsha_reserve_rps",
+        ),
+    ];
+    let cell = |v: &Value, digits: usize| {
+        let text = v
+            .as_f64()
+            .map_or_else(|| "-".to_string(), |x| format!("{x:.digits$}"));
+        format!(" {text:>11}")
+    };
+    let mut out = format!("{:<30}", "CPU µs per attempt");
+    for c in &columns {
+        out += &format!(" {:>11}", c.title);
+    }
+    out += "\n";
+    for row in CPU_ROWS {
+        out += &format!("{row:<30}");
+        for c in &columns {
+            out += &cell(&c.phase[c.per_attempt][row], 1);
+        }
+        out += "\n";
+    }
+    out += &format!(
+        "{:<30}",
+        format!("cpu-bound rps ({} cores)", super::cpu::cores())
+    );
+    for c in &columns {
+        out += &cell(&c.phase[c.cpu_bound_rps], 0);
+    }
+    out += &format!("\n{:<30}", "measured rps");
+    for c in &columns {
+        out += &cell(&c.phase[c.measured_rps], 0);
+    }
+    out + "\n"
 }

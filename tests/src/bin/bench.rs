@@ -75,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
         &recovery,
     );
     println!("{}", report::table(&summary, &sold_out, &live));
+    println!("{}", report::cpu_table(&sold_out, &live));
     println!("{summary}");
     Ok(())
 }
