@@ -62,6 +62,20 @@ impl Process {
             scope: Scope::Reaped,
         }
     }
+
+    /// The pids counted: the process and, for [`Scope::Tree`], every descendant alive now.
+    pub fn pids(&self) -> Vec<u32> {
+        let mut out = vec![self.pid];
+        if self.scope == Scope::Tree {
+            let table = proc_table();
+            let mut i = 0;
+            while let Some(&pid) = out.get(i) {
+                out.extend(table.children.get(&pid).into_iter().flatten());
+                i += 1;
+            }
+        }
+        out
+    }
 }
 
 /// The stack's processes: nginx (master and workers), each edge, the origin, redis-server,

@@ -9,6 +9,7 @@ pub mod baselines;
 pub mod cpu;
 pub mod measure;
 pub mod phases;
+pub mod profile;
 pub mod report;
 pub mod system;
 pub mod world;

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::{
     baselines,
     cpu::{self, Meter, Process, Spent},
-    measure,
+    measure, profile,
     system::{self, counter_sum, median, round_trips},
     world::World,
 };
@@ -97,7 +97,11 @@ pub async fn sold_out(world: &World, rounds: usize, seconds: f64) -> anyhow::Res
     ]);
     let (mut stack_cpu, mut bare_cpu) = (Spent::default(), Spent::default());
     let (mut stack_attempts, mut bare_requests) = (0, 0);
-    for _ in 0..rounds {
+    for round in 0..rounds {
+        let recording = match round {
+            0 => profile::start(world, "sold_out").await?,
+            _ => None,
+        };
         let (s, spent) = stack_meter
             .measure(closed_loop::run(&spec(
                 format!("{}{buy}", world.nginx.url()),
@@ -106,6 +110,7 @@ pub async fn sold_out(world: &World, rounds: usize, seconds: f64) -> anyhow::Res
                 seconds,
             )))
             .await?;
+        profile::stop(recording).await?;
         stack_cpu.add(&spent);
         stack_attempts += s.requests;
         let (n, spent) = bare_meter
@@ -202,6 +207,7 @@ pub async fn live(world: &World, winners: usize) -> anyhow::Result<Value> {
     let meter = Meter::new(cpu::stack_processes(world));
     world.stack.redis.reset_stats().await?;
     let claims = poller_claims(world).await?;
+    let recording = profile::start(world, "live_winners").await?;
     let (won, won_cpu) = meter
         .measure(measure::buy_all(
             &world.nginx.url(),
@@ -210,6 +216,7 @@ pub async fn live(world: &World, winners: usize) -> anyhow::Result<Value> {
             CONCURRENCY,
         ))
         .await?;
+    profile::stop(recording).await?;
     let winner_cmds = round_trip_count(world, claims).await?;
     let losers = world.buyers(sale, "win", winners / 2, CONCURRENCY).await?;
     world.stack.redis.reset_stats().await?;

@@ -22,6 +22,8 @@ pub struct World {
     pub nginx: NginxServer,
     pub bin_dir: PathBuf,
     pub repo: PathBuf,
+    /// Where to write CPU profiles of the measured loops (`--profile`), if anywhere.
+    pub profile_dir: Option<PathBuf>,
 }
 
 /// One user ready to buy: uid, user JWT, pass token.
@@ -78,6 +80,7 @@ impl World {
             nginx,
             bin_dir: bin_dir.to_path_buf(),
             repo: repo.to_path_buf(),
+            profile_dir: None,
         })
     }
 

@@ -26,6 +26,10 @@ struct Args {
     /// Seconds of each closed-loop measurement.
     #[arg(long, default_value_t = 4.0)]
     seconds: f64,
+    /// Record CPU profiles (perf) of the first sold-out round and of the live winners' loop into
+    /// this folder; `deploy/profile` runs this and draws the flame graphs.
+    #[arg(long)]
+    profile: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -39,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
     let machine = system::machine().await;
     report::line(&serde_json::json!({"phase": "machine", "machine": machine}));
     let mut world = World::start(&bin_dir, &repo).await?;
+    world.profile_dir = args.profile.clone();
 
     eprintln!("bench: sold-out path vs nginx return 200 ...");
     let sold_out = phases::sold_out(&world, args.rounds, args.seconds).await?;
