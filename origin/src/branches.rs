@@ -17,7 +17,9 @@ use std::{
     sync::Arc,
 };
 
+use deadpool_postgres::Transaction;
 use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio_postgres::Statement;
 
 use crate::{
     crash,
@@ -163,13 +165,15 @@ pub async fn write_batch(db: &Database, branches: &[Branch]) -> Result<Vec<Branc
         .transaction()
         .await
         .map_err(Error::postgres("begin branch batch"))?;
+    let insert_barriers = prepare(
+        &tx,
+        "INSERT INTO barriers (gid, branch, op)
+         SELECT g, $2, $3 FROM unnest($1::text[]) AS g
+         ON CONFLICT DO NOTHING RETURNING gid",
+    )
+    .await?;
     let fresh: Vec<String> = tx
-        .query(
-            "INSERT INTO barriers (gid, branch, op)
-             SELECT g, $2, $3 FROM unnest($1::text[]) AS g
-             ON CONFLICT DO NOTHING RETURNING gid",
-            &[&gids, &BRANCH, &OP_ACTION],
-        )
+        .query(&insert_barriers, &[&gids, &BRANCH, &OP_ACTION])
         .await
         .map_err(Error::postgres("branch barriers"))?
         .iter()
@@ -185,11 +189,13 @@ pub async fn write_batch(db: &Database, branches: &[Branch]) -> Result<Vec<Branc
             .copied()
             .filter(|g| !written.contains(g))
             .collect();
+        let read_orders = prepare(
+            &tx,
+            "SELECT gid, id, status FROM orders WHERE gid = ANY($1)",
+        )
+        .await?;
         for row in tx
-            .query(
-                "SELECT gid, id, status FROM orders WHERE gid = ANY($1)",
-                &[&earlier],
-            )
+            .query(&read_orders, &[&earlier])
             .await
             .map_err(Error::postgres("branch earlier orders"))?
         {
@@ -241,39 +247,47 @@ pub async fn write_batch(db: &Database, branches: &[Branch]) -> Result<Vec<Branc
 /// Takes up to `fresh.len()` units of `sale` (row locked until the commit) and writes one order
 /// per gid: `pending` for the first ones the database had units for, `rejected` for the rest.
 async fn write_orders(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &Transaction<'_>,
     sale: i64,
     fresh: &[&Branch],
 ) -> Result<Vec<(String, BranchOutcome)>> {
     let wanted = i32::try_from(fresh.len()).map_err(|_| Error::Protocol("batch size"))?;
+    let lock_sale = prepare(
+        tx,
+        "SELECT LEAST($2, total - sold), hold_seconds FROM sales WHERE id = $1 FOR UPDATE",
+    )
+    .await?;
     let row = tx
-        .query_opt(
-            "SELECT LEAST($2, total - sold), hold_seconds FROM sales WHERE id = $1 FOR UPDATE",
-            &[&sale, &wanted],
-        )
+        .query_opt(&lock_sale, &[&sale, &wanted])
         .await
         .map_err(Error::postgres("branch stock read"))?;
     let (granted, hold) = row.map_or((0, 0), |r| (r.get::<_, i32>(0).max(0), r.get(1)));
     if granted > 0 {
-        tx.execute(
-            "UPDATE sales SET sold = sold + $2 WHERE id = $1",
-            &[&sale, &granted],
-        )
-        .await
-        .map_err(Error::postgres("branch stock guard"))?;
+        let take = prepare(tx, "UPDATE sales SET sold = sold + $2 WHERE id = $1").await?;
+        tx.execute(&take, &[&sale, &granted])
+            .await
+            .map_err(Error::postgres("branch stock guard"))?;
     }
-    crash::point(crash::Point::InDbTransaction);
+    // Visited once per branch of the batch, so `in_db_transaction:N` means the Nth branch.
+    for _ in fresh {
+        crash::point(crash::Point::InDbTransaction);
+    }
     let uids: Vec<&str> = fresh.iter().map(|b| b.uid.as_str()).collect();
     let gids: Vec<&str> = fresh.iter().map(|b| b.gid.as_str()).collect();
-    let rows = tx
-        .query(
-            "INSERT INTO orders (sale_id, uid, gid, status, reason, expires_at)
+    let insert_orders = prepare(
+        tx,
+        "INSERT INTO orders (sale_id, uid, gid, status, reason, expires_at)
              SELECT $1, t.uid, t.gid,
                     CASE WHEN t.n <= $4 THEN 'pending' ELSE 'rejected' END,
                     CASE WHEN t.n <= $4 THEN NULL ELSE 'no unit left in the database' END,
                     CASE WHEN t.n <= $4 THEN now() + make_interval(secs => $5) ELSE now() END
              FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS t(uid, gid, n)
              RETURNING gid, id, status",
+    )
+    .await?;
+    let rows = tx
+        .query(
+            &insert_orders,
             &[&sale, &uids, &gids, &i64::from(granted), &f64::from(hold)],
         )
         .await
@@ -292,4 +306,12 @@ async fn write_orders(
             )
         })
         .collect())
+}
+
+/// The statement for `sql`, parsed and planned once per connection (deadpool's statement cache):
+/// a batch runs the same few statements every time.
+async fn prepare(tx: &Transaction<'_>, sql: &str) -> Result<Statement> {
+    tx.prepare_cached(sql)
+        .await
+        .map_err(Error::postgres("prepare branch statement"))
 }
