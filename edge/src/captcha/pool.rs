@@ -1,7 +1,9 @@
 //! A pool of drawn image captchas, so that the image level costs a bounded amount of CPU whatever
 //! the request rate: drawing one takes about 4 ms, and at the image level thousands of challenges
-//! a second are asked for. A background task redraws one slot at a time, at most
-//! `images_per_second`; a challenge takes a random filled slot. An image therefore serves several
+//! a second are asked for. A background task draws one slot at a time, at most
+//! `images_per_second`: first every empty slot, then only the slots a challenge was given since
+//! they were drawn (an unused image needs no replacing, so a quiet pool costs no CPU); a
+//! challenge takes a random filled slot. An image therefore serves several
 //! challenges during its life (`slots / images_per_second` seconds): each challenge still binds
 //! the answer to its own id and needs its own proof of work, so a bot that reads one image once
 //! saves the reading, not the work. Browsers fetch the picture and its audio by slot and
@@ -9,7 +11,7 @@
 
 use std::{
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, RwLock,
     },
     time::Duration,
@@ -41,6 +43,8 @@ pub struct Picked {
 
 pub struct ImagePool {
     slots: Vec<RwLock<Option<Arc<Drawn>>>>,
+    /// Per slot: given to a challenge since it was drawn (so it is due for a redraw).
+    served: Vec<AtomicBool>,
     generations: AtomicU64,
 }
 
@@ -48,6 +52,7 @@ impl ImagePool {
     pub fn new(slots: usize) -> Self {
         Self {
             slots: (0..slots.max(1)).map(|_| RwLock::new(None)).collect(),
+            served: (0..slots.max(1)).map(|_| AtomicBool::new(false)).collect(),
             generations: AtomicU64::new(1),
         }
     }
@@ -63,6 +68,7 @@ impl ImagePool {
         if let Some(cell) = self.slots.get(slot) {
             if let Ok(mut cell) = cell.write() {
                 *cell = Some(drawn);
+                self.served[slot].store(false, Ordering::Relaxed);
             }
         }
         Ok(())
@@ -75,7 +81,17 @@ impl ImagePool {
         (0..n).find_map(|i| {
             let slot = (start + i) % n;
             let drawn = self.slots[slot].read().ok()?.clone()?;
+            self.served[slot].store(true, Ordering::Relaxed);
             Some(Picked { slot, drawn })
+        })
+    }
+
+    /// The first slot from `from` on (wrapping) that is empty or was served since drawn.
+    fn due(&self, from: usize) -> Option<usize> {
+        let n = self.slots.len();
+        (0..n).map(|i| (from + i) % n).find(|&slot| {
+            self.served[slot].load(Ordering::Relaxed)
+                || self.slots[slot].read().map_or(true, |cell| cell.is_none())
         })
     }
 
@@ -95,7 +111,8 @@ impl ImagePool {
         self.pick()
     }
 
-    /// Redraws the slots one after another, at most `per_second` a second, until `shutdown`.
+    /// Draws the due slots (empty, or served since drawn) one after another, at most `per_second`
+    /// a second, until `shutdown`.
     pub async fn refill(self: Arc<Self>, per_second: u32, mut shutdown: watch::Receiver<bool>) {
         let mut tick =
             tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(per_second.max(1))));
@@ -106,9 +123,9 @@ impl ImagePool {
                 _ = tick.tick() => {}
                 _ = shutdown.changed() => return,
             }
+            let Some(slot) = self.due(next) else { continue };
+            next = (slot + 1) % self.slots.len();
             let pool = self.clone();
-            let slot = next;
-            next = (next + 1) % self.slots.len();
             match tokio::task::spawn_blocking(move || pool.draw_into(slot)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => tracing::warn!(%error, slot, "image captcha draw failed"),
@@ -136,6 +153,20 @@ mod tests {
             "a redrawn slot no longer serves the old image"
         );
         assert!(pool.get(7, 1).is_none());
+    }
+
+    #[test]
+    fn only_empty_or_served_slots_are_due() {
+        let pool = ImagePool::new(3);
+        assert_eq!(pool.due(1), Some(1), "an empty slot is due");
+        for slot in 0..3 {
+            pool.draw_into(slot).unwrap();
+        }
+        assert_eq!(pool.due(0), None, "a full, unused pool needs nothing");
+        let picked = pool.pick().unwrap();
+        assert_eq!(pool.due(0), Some(picked.slot), "a served slot is due");
+        pool.draw_into(picked.slot).unwrap();
+        assert_eq!(pool.due(0), None, "redrawn, it is fresh again");
         assert_eq!(picked.drawn.answer.len(), IMAGE_CHARS);
         assert!(picked.drawn.png.starts_with(b"\x89PNG"));
     }
