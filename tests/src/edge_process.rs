@@ -38,6 +38,9 @@ pub struct EdgeOptions {
     pub origin_timeout_ms: u64,
     pub retry_dead_after_ms: u64,
     pub pass_ttl_seconds: u64,
+    /// `EDGE_LOG`: debug for the tests (their failures print the log), the shipped `info` for
+    /// the benchmark.
+    pub log: &'static str,
 }
 
 impl Default for EdgeOptions {
@@ -54,6 +57,7 @@ impl Default for EdgeOptions {
             origin_timeout_ms: 1000,
             retry_dead_after_ms: 200,
             pass_ttl_seconds: 60,
+            log: "info,edge=debug",
         }
     }
 }
@@ -128,7 +132,7 @@ impl EdgeProcess {
         let child = Command::new(binary)
             .arg("--config")
             .arg(edge.config_path())
-            .env("EDGE_LOG", "info,edge=debug")
+            .env("EDGE_LOG", options.log)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -29,6 +29,9 @@ pub struct OriginOptions {
     pub max_uid_bytes: usize,
     /// Seconds one extension adds to a hold.
     pub extend_seconds: u32,
+    /// `ORIGIN_LOG`: debug for the tests (their failures print the log), the shipped `info` for
+    /// the benchmark.
+    pub log: &'static str,
 }
 
 impl Default for OriginOptions {
@@ -41,6 +44,7 @@ impl Default for OriginOptions {
             body_limit_bytes: 4096,
             max_uid_bytes: 128,
             extend_seconds: 300,
+            log: "info,origin=debug",
         }
     }
 }
@@ -51,6 +55,7 @@ pub struct OriginProcess {
     dir: TempDir,
     child: Option<Child>,
     restarts: u32,
+    log: &'static str,
 }
 
 impl OriginProcess {
@@ -85,6 +90,7 @@ impl OriginProcess {
             dir,
             child: None,
             restarts: 0,
+            log: options.log,
         };
         origin.spawn(crash_point).await?;
         Ok(origin)
@@ -115,7 +121,7 @@ impl OriginProcess {
         cmd.arg("--config")
             .arg(self.config_path())
             .arg("serve")
-            .env("ORIGIN_LOG", "info,origin=debug")
+            .env("ORIGIN_LOG", self.log)
             .env_remove("ORIGIN_CRASH_POINT")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

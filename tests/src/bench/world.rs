@@ -45,7 +45,15 @@ impl World {
             origin_bin.is_file() && edge_bin.is_file(),
             "build first: cargo build --release -p origin -p edge"
         );
-        let stack = Stack::start(&origin_bin, OriginOptions::default()).await?;
+        // The shipped log level (info), not the tests' debug.
+        let stack = Stack::start(
+            &origin_bin,
+            OriginOptions {
+                log: "info",
+                ..OriginOptions::default()
+            },
+        )
+        .await?;
         let options = EdgeOptions {
             ip_per_second: 1_000_000.0,
             ip_burst: 1_000_000,
@@ -55,6 +63,7 @@ impl World {
             global_lease: 100,
             levels: vec![(0, 4, false)],
             origin_timeout_ms: 5000,
+            log: "info",
             ..EdgeOptions::default()
         };
         let mut edges = Vec::new();
