@@ -4,7 +4,9 @@
 //! the API reaches the edge; per-IP limits answer 429 in JSON, keyed on the real client (trusted
 //! `X-Forwarded-For` only); bodies over the limit get 413; the edge down gives a JSON 503; and
 //! the micro-cache turns 200 concurrent status requests into a handful for the edge, with the
-//! requests per second of the status JSON through nginx and from the edge alone printed.
+//! requests per second of the status JSON through nginx and from the edge alone printed; a
+//! sold-out crowd is answered from the cache with every security header and logged one in 16; a
+//! unit given back re-opens the sale through the cache within about a second.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -28,6 +30,7 @@ use flash_tests::{
     nginx_server::{self, NginxServer},
     origin_process::OriginOptions,
     stack::Stack,
+    wait,
 };
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -521,6 +524,126 @@ async fn sold_out_buys_come_from_the_cache_and_no_purchase_is_ever_cached() {
         (status, cache.as_str(), body["error"].as_str()),
         (410, "HIT", Some("sold_out"))
     );
+    world.stack.books(sale).await.unwrap().check().unwrap();
+}
+
+/// A buy without identity through nginx from address `ip`, which must carry every security
+/// header: the answer's status and its `X-Cache-Status`.
+async fn anonymous_buy(world: &World, sale: i64, ip: &str) -> (u16, String) {
+    let resp = world
+        .http()
+        .post(format!("{}/api/sales/{sale}/buy", world.nginx.url()))
+        .header("x-forwarded-for", ip)
+        .json(&json!({"pass_token": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_security_headers(&resp, "anonymous buy");
+    let cache = header(&resp, "x-cache-status").to_string();
+    // Read to the end, so the next request reuses the connection.
+    let (status, _) = json_answer(resp).await;
+    (status, cache)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sold_out_crowd_is_sampled_in_the_log_and_a_returned_unit_reopens_within_a_second() {
+    let world = World::start().await;
+    let sale = world.stack.create_sale(1).await.unwrap();
+    let (status, _, body) = buy_through(&world, sale, "alice", "198.51.100.1").await;
+    assert_eq!(status, 200, "{body}");
+    let order = body["order_id"].as_i64().unwrap();
+    // The edge learns of the sell-out from Redis: until then an anonymous buy gets its 401.
+    let mut n = 40_000;
+    wait::until(
+        "the sale sold out at nginx",
+        Duration::from_secs(10),
+        || {
+            n += 1;
+            let ip = client_ip(n);
+            let world = &world;
+            async move { Ok(anonymous_buy(world, sale, &ip).await.0 == 410) }
+        },
+    )
+    .await
+    .unwrap();
+
+    // The crowd: 320 addresses press "Buy" once each after the sell-out. All get the 410 with the
+    // security headers, nearly all from nginx's cache (about one a second goes to the edge).
+    const CROWD: u64 = 320;
+    let mut hits = 0;
+    for n in 0..CROWD {
+        let (status, cache) = anonymous_buy(&world, sale, &client_ip(50_000 + n)).await;
+        assert_eq!(status, 410, "request {n}");
+        hits += u64::from(cache == "HIT");
+    }
+    assert!(hits >= CROWD - 40, "{hits} of {CROWD} from the cache");
+
+    // The log has one cached 410 in 16 (chosen at random), and every other answer: a 404 sent
+    // last marks when the crowd's lines are written (nginx flushes its buffer once a second).
+    let marker = format!("/after-the-crowd-{sale}");
+    let resp = world
+        .http()
+        .get(format!("{}{marker}", world.nginx.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let buy_line = format!("\"POST /api/sales/{sale}/buy HTTP/1.1\" 410 ");
+    let logged_hits = || {
+        world
+            .nginx
+            .access_log()
+            .lines()
+            .filter(|l| l.contains(&buy_line) && l.contains(" cache=HIT "))
+            .count() as u64
+    };
+    wait::until(
+        "the crowd's lines in the access log",
+        Duration::from_secs(10),
+        || {
+            let log = world.nginx.access_log();
+            let ready = log.contains(&marker) && logged_hits() > 0;
+            async move { Ok(ready) }
+        },
+    )
+    .await
+    .unwrap();
+    let logged = logged_hits();
+    println!("{hits} sold-out answers from the cache, {logged} of them in the access log");
+    // Expected 1 in 16 (20 of 320); a quarter would be sampling gone wrong.
+    assert!(logged <= hits / 4, "{logged} of {hits} cached 410s logged");
+
+    // Alice gives her unit back: the edge re-opens the sale at once, nginx when its cached 410
+    // expires (max-age=1), even though it keeps the cache file open.
+    let jwt = flash_tests::shopper::jwt("alice").unwrap();
+    let resp = world
+        .http()
+        .delete(format!("{}/api/orders/{order}", world.nginx.url()))
+        .bearer_auth(&jwt)
+        .header("x-forwarded-for", "198.51.100.1")
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    assert_eq!(status, 200, "{}", resp.text().await.unwrap());
+    let mut n = 60_000;
+    let reopened = wait::until("nginx to re-open the sale", Duration::from_secs(10), || {
+        n += 1;
+        let ip = client_ip(n);
+        let world = &world;
+        // Re-opened: the buy goes on to the edge's identity check (401) instead of 410.
+        async move { Ok(anonymous_buy(world, sale, &ip).await.0 != 410) }
+    })
+    .await
+    .unwrap();
+    println!("a returned unit re-opened the sale through nginx in {reopened:?}");
+    // One second of cache, plus room for a loaded machine.
+    assert!(reopened < Duration::from_millis(2500), "{reopened:?}");
+
+    // The unit is bought again through nginx: a 200 of its own, never from the cache.
+    let (status, cache, body) = buy_through(&world, sale, "erin", "198.51.100.5").await;
+    assert_eq!(status, 200, "{body}");
+    assert_ne!(cache, "HIT");
     world.stack.books(sale).await.unwrap().check().unwrap();
 }
 
