@@ -176,6 +176,13 @@ impl EdgeProcess {
         format!("http://127.0.0.1:{}/metrics", self.admin)
     }
 
+    /// `edge_requests_total{route}` summed over its outcomes.
+    pub async fn requests(&self, http: &reqwest::Client, route: &str) -> anyhow::Result<u64> {
+        let text = crate::metrics::scrape(http, &self.metrics_url()).await?;
+        let total = crate::metrics::sample_sum(&text, "edge_requests_total", &[("route", route)]);
+        Ok(total.round() as u64)
+    }
+
     /// Rewrites the config file with `options` (same ports, Redis and origins).
     pub fn write_config(&self, options: &EdgeOptions) -> anyhow::Result<()> {
         let text = options.toml(self.port, self.admin, &self.redis_url, &self.origins);

@@ -7,6 +7,7 @@ pub mod browser;
 pub mod crowd;
 pub mod edge_process;
 pub mod load;
+pub mod metrics;
 pub mod net;
 pub mod nginx_server;
 pub mod origin_process;

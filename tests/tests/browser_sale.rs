@@ -103,20 +103,10 @@ impl World {
 
     /// `edge_requests_total{route="status"}` summed over outcomes.
     async fn edge_status_requests(&self) -> u64 {
-        let text = self
-            .stack
-            .http
-            .get(self.edge.metrics_url())
-            .send()
+        self.edge
+            .requests(&self.stack.http, "status")
             .await
             .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .filter(|l| l.starts_with("edge_requests_total{") && l.contains("route=\"status\""))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as u64
     }
 }
 

@@ -104,21 +104,7 @@ impl World {
 
     /// `edge_requests_total{route="status"}`, all outcomes.
     async fn edge_status_requests(&self) -> u64 {
-        let text = self
-            .http()
-            .get(self.edge.metrics_url())
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let total: f64 = text
-            .lines()
-            .filter(|l| l.starts_with("edge_requests_total{") && l.contains("route=\"status\""))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum();
-        total.round() as u64
+        self.edge.requests(self.http(), "status").await.unwrap()
     }
 }
 

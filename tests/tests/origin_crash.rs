@@ -10,6 +10,7 @@
 use std::{collections::HashSet, path::Path, sync::Arc, time::Duration};
 
 use flash_tests::{
+    metrics,
     origin_process::{OriginOptions, OriginProcess},
     stack::Stack,
 };
@@ -215,19 +216,10 @@ async fn i4_database_outage_mid_sale_loses_and_doubles_nothing() {
 
 /// A counter of an origin's `/metrics` for one `outcome` label (0 when absent).
 async fn metric(stack: &Stack, origin_url: &str, name: &str, outcome: &str) -> u64 {
-    let text = stack
-        .http
-        .get(format!("{origin_url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
+    let text = metrics::scrape(&stack.http, &format!("{origin_url}/metrics"))
         .await
         .unwrap();
-    let series = format!("{name}{{outcome=\"{outcome}\"}} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&series))
-        .map_or(0, |v| v.trim().parse().unwrap())
+    metrics::sample_sum(&text, name, &[("outcome", outcome)]) as u64
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,7 +9,7 @@
 
 use std::{collections::HashSet, path::Path, sync::Arc};
 
-use flash_tests::{origin_process::OriginOptions, stack::Stack};
+use flash_tests::{metrics, origin_process::OriginOptions, stack::Stack};
 use origin::{
     branches::{self, Branch},
     database::Database,
@@ -185,18 +185,10 @@ async fn redis_round_trips_one_per_loser_at_most_two_per_winner() {
     };
     let stack = stack(options).await;
     let claims = || async {
-        let text = stack
-            .http
-            .get(format!("{}/metrics", stack.origin.url()))
-            .send()
-            .await
-            .unwrap()
-            .text()
+        let text = metrics::scrape(&stack.http, &format!("{}/metrics", stack.origin.url()))
             .await
             .unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix("origin_recovery_claims_total "))
-            .map_or(0, |v| v.trim().parse::<u64>().unwrap())
+        metrics::sample_sum(&text, "origin_recovery_claims_total", &[]) as u64
     };
     let sale = stack.create_sale(5).await.unwrap();
 
@@ -557,24 +549,11 @@ async fn i1_i4_batched_winners_beyond_the_database_s_units_are_rejected_and_retu
         (20, 30, 30),
         "{books:?}"
     );
-    let metrics = stack
-        .http
-        .get(format!("{}/metrics", stack.origin.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
+    let text = metrics::scrape(&stack.http, &format!("{}/metrics", stack.origin.url()))
         .await
         .unwrap();
-    let metric = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing:\n{metrics}"))
-    };
-    let batches = metric("origin_branch_batches_total ");
-    let branches = metric("origin_branch_batch_size_sum ");
+    let batches = metrics::sample_sum(&text, "origin_branch_batches_total", &[]);
+    let branches = metrics::sample_sum(&text, "origin_branch_batch_size_sum", &[]);
     println!("{branches} branches in {batches} database transactions");
     assert_eq!(branches, 50.0, "every winner's branch went through a batch");
 }

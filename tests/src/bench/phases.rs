@@ -14,13 +14,14 @@ use super::{
     baselines,
     cpu::{self, Meter, Process, Spent},
     measure, profile,
-    system::{self, counter_sum, median, round_trips},
+    system::{self, median, round_trips},
     world::World,
 };
 use crate::{
     crowd::{self, CrowdConfig},
     edge_process::USER_JWT_SECRET,
     load::closed_loop::{self, ClosedLoop, LoopReport},
+    metrics::sample_sum,
     wait,
 };
 
@@ -57,16 +58,18 @@ async fn round_trip_count(world: &World, claims_before: f64) -> anyhow::Result<u
 }
 
 async fn poller_claims(world: &World) -> anyhow::Result<f64> {
-    Ok(counter_sum(
+    Ok(sample_sum(
         &world.origin_metrics().await?,
         "origin_recovery_claims_total",
+        &[],
     ))
 }
 
 async fn origin_reservations(world: &World) -> anyhow::Result<f64> {
-    Ok(counter_sum(
+    Ok(sample_sum(
         &world.origin_metrics().await?,
         "origin_reservations_total",
+        &[],
     ))
 }
 

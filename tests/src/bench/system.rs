@@ -84,15 +84,6 @@ pub fn round_trips(stats: &BTreeMap<String, u64>, inside: &HashSet<String>) -> u
         .sum()
 }
 
-/// The sum of a Prometheus counter family (every line starting with `prefix`).
-pub fn counter_sum(metrics: &str, prefix: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// The median of `values` (0 when empty).
 pub fn median(values: &mut [f64]) -> f64 {
     if values.is_empty() {
@@ -124,7 +115,5 @@ mod tests {
         ]
         .into();
         assert_eq!(round_trips(&stats, &inside), 3);
-        let text = "a_total{x=\"1\"} 2\na_total{x=\"2\"} 3\nb 9\n";
-        assert!((counter_sum(text, "a_total") - 5.0).abs() < 1e-9);
     }
 }
