@@ -111,11 +111,12 @@ async fn write_batches(
             }
         }
         metrics.branch_batch(jobs.len());
-        let branches: Vec<Branch> = jobs.iter().map(|j| j.branch.clone()).collect();
+        let (branches, replies): (Vec<Branch>, Vec<_>) =
+            jobs.drain(..).map(|j| (j.branch, j.reply)).unzip();
         let outcomes = write_or_split(&db, &branches).await;
-        for (job, outcome) in jobs.drain(..).zip(outcomes) {
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
             // A dropped receiver is a request that gave up; its branch is written all the same.
-            let _ = job.reply.send(outcome);
+            let _ = reply.send(outcome);
         }
     }
 }
@@ -172,7 +173,7 @@ pub async fn write_batch(db: &Database, branches: &[Branch]) -> Result<Vec<Branc
          ON CONFLICT DO NOTHING RETURNING gid",
     )
     .await?;
-    let fresh: Vec<String> = tx
+    let fresh: HashSet<String> = tx
         .query(&insert_barriers, &[&gids, &BRANCH, &OP_ACTION])
         .await
         .map_err(Error::postgres("branch barriers"))?
@@ -183,11 +184,10 @@ pub async fn write_batch(db: &Database, branches: &[Branch]) -> Result<Vec<Branc
     // Earlier runs' orders: a barrier without a fresh insert has its order committed.
     let mut done: HashMap<String, BranchOutcome> = HashMap::with_capacity(gids.len());
     if fresh.len() < gids.len() {
-        let written: HashSet<&str> = fresh.iter().map(String::as_str).collect();
         let earlier: Vec<&str> = gids
             .iter()
             .copied()
-            .filter(|g| !written.contains(g))
+            .filter(|g| !fresh.contains(*g))
             .collect();
         let read_orders = prepare(
             &tx,
