@@ -8,6 +8,7 @@
 pub mod baselines;
 pub mod cpu;
 pub mod measure;
+pub mod parts;
 pub mod phases;
 pub mod profile;
 pub mod report;

@@ -13,16 +13,34 @@ fn num(v: &Value, key: &str) -> f64 {
     v[key].as_f64().unwrap_or(f64::NAN)
 }
 
+/// Every phase's result object, as printed on its line.
+pub struct Results {
+    pub machine: Value,
+    pub sold_out: Value,
+    pub live: Value,
+    pub origin_alone: Value,
+    pub status_cache: Value,
+    pub hold_return: Value,
+    pub propagation: Value,
+    pub crowd: Value,
+    pub memory: Value,
+    pub recovery: Value,
+}
+
 /// The summary object, from the phases' results.
-pub fn summary(
-    machine: &Value,
-    sold_out: &Value,
-    live: &Value,
-    propagation: &Value,
-    crowd: &Value,
-    memory: &Value,
-    recovery: &Value,
-) -> Value {
+pub fn summary(results: &Results) -> Value {
+    let Results {
+        machine,
+        sold_out,
+        live,
+        origin_alone,
+        status_cache,
+        hold_return,
+        propagation,
+        crowd,
+        memory,
+        recovery,
+    } = results;
     let drift = crowd["drift"]
         .as_i64()
         .unwrap_or(i64::MAX)
@@ -34,6 +52,10 @@ pub fn summary(
         "soldout_ratio_vs_nginx": num(sold_out, "ratio_vs_nginx"),
         "edge_soldout_ratio_vs_hyper": num(sold_out, "edge_ratio_vs_hyper"),
         "live_ratio_vs_redis": num(live, "ratio_vs_redis"),
+        "origin_ratio_vs_redis": num(origin_alone, "ratio_vs_redis"),
+        "status_cached_ratio_vs_edge": num(status_cache, "ratio_cached_vs_edge"),
+        "status_edge_rps_behind_nginx": num(status_cache, "edge_requests_per_second_behind_nginx"),
+        "hold_expiry_to_bought_ms": num(hold_return, "expiry_to_bought_through_nginx_ms"),
         "redis_cmds_per_attempt": {
             "loser": num(live, "redis_cmds_per_loser"),
             "winner": num(live, "redis_cmds_per_winner"),
@@ -51,8 +73,9 @@ pub fn summary(
 }
 
 /// The table for people.
-pub fn table(summary: &Value, sold_out: &Value, live: &Value) -> String {
+pub fn table(summary: &Value, results: &Results) -> String {
     let s = summary;
+    let (sold_out, live) = (&results.sold_out, &results.live);
     let r = |v: &Value| {
         v.as_f64()
             .map_or_else(|| "-".to_string(), |x| format!("{x:.2}"))
@@ -87,6 +110,41 @@ pub fn table(summary: &Value, sold_out: &Value, live: &Value) -> String {
             ),
             r(&s["live_ratio_vs_redis"]),
             ">= 0.5",
+        ),
+        (
+            "origin alone: reserves rps / redis-benchmark rps",
+            format!(
+                "{:.0} / {:.0}",
+                num(&results.origin_alone, "origin_reserve_rps"),
+                num(&results.origin_alone, "redis_benchmark_evalsha_reserve_rps")
+            ),
+            r(&s["origin_ratio_vs_redis"]),
+            "-",
+        ),
+        (
+            "status JSON: nginx cache rps / edge alone rps",
+            format!(
+                "{:.0} / {:.0}",
+                num(&results.status_cache, "nginx_cached_rps"),
+                num(&results.status_cache, "edge_alone_rps")
+            ),
+            r(&s["status_cached_ratio_vs_edge"]),
+            "-",
+        ),
+        (
+            "status JSON: edge requests/s behind nginx",
+            String::new(),
+            r(&s["status_edge_rps_behind_nginx"]),
+            "~1 per edge",
+        ),
+        (
+            "lapsed hold: expiry to bought again, ms",
+            format!(
+                "edges open {:.0}",
+                num(&results.hold_return, "expiry_to_edges_open_ms")
+            ),
+            r(&s["hold_expiry_to_bought_ms"]),
+            "-",
         ),
         (
             "redis round trips: loser / winner / sold out",
@@ -127,11 +185,11 @@ pub fn table(summary: &Value, sold_out: &Value, live: &Value) -> String {
         ("drift", String::new(), s["drift"].to_string(), "0"),
     ];
     let mut out = format!(
-        "{:<46} {:>22} {:>8} {:>14}\n",
+        "{:<48} {:>22} {:>8} {:>14}\n",
         "measure", "figures", "value", "target"
     );
     for (name, figures, value, target) in rows {
-        out += &format!("{name:<46} {figures:>22} {value:>8} {target:>14}\n");
+        out += &format!("{name:<48} {figures:>22} {value:>8} {target:>14}\n");
     }
     out
 }

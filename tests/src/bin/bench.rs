@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use flash_tests::bench::{phases, report, system, world::World};
+use flash_tests::bench::{parts, phases, report, system, world::World};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -51,6 +51,15 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("bench: live path vs redis-benchmark ...");
     let live = phases::live(&world, args.winners).await?;
     report::line(&live);
+    eprintln!("bench: the origin alone vs redis-benchmark ...");
+    let origin_alone = parts::origin_alone(&world, args.rounds, args.seconds).await?;
+    report::line(&origin_alone);
+    eprintln!("bench: status JSON through nginx's cache vs the edge alone ...");
+    let status_cache = parts::status_cache(&world, args.rounds, args.seconds).await?;
+    report::line(&status_cache);
+    eprintln!("bench: a lapsed hold's unit back to a buyer ...");
+    let hold_return = parts::hold_return(&world, args.rounds).await?;
+    report::line(&hold_return);
     eprintln!("bench: sold-out propagation ...");
     let propagation = phases::propagation(&world).await?;
     report::line(&propagation);
@@ -70,17 +79,21 @@ async fn main() -> anyhow::Result<()> {
     let recovery = phases::recovery(&mut world, 600).await?;
     report::line(&recovery);
 
-    let summary = report::summary(
-        &machine,
-        &sold_out,
-        &live,
-        &propagation,
-        &crowd,
-        &memory,
-        &recovery,
-    );
-    println!("{}", report::table(&summary, &sold_out, &live));
-    println!("{}", report::cpu_table(&sold_out, &live));
+    let results = report::Results {
+        machine,
+        sold_out,
+        live,
+        origin_alone,
+        status_cache,
+        hold_return,
+        propagation,
+        crowd,
+        memory,
+        recovery,
+    };
+    let summary = report::summary(&results);
+    println!("{}", report::table(&summary, &results));
+    println!("{}", report::cpu_table(&results.sold_out, &results.live));
     println!("{summary}");
     Ok(())
 }
