@@ -1,7 +1,10 @@
-//! Crash points for the crash tests: with the `crash-points` feature, the process kills itself
-//! with SIGKILL when it reaches the point named by `ORIGIN_CRASH_POINT` (`after_reserve`,
-//! `in_db_transaction`, `after_commit` or `after_cancel`), optionally on its Nth visit (`after_commit:3`).
-//! Without the feature (every release build) `point` is an empty inline function.
+//! Crash points for the crash tests: in a debug build with the `crash-points` feature, the process
+//! kills itself with SIGKILL when it reaches the point named by `ORIGIN_CRASH_POINT`
+//! (`after_reserve`, `in_db_transaction`, `after_commit` or `after_cancel`), optionally on its Nth
+//! visit (`after_commit:3`). Everywhere else `point` is an empty inline function: the feature alone
+//! is not enough, because cargo unifies features across a workspace (the tests crate turns it on,
+//! so `cargo build --release` at the root would build an origin with it); a release build
+//! (`debug_assertions` off) never has armed crash points, whatever its features.
 
 /// Where a crash matters in a purchase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,16 +30,16 @@ impl Point {
     }
 }
 
-#[cfg(not(feature = "crash-points"))]
+#[cfg(not(all(feature = "crash-points", debug_assertions)))]
 #[inline(always)]
 pub fn point(_: Point) {}
 
-#[cfg(feature = "crash-points")]
+#[cfg(all(feature = "crash-points", debug_assertions))]
 pub fn point(at: Point) {
     armed::visit(at);
 }
 
-#[cfg(feature = "crash-points")]
+#[cfg(all(feature = "crash-points", debug_assertions))]
 mod armed {
     use std::sync::{
         atomic::{AtomicU64, Ordering},
