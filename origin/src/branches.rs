@@ -7,10 +7,11 @@
 //!
 //! Each gid's outcome is what a branch of its own would give: a barrier row written once (a
 //! repeat finds it and reads the earlier order), `pending` while the database has units and
-//! `rejected` beyond them (the units go to the batch's gids in queue order). A batch that fails
-//! on a statement (a deadlock, a constraint) is retried gid by gid, so one bad gid costs only
-//! itself; a batch that fails to reach the database fails for all its gids, which stay due and
-//! come back through recovery.
+//! `rejected` beyond them (the units go to the batch's gids in queue order). The units are taken
+//! by a guarded update (`sold + k <= total`) that must change exactly the sale's row. A batch that
+//! fails on a statement (a deadlock, a constraint, the guard) is retried gid by gid, so one bad gid
+//! costs only itself; a batch that fails to reach the database fails for all its gids, which stay
+//! due and come back through recovery.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -146,9 +147,14 @@ async fn write_or_split(db: &Database, branches: &[Branch]) -> Vec<Result<Branch
     }
 }
 
-/// The database answered a statement with an error (as opposed to not being reachable).
+/// The database answered a statement with an error or refused the guarded update (as opposed
+/// to not being reachable).
 fn is_statement_failure(error: &Error) -> bool {
-    matches!(error, Error::Postgres { source, .. } if source.as_db_error().is_some())
+    match error {
+        Error::Postgres { source, .. } => source.as_db_error().is_some(),
+        Error::StockGuard { .. } => true,
+        _ => false,
+    }
 }
 
 /// One transaction for `branches`, outcomes in their order. Public for the tests; the service
@@ -263,10 +269,20 @@ async fn write_orders(
         .map_err(Error::postgres("branch stock read"))?;
     let (granted, hold) = row.map_or((0, 0), |r| (r.get::<_, i32>(0).max(0), r.get(1)));
     if granted > 0 {
-        let take = prepare(tx, "UPDATE sales SET sold = sold + $2 WHERE id = $1").await?;
-        tx.execute(&take, &[&sale, &granted])
+        // The row is locked since the read, so the guard holds; it is there so that the database
+        // never sells beyond its stock whatever the code before it computed.
+        let take = prepare(
+            tx,
+            "UPDATE sales SET sold = sold + $2 WHERE id = $1 AND sold + $2 <= total",
+        )
+        .await?;
+        let taken = tx
+            .execute(&take, &[&sale, &granted])
             .await
             .map_err(Error::postgres("branch stock guard"))?;
+        if taken != 1 {
+            return Err(Error::StockGuard { sale, rows: taken });
+        }
     }
     // Visited once per branch of the batch, so `in_db_transaction:N` means the Nth branch.
     for _ in fresh {

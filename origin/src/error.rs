@@ -42,6 +42,9 @@ pub enum Error {
         what: &'static str,
         source: tokio_postgres::Error,
     },
+    /// The guarded `sold` update of a branch batch did not change exactly the sale's row.
+    #[error("postgres branch stock guard: {rows} rows changed for sale {sale}, expected 1")]
+    StockGuard { sale: i64, rows: u64 },
     /// A branch batch that could not be written (the first branch of the batch has the cause).
     #[error("postgres branch batch: {0}")]
     BranchBatch(String),
@@ -83,7 +86,7 @@ impl Error {
             | Self::BranchBatch(_)
             | Self::Pool(_)
             | Self::Timeout(_) => Fault::Upstream,
-            Self::Protocol(_) => Fault::Internal,
+            Self::StockGuard { .. } | Self::Protocol(_) => Fault::Internal,
         }
     }
 
@@ -99,7 +102,9 @@ impl Error {
                 (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
             }
             Self::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
-            Self::Protocol(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::StockGuard { .. } | Self::Protocol(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
         }
     }
 }

@@ -557,3 +557,65 @@ async fn i1_i4_batched_winners_beyond_the_database_s_units_are_rejected_and_retu
     println!("{branches} branches in {batches} database transactions");
     assert_eq!(branches, 50.0, "every winner's branch went through a batch");
 }
+
+/// The database guards its own stock: a batch's `sold` update is `sold + k <= total` and must
+/// change exactly the sale's row. Here a trigger makes PostgreSQL skip that update (0 rows): the
+/// batch fails whole (no barrier, no order, nothing sold), the gid's branch is left to recovery,
+/// and once the update goes through again the order is written, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn i1_a_branch_whose_guarded_sold_update_changes_no_row_writes_nothing() {
+    let stack = stack(OriginOptions::default()).await;
+    let sale = stack.create_sale(2).await.unwrap();
+    let db =
+        Database::connect(&stack.postgres.url(), 2, std::time::Duration::from_secs(5)).unwrap();
+    let pg = stack.postgres.client().await.unwrap();
+    pg.batch_execute(
+        "CREATE FUNCTION skip_sold() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN RETURN NULL; END $$;
+         CREATE TRIGGER skip_sold BEFORE UPDATE OF sold ON sales
+           FOR EACH ROW EXECUTE FUNCTION skip_sold();",
+    )
+    .await
+    .unwrap();
+    let branch = |uid: &str| Branch {
+        sale,
+        uid: uid.to_string(),
+        gid: format!("{sale}/{uid}"),
+    };
+    let batch = [branch("g1"), branch("g2")];
+    let refused = branches::write_batch(&db, &batch).await;
+    assert!(
+        matches!(
+            refused,
+            Err(origin::error::Error::StockGuard { rows: 0, .. })
+        ),
+        "{refused:?}"
+    );
+    let count = |sql: &'static str| {
+        let pg = &pg;
+        async move { pg.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert_eq!(
+        (
+            count("SELECT count(*) FROM barriers").await,
+            count("SELECT count(*) FROM orders").await,
+            count("SELECT sum(sold)::bigint FROM sales").await,
+        ),
+        (0, 0, 0),
+        "a refused batch writes nothing"
+    );
+
+    // Through the service: the winner is told `reserved`, unconfirmed; the order waits.
+    let (status, body) = stack.reserve(sale, "w").await.unwrap();
+    assert_eq!((status, &body["confirmed"]), (200, &json!(false)), "{body}");
+    assert_eq!(count("SELECT count(*) FROM orders").await, 0);
+
+    pg.batch_execute("DROP TRIGGER skip_sold ON sales")
+        .await
+        .unwrap();
+    let books = stack
+        .wait_balanced(sale, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!((books.live(), books.sold, books.redis_remaining), (1, 1, 1));
+}
