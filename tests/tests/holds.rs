@@ -161,6 +161,19 @@ async fn a_lapsed_hold_gives_its_unit_back_and_reopens_the_sale_on_two_edges() {
         "expiry to buyable again on both edges: {:.2} s",
         reopened.as_seconds_f64()
     );
+    // The status JSON, which open pages poll, says live again on both edges.
+    for edge in &edges {
+        let status: Value = stack
+            .http
+            .get(format!("{}/api/sales/{sale}/status", edge.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(status["state"], "live", "{status}");
+    }
     let books = stack.books(sale).await.unwrap();
     books.check().unwrap();
     assert_eq!(
@@ -189,17 +202,22 @@ async fn a_lapsed_hold_gives_its_unit_back_and_reopens_the_sale_on_two_edges() {
     assert_eq!((books.redis_remaining, books.live()), (0, 1));
 }
 
+/// Holds raced by their payments, one race each.
+const RACERS: usize = 62;
+
 #[tokio::test(flavor = "multi_thread")]
 async fn payment_racing_expiry_never_both_wins() {
     let stack = Arc::new(stack().await);
-    let sale = sale(&stack, 40, 1).await;
+    let sale = sale(&stack, RACERS as i64, 1).await;
     let mut orders = Vec::new();
-    for i in 0..40 {
+    for i in 0..RACERS {
         let uid = format!("racer-{i}");
         orders.push((reserve(&stack, sale, &uid).await, uid));
     }
-    // Each payment is aimed at its hold's expiry, give or take 40 ms, so that some land before
-    // and some after the sweeper's cancel: the race. Whatever the timing, exactly one may win.
+    // Each payment is aimed at its hold's expiry, from 150 ms before to 150 ms after in steps of
+    // 10 ms (the sweeper polls every 100 ms), so that some land before and some after the
+    // sweeper's cancel, many right at it: the race, run once per racer. Whatever the timing,
+    // exactly one may win.
     let db = stack.postgres.client().await.unwrap();
     let mut tasks = tokio::task::JoinSet::new();
     for (i, (order, uid)) in orders.iter().cloned().enumerate() {
@@ -208,7 +226,7 @@ async fn payment_racing_expiry_never_both_wins() {
             .await
             .unwrap()
             .get(0);
-        let offset_ms = i64::try_from(i % 9).unwrap() * 10 - 40;
+        let offset_ms = i64::try_from(i % 31).unwrap() * 10 - 150;
         let stack = stack.clone();
         tasks.spawn(async move {
             let aim = expires_at + time::Duration::milliseconds(offset_ms)
@@ -255,6 +273,10 @@ async fn payment_racing_expiry_never_both_wins() {
         }
     }
     println!("race: {paid} paid, {expired} expired first");
+    assert!(
+        paid > 0 && expired > 0,
+        "the payments must straddle the expiry for this to be a race: {paid} paid, {expired} expired"
+    );
     stack.wait_quiet(sale, DEADLINE).await.unwrap();
     let books = stack.books(sale).await.unwrap();
     books.check().unwrap();
@@ -293,6 +315,60 @@ async fn a_payment_after_expiry_is_refused_and_the_unit_is_not_sold_twice() {
     assert_eq!(
         (books.paid, books.cancelled, books.redis_remaining),
         (1, 1, 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paying_a_cancelled_or_rejected_order_is_409_with_its_state() {
+    let stack = stack().await;
+    let sale = sale(&stack, 1, 600).await;
+    // A hold its user cancelled.
+    let order = reserve(&stack, sale, "quitter").await;
+    let resp = stack
+        .http
+        .delete(format!(
+            "{}/v1/orders/{order}?uid=quitter",
+            stack.origin.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let (status, body) = pay(&stack, order, "quitter", "pay-cancelled").await;
+    assert_eq!(
+        (status, body["error"].as_str(), body["status"].as_str()),
+        (409, Some("order_cancelled"), Some("cancelled")),
+        "{body}"
+    );
+    stack.wait_quiet(sale, DEADLINE).await.unwrap();
+
+    // A unit Redis granted that the database no longer had (Redis given one unit too many, as
+    // after a data loss): the order is `rejected`.
+    let taker = reserve(&stack, sale, "taker").await;
+    let mut conn = stack.redis.connection().await.unwrap();
+    let _: () = conn.incr(format!("{{s:{sale}}}:stock"), 1).await.unwrap();
+    let (status, body) = stack.reserve(sale, "unlucky").await.unwrap();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (410, Some("sold_out")),
+        "the database refused the unit: {body}"
+    );
+    let rejected = body["order_id"].as_i64().expect("the rejected order's id");
+    stack.wait_quiet(sale, DEADLINE).await.unwrap();
+    assert_eq!(order_status(&stack, rejected).await, "rejected");
+    let (status, body) = pay(&stack, rejected, "unlucky", "pay-rejected").await;
+    assert_eq!(
+        (status, body["error"].as_str(), body["status"].as_str()),
+        (409, Some("order_rejected"), Some("rejected")),
+        "{body}"
+    );
+    // Neither refusal touched the books: the taker's hold is the one live order.
+    assert_eq!(order_status(&stack, taker).await, "pending");
+    let books = stack.books(sale).await.unwrap();
+    assert_eq!(
+        (books.live(), books.cancelled, books.rejected, books.paid),
+        (1, 1, 1, 0),
+        "{books:?}"
     );
 }
 
