@@ -1,12 +1,17 @@
 //! Forwarding to the origins: one pooled keep-alive HTTP/1 client, round robin over the origins,
-//! an origin that cannot be reached taken out for `retry_dead_after_ms` and tried again after,
 //! a deadline on every request (never a hang), request ids passed on, and hop-by-hop headers
 //! stripped from what comes back.
+//!
+//! An origin that fails (refuses the connection, breaks it, or does not answer within the
+//! timeout) is taken out for `retry_dead_after_ms`: a stalled origin costs the timeout once, not
+//! on every request of its round-robin share. When its time is up, ONE request tries it first
+//! (the others keep skipping it); an answer puts it back in the rotation, another failure takes
+//! it out again.
 
 use std::{
     sync::{
         atomic::{AtomicUsize, Ordering},
-        Mutex,
+        Mutex, MutexGuard, PoisonError,
     },
     time::Duration,
 };
@@ -46,7 +51,39 @@ pub struct Answer {
 
 struct Target {
     base: String,
+    /// Set while the origin is taken out: until when it is skipped.
     dead_until: Mutex<Option<Instant>>,
+}
+
+/// Where an origin stands for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Health {
+    Live,
+    /// Taken out, its time is up, and this request probes it.
+    Probe,
+    Dead,
+}
+
+impl Target {
+    fn lock(&self) -> MutexGuard<'_, Option<Instant>> {
+        self.dead_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Live, dead, or due for a probe; a probe claimed here (`may_probe`) keeps the origin out
+    /// for the others another `retry_dead_after`, so a stalled origin gets one request per period.
+    fn health(&self, now: Instant, may_probe: bool, retry_dead_after: Duration) -> Health {
+        let mut dead_until = self.lock();
+        match *dead_until {
+            None => Health::Live,
+            Some(until) if until <= now && may_probe => {
+                *dead_until = Some(now + retry_dead_after);
+                Health::Probe
+            }
+            Some(_) => Health::Dead,
+        }
+    }
 }
 
 pub struct Origins {
@@ -82,18 +119,27 @@ impl Origins {
         }
     }
 
-    /// Origins in the order to try: live ones round robin; the dead ones only when none is live.
+    /// Origins in the order to try: live ones round robin, after the one dead origin (if any)
+    /// whose time out is over, which this request probes; the other dead ones only when none is
+    /// live.
     fn order(&self) -> Vec<&Target> {
         let n = self.targets.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
-        let rotated = (0..n).map(|i| &self.targets[(start + i) % n]);
-        let (live, dead): (Vec<_>, Vec<_>) = rotated.partition(|t| {
-            t.dead_until
-                .lock()
-                .map(|d| d.is_none_or(|until| until <= now))
-                .unwrap_or(true)
-        });
+        let mut probe = None;
+        let mut live = Vec::with_capacity(n);
+        let mut dead = Vec::new();
+        for target in (0..n).map(|i| &self.targets[(start + i) % n]) {
+            match target.health(now, probe.is_none(), self.retry_dead_after) {
+                Health::Live => live.push(target),
+                Health::Probe => probe = Some(target),
+                Health::Dead => dead.push(target),
+            }
+        }
+        if let Some(target) = probe {
+            tracing::info!(origin = %target.base, "retrying an origin taken out");
+            live.insert(0, target);
+        }
         if live.is_empty() {
             dead
         } else {
@@ -101,20 +147,26 @@ impl Origins {
         }
     }
 
-    fn mark(&self, target: &Target, dead: bool) {
-        if let Ok(mut d) = target.dead_until.lock() {
-            let was_dead = d.is_some();
-            *d = dead.then(|| Instant::now() + self.retry_dead_after);
-            if dead && !was_dead {
-                tracing::warn!(origin = %target.base, "origin unreachable, taken out");
-            } else if !dead && was_dead {
-                tracing::info!(origin = %target.base, "origin back");
-            }
+    /// Puts `target` back in the rotation after an answer.
+    fn mark_live(&self, target: &Target) {
+        let mut dead_until = target.lock();
+        if dead_until.take().is_some() {
+            tracing::info!(origin = %target.base, "origin back");
         }
+    }
+
+    /// Takes `target` out for `retry_dead_after` after a failure.
+    fn mark_dead(&self, target: &Target, failure: &str) {
+        let mut dead_until = target.lock();
+        if dead_until.is_none() {
+            tracing::warn!(origin = %target.base, failure, "origin failed, taken out");
+        }
+        *dead_until = Some(Instant::now() + self.retry_dead_after);
     }
 
     /// Sends `method path` with an optional JSON body to an origin. Only a failure to connect
     /// moves on to the next origin: once a request may have reached one, it is not sent again.
+    /// Every failure takes the origin out.
     pub async fn send(
         &self,
         method: Method,
@@ -144,55 +196,75 @@ impl Origins {
                     origin: target.base.clone(),
                     message: e.to_string(),
                 })?;
-            let deadline = Instant::now() + self.timeout;
-            let resp = match tokio::time::timeout_at(deadline, self.client.request(req)).await {
-                Err(_) => {
-                    return Err(ForwardError::Timeout {
-                        origin: target.base.clone(),
-                        timeout: self.timeout,
-                    })
+            match self.exchange(target, req).await {
+                Ok(answer) => {
+                    self.mark_live(target);
+                    return Ok(answer);
                 }
-                Ok(Err(e)) if e.is_connect() => {
-                    self.mark(target, true);
-                    last = format!("{}: {e}", target.base);
-                    continue;
+                Err(Failure::Connect(message)) => {
+                    self.mark_dead(target, "connect");
+                    last = format!("{}: {message}", target.base);
                 }
-                Ok(Err(e)) => {
-                    return Err(ForwardError::Broken {
-                        origin: target.base.clone(),
-                        message: e.to_string(),
-                    })
+                Err(Failure::After(error)) => {
+                    let failure = match error {
+                        ForwardError::Timeout { .. } => "timeout",
+                        _ => "transport",
+                    };
+                    self.mark_dead(target, failure);
+                    return Err(error);
                 }
-                Ok(Ok(resp)) => resp,
-            };
-            self.mark(target, false);
-            let (parts, body) = resp.into_parts();
-            let limited = http_body_util::Limited::new(body, MAX_ANSWER_BYTES);
-            let body = match tokio::time::timeout_at(deadline, limited.collect()).await {
-                Err(_) => {
-                    return Err(ForwardError::Timeout {
-                        origin: target.base.clone(),
-                        timeout: self.timeout,
-                    })
-                }
-                Ok(Err(e)) => {
-                    return Err(ForwardError::Broken {
-                        origin: target.base.clone(),
-                        message: format!("reading the answer: {e}"),
-                    })
-                }
-                Ok(Ok(collected)) => collected.to_bytes(),
-            };
-            let mut headers = parts.headers;
-            strip_hop_by_hop(&mut headers);
-            return Ok(Answer {
-                status: parts.status,
-                headers,
-                body,
-            });
+            }
         }
         Err(ForwardError::Unreachable(last))
     }
+
+    /// One request to one origin, its answer read whole, all within the timeout.
+    async fn exchange(
+        &self,
+        target: &Target,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Answer, Failure> {
+        let timed_out = || {
+            Failure::After(ForwardError::Timeout {
+                origin: target.base.clone(),
+                timeout: self.timeout,
+            })
+        };
+        let broken = |message: String| {
+            Failure::After(ForwardError::Broken {
+                origin: target.base.clone(),
+                message,
+            })
+        };
+        let deadline = Instant::now() + self.timeout;
+        let resp = match tokio::time::timeout_at(deadline, self.client.request(req)).await {
+            Err(_) => return Err(timed_out()),
+            Ok(Err(e)) if e.is_connect() => return Err(Failure::Connect(e.to_string())),
+            Ok(Err(e)) => return Err(broken(e.to_string())),
+            Ok(Ok(resp)) => resp,
+        };
+        let (parts, body) = resp.into_parts();
+        let limited = http_body_util::Limited::new(body, MAX_ANSWER_BYTES);
+        let body = match tokio::time::timeout_at(deadline, limited.collect()).await {
+            Err(_) => return Err(timed_out()),
+            Ok(Err(e)) => return Err(broken(format!("reading the answer: {e}"))),
+            Ok(Ok(collected)) => collected.to_bytes(),
+        };
+        let mut headers = parts.headers;
+        strip_hop_by_hop(&mut headers);
+        Ok(Answer {
+            status: parts.status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// How one exchange failed: before the request left (the next origin may be tried), or after it
+/// may have reached the origin (it is not sent again).
+enum Failure {
+    Connect(String),
+    After(ForwardError),
 }
 
 /// Removes the hop-by-hop headers (RFC 9110 §7.6.1) and every header `Connection` names.
@@ -225,6 +297,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use tokio::{io::AsyncReadExt, net::TcpListener};
+
     use super::*;
 
     #[test]
@@ -248,6 +324,146 @@ mod tests {
         let mut left: Vec<_> = headers.keys().map(|k| k.as_str()).collect();
         left.sort_unstable();
         assert_eq!(left, ["content-type", "x-request-id"]);
+    }
+
+    /// An origin that accepts connections and never answers; counts the connections.
+    async fn stalled_origin() -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        (url, accepted)
+    }
+
+    /// An origin that reads a request and closes the connection without answering.
+    async fn hanging_up_origin() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = socket.read(&mut buf).await;
+            }
+        });
+        url
+    }
+
+    /// An origin that answers every request with 200.
+    async fn live_origin() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new().fallback(|| async { "ok" });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    fn origins(urls: Vec<String>, timeout_ms: u64) -> Origins {
+        Origins::new(&OriginConfig {
+            urls,
+            timeout_ms,
+            retry_dead_after_ms: 600_000,
+            ..OriginConfig::default()
+        })
+    }
+
+    /// Sends `n` requests: each one's status (or error) and time taken.
+    async fn send_n(origins: &Origins, n: usize) -> Vec<(Result<u16, String>, Duration)> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            let started = Instant::now();
+            let result = origins
+                .send(Method::GET, "/healthz", None, &format!("t-{i}"))
+                .await
+                .map(|a| a.status.as_u16())
+                .map_err(|e| e.to_string());
+            out.push((result, started.elapsed()));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_stalled_origin_costs_one_timeout_then_is_taken_out() {
+        let (stalled, accepted) = stalled_origin().await;
+        let timeout = Duration::from_millis(300);
+        let origins = origins(vec![stalled, live_origin().await], 300);
+
+        let sent = send_n(&origins, 6).await;
+        let (first, took) = &sent[0];
+        assert!(
+            first.as_ref().is_err_and(|e| e.contains("did not answer")),
+            "the first request goes to the stalled origin: {first:?}"
+        );
+        assert!(*took >= timeout, "{took:?}");
+        for (result, took) in &sent[1..] {
+            assert_eq!(result, &Ok(200), "the live origin answers: {sent:?}");
+            assert!(
+                *took < timeout,
+                "no request waits on the stalled origin: {sent:?}"
+            );
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "it is not tried again");
+        assert!(origins.targets[0].lock().is_some());
+        assert!(origins.targets[1].lock().is_none());
+    }
+
+    #[tokio::test]
+    async fn an_origin_that_breaks_the_connection_is_taken_out() {
+        let origins = origins(vec![hanging_up_origin().await, live_origin().await], 5_000);
+        let sent = send_n(&origins, 4).await;
+        assert!(
+            sent[0].0.as_ref().is_err_and(|e| e.starts_with("origin ")),
+            "{sent:?}"
+        );
+        assert!(
+            sent[1..].iter().all(|(r, _)| r == &Ok(200)),
+            "then only the live origin is asked: {sent:?}"
+        );
+        assert!(origins.targets[0].lock().is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dead_origin_is_probed_by_one_request_once_its_time_is_up() {
+        let origins = Origins::new(&OriginConfig {
+            urls: vec!["http://127.0.0.1:1".into(), "http://127.0.0.1:2".into()],
+            retry_dead_after_ms: 1000,
+            ..OriginConfig::default()
+        });
+        let bases =
+            |order: Vec<&Target>| -> Vec<String> { order.iter().map(|t| t.base.clone()).collect() };
+        let (a, b) = ("http://127.0.0.1:1", "http://127.0.0.1:2");
+        origins.mark_dead(&origins.targets[0], "timeout");
+        for _ in 0..3 {
+            assert_eq!(bases(origins.order()), [b], "taken out");
+        }
+        tokio::time::advance(Duration::from_millis(999)).await;
+        assert_eq!(bases(origins.order()), [b], "still out");
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(
+            bases(origins.order()),
+            [a, b],
+            "its time is up: probed first"
+        );
+        for _ in 0..3 {
+            assert_eq!(bases(origins.order()), [b], "one probe per period");
+        }
+        origins.mark_dead(&origins.targets[0], "timeout");
+        tokio::time::advance(Duration::from_millis(1000)).await;
+        assert_eq!(
+            bases(origins.order())[0],
+            a,
+            "probed again after another period"
+        );
+        origins.mark_live(&origins.targets[0]);
+        let mut seen: Vec<String> = (0..2).map(|_| bases(origins.order())[0].clone()).collect();
+        seen.sort();
+        assert_eq!(seen, [a, b], "back in the rotation");
     }
 
     #[tokio::test]
