@@ -28,6 +28,8 @@ const OP_CANCEL: &str = "cancel";
 
 const ORDER_COLUMNS: &str = "id, sale_id, uid, status, created_at, expires_at, extended, \
                              payment_id, cancel_reason";
+/// Columns in [`ORDER_COLUMNS`]: the index of a column selected after them.
+const ORDER_COLUMN_COUNT: usize = 9;
 
 /// An order as its owner sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -115,15 +117,21 @@ impl Holds {
     }
 
     async fn load(&self, id: i64) -> Result<Option<Order>> {
+        Ok(self.load_with_clock(id).await?.map(|(order, _)| order))
+    }
+
+    /// The order and PostgreSQL's clock at the read: holds expire by the database's clock
+    /// (`expires_at` is written and compared there), never by an origin's.
+    async fn load_with_clock(&self, id: i64) -> Result<Option<(Order, OffsetDateTime)>> {
         let client = self.db.client().await?;
         let row = client
             .query_opt(
-                &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"),
+                &format!("SELECT {ORDER_COLUMNS}, now() FROM orders WHERE id = $1"),
                 &[&id],
             )
             .await
             .map_err(Error::postgres("read order"))?;
-        Ok(row.as_ref().map(Order::from_row))
+        Ok(row.map(|row| (Order::from_row(&row), row.get(ORDER_COLUMN_COUNT))))
     }
 
     /// The order, if it is `uid`'s.
@@ -137,11 +145,11 @@ impl Holds {
 
     /// After a guarded UPDATE changed nothing: why, from the order as it is now.
     async fn explain(&self, id: i64, uid: &str) -> Result<Outcome> {
-        Ok(match self.load(id).await? {
+        Ok(match self.load_with_clock(id).await? {
             None => Outcome::Unknown,
-            Some(order) if order.uid != uid => Outcome::NotYours,
-            Some(order) => Outcome::Refused {
-                code: order.refusal(OffsetDateTime::now_utc()),
+            Some((order, _)) if order.uid != uid => Outcome::NotYours,
+            Some((order, now)) => Outcome::Refused {
+                code: order.refusal(now),
                 order,
             },
         })
@@ -189,7 +197,8 @@ impl Holds {
         Ok(outcome)
     }
 
-    /// Extends a live hold once, by `extend_seconds`, up to `max_hold_seconds` from creation.
+    /// Extends a live hold once, by `extend_seconds`, up to `max_hold_seconds` from creation;
+    /// never shortens it (a sale may hold longer than `max_hold_seconds`: then it stays as is).
     pub async fn extend(&self, id: i64, uid: &str) -> Result<Outcome> {
         let client = self.db.client().await?;
         let extend = f64::from(self.config.extend_seconds);
@@ -198,8 +207,9 @@ impl Holds {
             .query_opt(
                 &format!(
                     "UPDATE orders SET extended = true,
-                        expires_at = least(expires_at + make_interval(secs => $3),
-                                           created_at + make_interval(secs => $4))
+                        expires_at = greatest(expires_at,
+                                              least(expires_at + make_interval(secs => $3),
+                                                    created_at + make_interval(secs => $4)))
                      WHERE id = $1 AND uid = $2 AND status = 'pending' AND NOT extended
                        AND expires_at > now()
                      RETURNING {ORDER_COLUMNS}"
@@ -241,7 +251,7 @@ impl Holds {
         };
         let Some(row) = tx
             .query_opt(
-                &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 {lock}"),
+                &format!("SELECT {ORDER_COLUMNS}, now() FROM orders WHERE id = $1 {lock}"),
                 &[&id],
             )
             .await
@@ -253,7 +263,9 @@ impl Holds {
         if uid.is_some_and(|u| u != order.uid) {
             return Ok(Outcome::NotYours);
         }
-        let now = OffsetDateTime::now_utc();
+        // The database's clock, as payment's guard (`expires_at > now()`) reads it: under the
+        // row lock, exactly one of the two sees the hold live.
+        let now: OffsetDateTime = row.get(ORDER_COLUMN_COUNT);
         let expired = order.expires_at <= now;
         if order.status != "pending" || (uid.is_none() && !expired) {
             let code = if order.status == "pending" {
