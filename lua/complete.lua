@@ -5,6 +5,7 @@
 -- KEYS[1]  {s:<sale>}:stock
 -- KEYS[2]  {s:<sale>}:tx:<gid>
 -- KEYS[3]  {s:<sale>}:due
+-- KEYS[4]  {s:<sale>}:restocks     counts every raise of the stock (read by repair_stock.lua)
 -- ARGV[1]  gid
 -- ARGV[2]  outcome of the branch: "pending" (a live order) or "rejected" (the unit goes back)
 -- ARGV[3]  order id
@@ -28,6 +29,7 @@ end
 local returned = 0
 if ARGV[2] == 'rejected' then
   local left = redis.call('INCR', KEYS[1])
+  redis.call('INCR', KEYS[4])
   returned = 1
   if left == 1 then
     redis.call('PUBLISH', ARGV[4], 'restocked')

@@ -4,6 +4,7 @@
 --
 -- KEYS[1]  {s:<sale>}:stock
 -- KEYS[2]  {s:<sale>}:r:<order id>   return barrier
+-- KEYS[3]  {s:<sale>}:restocks        counts every raise of the stock (read by repair_stock.lua)
 -- ARGV[1]  pub/sub channel of the sale ({s:<sale>}:events)
 --
 -- Replies:
@@ -15,6 +16,7 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
 end
 redis.call('SET', KEYS[2], 'returned')
 local left = redis.call('INCR', KEYS[1])
+redis.call('INCR', KEYS[3])
 if left == 1 then
   redis.call('PUBLISH', ARGV[1], 'restocked')
 end

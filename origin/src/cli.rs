@@ -1,8 +1,13 @@
 //! Command line of the `origin` binary: `serve` (the service), `migrate` (schema only) and
-//! `reconcile` (the books of one sale). Bad config exits 64 (EX_USAGE) with a message naming
-//! every bad field.
+//! `reconcile` (the books of one sale). Without `--config`, every command reads the config the
+//! service started by `./deploy/up` reads (see [`config_path`]). Exit codes: 0 done, 1 drift
+//! (`reconcile`), 2 failure (a store unreachable, an unknown sale), 64 (EX_USAGE) bad usage or
+//! bad config, with a message naming every bad field.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
@@ -13,6 +18,15 @@ use crate::{
 
 /// Exit code for bad usage or config (sysexits' EX_USAGE).
 const EX_USAGE: u8 = 64;
+/// Exit code of `reconcile` when the books do not balance.
+const EXIT_DRIFT: u8 = 1;
+/// Exit code when a command fails (distinct from a drift: the books were not read).
+const EXIT_FAILED: u8 = 2;
+
+/// The config `./deploy/up` renders (ports filled in) and starts the service with.
+const DEPLOYED_CONFIG: &str = "state/origin.toml";
+/// The shipped config, every field documented.
+const SHIPPED_CONFIG: &str = "deploy/origin.toml";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,14 +35,10 @@ const EX_USAGE: u8 = 64;
     about = "Flash-sale origin: stock in Redis, orders in PostgreSQL"
 )]
 struct Cli {
-    /// Config file (TOML); see deploy/origin.toml for every field.
-    #[arg(
-        long,
-        env = "ORIGIN_CONFIG",
-        default_value = "deploy/origin.toml",
-        global = true
-    )]
-    config: PathBuf,
+    /// Config file (TOML); see deploy/origin.toml for every field. Default: state/origin.toml
+    /// when it exists (the one ./deploy/up runs the service with), else deploy/origin.toml.
+    #[arg(long, env = "ORIGIN_CONFIG", global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,7 +49,7 @@ enum Command {
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
-    /// Compare a sale's Redis stock with its orders; exits 1 when they drift.
+    /// Compare a sale's Redis stock with its orders; exits 1 when they drift, 2 on failure.
     Reconcile {
         /// The sale id.
         #[arg(long)]
@@ -47,7 +57,8 @@ enum Command {
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
-        /// Rebuild the Redis stock from PostgreSQL, only when nothing is in flight.
+        /// Rebuild the Redis stock from PostgreSQL, only when nothing is in flight and nothing
+        /// moves in Redis meanwhile.
         #[arg(long)]
         repair: bool,
     },
@@ -55,9 +66,23 @@ enum Command {
 
 /// Entry point shared by `origin` and the test build with crash points.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Help and version go to stdout and are no error; clap's own code for a usage error
+            // is 2, which here means a failed command.
+            return if e.use_stderr() {
+                ExitCode::from(EX_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     init_tracing();
-    let config = match Config::load(&cli.config) {
+    let path = config_path(cli.config, |p| p.is_file());
+    tracing::debug!(config = %path.display(), "reading config");
+    let config = match Config::load(&path) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("origin: {e}");
@@ -89,9 +114,22 @@ pub fn main() -> ExitCode {
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "origin failed");
             eprintln!("origin: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(EXIT_FAILED)
         }
     }
+}
+
+/// The config file: `--config` or `ORIGIN_CONFIG` when given, else [`DEPLOYED_CONFIG`] when it
+/// exists, else [`SHIPPED_CONFIG`] (both relative to the working directory, the checkout).
+fn config_path(given: Option<PathBuf>, exists: impl Fn(&Path) -> bool) -> PathBuf {
+    given.unwrap_or_else(|| {
+        let deployed = PathBuf::from(DEPLOYED_CONFIG);
+        if exists(&deployed) {
+            deployed
+        } else {
+            PathBuf::from(SHIPPED_CONFIG)
+        }
+    })
 }
 
 fn init_tracing() {
@@ -139,13 +177,20 @@ async fn reconcile_command(
         Metrics::default(),
     );
     if repair {
-        match reconcile::repair(&redis, &db, &holds, sale).await? {
+        // A refused repair changes nothing; the exit code is the report's, below.
+        match reconcile::repair(&redis, &db, sale).await? {
             reconcile::Repair::Repaired { from, to } => {
                 let from = from.map_or_else(|| "missing".into(), |n: i64| n.to_string());
                 eprintln!("origin: repaired sale {sale}: Redis stock {from} -> {to}");
             }
             reconcile::Repair::InFlight(n) => {
                 eprintln!("origin: not repaired: {n} transactions in flight; run again once recovery has completed them");
+            }
+            reconcile::Repair::Returning(n) => {
+                eprintln!("origin: not repaired: {n} units of cancelled holds on their way back; run again once recovery has returned them");
+            }
+            reconcile::Repair::Moved => {
+                eprintln!("origin: not repaired: the Redis stock moved while PostgreSQL was read (a purchase or a return completed); run again");
             }
         }
     }
@@ -158,6 +203,36 @@ async fn reconcile_command(
     Ok(if report.drift == 0 {
         ExitCode::SUCCESS
     } else {
-        ExitCode::FAILURE
+        ExitCode::from(EXIT_DRIFT)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_is_the_one_given_else_the_deployed_one_else_the_shipped_one() {
+        let check = |given: Option<&str>, deployed_exists: bool, expected: &str| {
+            let got = config_path(given.map(PathBuf::from), |p| {
+                deployed_exists && p == Path::new(DEPLOYED_CONFIG)
+            });
+            assert_eq!(got, PathBuf::from(expected), "{given:?} {deployed_exists}");
+        };
+        check(Some("/etc/o.toml"), true, "/etc/o.toml");
+        check(Some("/etc/o.toml"), false, "/etc/o.toml");
+        check(None, true, "state/origin.toml");
+        check(None, false, "deploy/origin.toml");
+    }
+
+    #[test]
+    fn usage_errors_exit_64_and_help_exits_0() {
+        let check = |args: &[&str], usage_error: bool| {
+            let e = Cli::try_parse_from(args).map(|_| ()).unwrap_err();
+            assert_eq!(e.use_stderr(), usage_error, "{args:?}: {e}");
+        };
+        check(&["origin", "reconcile"], true);
+        check(&["origin", "reconcile", "--sale", "x"], true);
+        check(&["origin", "--help"], false);
+    }
 }

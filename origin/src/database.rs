@@ -35,6 +35,15 @@ impl OrderCounts {
     }
 }
 
+/// Where the units of a sale are, as PostgreSQL sees them at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnitsHeld {
+    /// Pending and paid orders.
+    pub live: i64,
+    /// Cancelled holds whose unit is not back in Redis yet (open `returns` rows).
+    pub returning: i64,
+}
+
 #[derive(Clone)]
 pub struct Database {
     pool: Pool,
@@ -170,6 +179,26 @@ impl Database {
             }
         }
         Ok(counts)
+    }
+
+    /// Live orders of a sale and units of its cancelled holds not yet back in Redis, read in ONE
+    /// statement (one snapshot: a cancel cannot fall between the two counts).
+    pub async fn units_held(&self, sale: i64) -> Result<UnitsHeld> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT
+                   (SELECT count(*) FROM orders
+                     WHERE sale_id = $1 AND status IN ('pending', 'paid')),
+                   (SELECT count(*) FROM returns WHERE sale_id = $1 AND done_at IS NULL)",
+                &[&sale],
+            )
+            .await
+            .map_err(Error::postgres("count units held"))?;
+        Ok(UnitsHeld {
+            live: row.get(0),
+            returning: row.get(1),
+        })
     }
 
     /// How many of `gids` already have a live order (their branch committed, completion not yet).

@@ -2,8 +2,8 @@
 //! Conservation (invariant I2) reads `redis_remaining + live_orders + in_flight_units == stock`,
 //! where an in-flight unit is a transaction taken in Redis whose live order does not exist yet,
 //! plus the units of cancelled holds still on their way back (`returning`).
-//! `--repair` rebuilds the Redis stock from PostgreSQL (`stock - live_orders`), and only while
-//! nothing is in flight.
+//! `--repair` rebuilds the Redis stock from PostgreSQL (`stock - live_orders`), only while nothing
+//! is in flight, and only if Redis did not move between its read (first) and the write.
 
 use serde::Serialize;
 
@@ -11,7 +11,7 @@ use crate::{
     database::{Database, OrderCounts},
     error::{Error, Result},
     holds::Holds,
-    reservations::Reservations,
+    reservations::{Reservations, StockRepair},
 };
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -68,26 +68,32 @@ pub enum Repair {
     Repaired { from: Option<i64>, to: i64 },
     /// Refused: transactions in flight.
     InFlight(u64),
+    /// Refused: units of cancelled holds on their way back to Redis.
+    Returning(i64),
+    /// Refused: the Redis stock moved while the repair read PostgreSQL (a purchase or a return
+    /// completed meanwhile).
+    Moved,
 }
 
-/// Sets the Redis stock to `stock - live orders`, if nothing is in flight (no transaction, no
-/// return).
-pub async fn repair(
-    redis: &Reservations,
-    db: &Database,
-    holds: &Holds,
-    sale: i64,
-) -> Result<Repair> {
+/// Sets the Redis stock to `stock - live orders`, only if nothing is in flight (no transaction,
+/// no return) and nothing moved in Redis meanwhile. Redis is read FIRST: PostgreSQL's count is
+/// then at least as recent as the snapshot, and `repair_stock.lua` refuses if anything moved
+/// after the snapshot (see the script's header for why that suffices).
+pub async fn repair(redis: &Reservations, db: &Database, sale: i64) -> Result<Repair> {
     let stored = db.sale(sale).await?.ok_or(Error::UnknownSale(sale))?;
-    let returning = holds.returning(sale).await?;
-    if returning > 0 {
-        return Ok(Repair::InFlight(u64::try_from(returning).unwrap_or(0)));
+    let seen = redis.stock_snapshot(sale).await?;
+    if seen.in_flight > 0 {
+        return Ok(Repair::InFlight(seen.in_flight));
     }
-    let live = db.order_counts(sale).await?.live();
-    let to = (i64::from(stored.total) - live).max(0);
-    Ok(match redis.repair_stock(sale, to).await? {
-        Ok(from) => Repair::Repaired { from, to },
-        Err(n) => Repair::InFlight(n),
+    let held = db.units_held(sale).await?;
+    if held.returning > 0 {
+        return Ok(Repair::Returning(held.returning));
+    }
+    let to = (i64::from(stored.total) - held.live).max(0);
+    Ok(match redis.repair_stock(sale, to, &seen).await? {
+        StockRepair::Repaired { from } => Repair::Repaired { from, to },
+        StockRepair::InFlight(n) => Repair::InFlight(n),
+        StockRepair::Moved => Repair::Moved,
     })
 }
 

@@ -64,6 +64,10 @@ impl SaleKeys {
     pub fn events(&self) -> String {
         format!("{}:events", self.prefix)
     }
+    /// Counts every raise of the stock (a rejected unit, a returned hold) and every repair.
+    pub fn restocks(&self) -> String {
+        format!("{}:restocks", self.prefix)
+    }
 }
 
 /// What `reserve.lua` answered.
@@ -97,6 +101,28 @@ pub struct Claim {
     pub in_flight: i64,
     /// Claimed gids with their attempt number (1 for the first claim).
     pub claimed: Vec<(String, u32)>,
+}
+
+/// A sale's Redis side at one moment, as reconcile's repair reads it before PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StockSnapshot {
+    /// `None` when the sale has no stock key.
+    pub stock: Option<i64>,
+    /// The stock's raises and repairs so far (`{s:<sale>}:restocks`).
+    pub restocks: i64,
+    /// Transactions not completed (the due set's size).
+    pub in_flight: u64,
+}
+
+/// What `repair_stock.lua` answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StockRepair {
+    /// The stock was set; it was `from` (`None`: no key).
+    Repaired { from: Option<i64> },
+    /// Transactions in flight: nothing changed.
+    InFlight(u64),
+    /// The stock moved since the snapshot: nothing changed.
+    Moved,
 }
 
 /// What `complete.lua` answered.
@@ -198,6 +224,7 @@ impl Reservations {
         inv.key(keys.stock())
             .key(keys.tx(gid))
             .key(keys.due())
+            .key(keys.restocks())
             .arg(gid)
             .arg(if rejected { "rejected" } else { "pending" })
             .arg(order_id)
@@ -249,22 +276,55 @@ impl Reservations {
         Ok(set == 1)
     }
 
-    /// Sets the stock to `stock` if nothing is in flight: `Ok(Err(n))` when `n` transactions are.
+    /// The stock, the restock count and the transactions in flight, read at one moment
+    /// (MULTI/EXEC).
+    pub async fn stock_snapshot(&self, sale: i64) -> Result<StockSnapshot> {
+        let keys = SaleKeys::new(sale);
+        let mut conn = self.conn.clone();
+        let pipe = redis::pipe()
+            .atomic()
+            .get(keys.stock())
+            .get(keys.restocks())
+            .zcard(keys.due())
+            .clone();
+        let (stock, restocks, in_flight): (Option<i64>, Option<i64>, u64) =
+            tokio::time::timeout(self.timeout, pipe.query_async(&mut conn))
+                .await
+                .map_err(|_| Error::Timeout("stock snapshot"))?
+                .map_err(Error::redis("stock snapshot"))?;
+        Ok(StockSnapshot {
+            stock,
+            restocks: restocks.unwrap_or(0),
+            in_flight,
+        })
+    }
+
+    /// Sets the stock to `stock` if Redis is still as `seen` (read before PostgreSQL) and nothing
+    /// is in flight.
     pub async fn repair_stock(
         &self,
         sale: i64,
         stock: i64,
-    ) -> Result<std::result::Result<Option<i64>, u64>> {
+        seen: &StockSnapshot,
+    ) -> Result<StockRepair> {
         let keys = SaleKeys::new(sale);
         let mut inv = REPAIR_STOCK.prepare_invoke();
         inv.key(keys.stock())
             .key(keys.due())
+            .key(keys.restocks())
             .arg(stock)
-            .arg(keys.events());
+            .arg(keys.events())
+            .arg(seen.stock.map(|n| n.to_string()).unwrap_or_default())
+            .arg(seen.restocks);
         let reply: Vec<Value> = self.run("repair_stock", &inv).await?;
         match (text(reply.first()).as_deref(), int(reply.get(1))) {
-            (Some("REPAIRED"), Some(old)) => Ok(Ok((old >= 0).then_some(old))),
-            (Some("IN_FLIGHT"), Some(n)) => Ok(Err(u64::try_from(n).unwrap_or(0))),
+            (Some("REPAIRED"), Some(old)) => Ok(StockRepair::Repaired {
+                from: (old >= 0).then_some(old),
+            }),
+            (Some("IN_FLIGHT"), Some(n)) => {
+                Ok(StockRepair::InFlight(u64::try_from(n).unwrap_or(0)))
+            }
+            (Some("MOVED"), _) => Ok(StockRepair::Moved),
             _ => Err(Error::Protocol("repair_stock.lua reply")),
         }
     }
@@ -276,6 +336,7 @@ impl Reservations {
         let mut inv = RESTOCK.prepare_invoke();
         inv.key(keys.stock())
             .key(keys.returned(order_id))
+            .key(keys.restocks())
             .arg(keys.events());
         let reply: Vec<Value> = self.run("restock", &inv).await?;
         match text(reply.first()).as_deref() {
@@ -393,7 +454,14 @@ mod tests {
         assert_eq!(split_gid(&gid(7, "a/b")), Some((7, "a/b")));
         assert_eq!(split_gid("x/y"), None);
         let k = SaleKeys::new(7);
-        for key in [k.stock(), k.barrier("7/u"), k.tx("7/u"), k.due()] {
+        for key in [
+            k.stock(),
+            k.barrier("7/u"),
+            k.tx("7/u"),
+            k.due(),
+            k.restocks(),
+            k.returned(3),
+        ] {
             assert!(key.starts_with("{s:7}:"), "{key}");
         }
     }

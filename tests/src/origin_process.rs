@@ -175,19 +175,29 @@ impl OriginProcess {
         self.spawn(crash_point).await
     }
 
-    /// Runs `binary --config <this config> <args>` to completion: (exit success, stdout).
+    /// Runs `binary --config <this config> <args>` to completion: (exit success, stdout, stderr).
     pub async fn run_command(&self, args: &[&str]) -> anyhow::Result<(bool, String, String)> {
+        let (status, stdout, stderr) = self.run_command_status(args).await?;
+        Ok((status.success(), stdout, stderr))
+    }
+
+    /// [`OriginProcess::run_command`] with the exit status itself.
+    pub async fn run_command_status(
+        &self,
+        args: &[&str],
+    ) -> anyhow::Result<(ExitStatus, String, String)> {
         let out = Command::new(&self.binary)
             .arg("--config")
             .arg(self.config_path())
             .args(args)
             .env("ORIGIN_LOG", "warn")
             .env_remove("ORIGIN_CRASH_POINT")
+            .env_remove("ORIGIN_CONFIG")
             .stdin(Stdio::null())
             .output()
             .await?;
         Ok((
-            out.status.success(),
+            out.status,
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         ))

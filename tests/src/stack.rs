@@ -108,6 +108,16 @@ impl Books {
     }
 }
 
+/// What one `origin reconcile` run came to.
+#[derive(Debug, Clone)]
+pub struct Reconciled {
+    /// 0 books balance, 1 drift, 2 failure.
+    pub code: i32,
+    /// The JSON report; `Value::Null` when the command failed before printing it.
+    pub report: Value,
+    pub stderr: String,
+}
+
 impl Stack {
     /// Starts Redis, PostgreSQL and the origin `binary` with `options`.
     pub async fn start(binary: &Path, options: OriginOptions) -> anyhow::Result<Self> {
@@ -288,6 +298,30 @@ impl Stack {
             max_orders_per_gid: max_per_gid,
             max_live_per_user,
             orders_without_tx,
+        })
+    }
+
+    /// Runs `origin reconcile --sale N --json [--repair]`: its exit code, the report when it
+    /// printed one (`Value::Null` otherwise) and what it said on stderr.
+    pub async fn reconcile_run(&self, sale: i64, repair: bool) -> anyhow::Result<Reconciled> {
+        let sale = sale.to_string();
+        let mut args = vec!["reconcile", "--sale", sale.as_str(), "--json"];
+        if repair {
+            args.push("--repair");
+        }
+        let (status, stdout, stderr) = self.origin.run_command_status(&args).await?;
+        let code = status
+            .code()
+            .with_context(|| format!("reconcile killed by a signal: {status}; stderr {stderr}"))?;
+        let report = match stdout.trim() {
+            "" => Value::Null,
+            text => serde_json::from_str(text)
+                .with_context(|| format!("reconcile output {stdout:?}, stderr {stderr}"))?,
+        };
+        Ok(Reconciled {
+            code,
+            report,
+            stderr,
         })
     }
 
