@@ -14,7 +14,12 @@
  *   mints one for a random uid kept in `flash.uid` (404 there means production: "log in");
  * - the purchase: captcha challenge, proof of work in static/pow-worker.js (plus the image or
  *   audio answer when asked), pass token, buy; every answer is told in words, and an order is
- *   remembered per sale (`flash.order.ID`) so a reload still shows it.
+ *   remembered per sale (`flash.order.ID`) so a reload still shows it;
+ * - the hold: an order is a hold until its expires_at; the time left to pay ticks under the
+ *   result, and when it runs out the order is read again, so a lapsed hold is told (the unit
+ *   went back to the sale) and the button offers the sale again, without a reload;
+ * - the focus: whatever a purchase or a payment hid or disabled gives the focus to the enabled
+ *   Pay or Buy button, else to the result, never to the page's body.
  *
  * No inline script or style anywhere (the CSP forbids them): state shows through text, classes
  * and the `hidden` and `disabled` attributes.
@@ -34,6 +39,9 @@
   const TOKEN_MARGIN_MS = 60000;
   const REQUEST_TIMEOUT_MS = 15000;
   const PROGRESS_ANNOUNCE_MS = 2000;
+  // A hold past its expires_at is cancelled by the origin's sweeper within moments: the first
+  // look again after this, then twice as long each time (up to MAX_BACKOFF_MS).
+  const LAPSE_RETRY_MS = 250;
   const SOLD_OUT_TEXT = "Sold out. If a unit comes back, this page will offer it.";
   const TOKEN_KEY = "flash.jwt";
   const UID_KEY = "flash.uid";
@@ -54,6 +62,7 @@
     audio: byId("captcha-audio"),
     answer: byId("captcha-answer"),
     result: byId("result"),
+    hold: byId("hold"),
     pay: byId("pay"),
   };
 
@@ -133,16 +142,37 @@
   let token = null;
   let announced = "";
   let tickTimer = null;
+  // The live hold this page shows: {order, already, payBy} (payBy in server ms), else null.
+  let hold = null;
 
   function setText(el, text) {
     if (el.textContent !== text) el.textContent = text;
   }
 
-  /** The result line; `kind` is success, error or info (its colours). */
-  function setResult(text, kind) {
+  /**
+   * The result line; `kind` is success, error or info (its colours). A `kept` text (what became
+   * of the visitor's order) stays when the sale closes or re-opens, until the next purchase.
+   */
+  function setResult(text, kind, kept = false) {
     delete ui.result.dataset.closed; // which closed state it tells, set by render()
+    if (kept) ui.result.dataset.kept = "true";
+    else delete ui.result.dataset.kept;
     ui.result.className = kind ? `result is-${kind}` : "result";
     setText(ui.result, text);
+  }
+
+  /**
+   * Gives the focus back when what had it was hidden or disabled (the captcha's box, the busy Buy
+   * button, the paid Pay button): to the enabled Pay or Buy button, else to the result (or the
+   * countdown when there is none), so keyboard and screen-reader users stay where things happen.
+   */
+  function keepFocus() {
+    const active = document.activeElement;
+    const lost = !active || active === document.body || active.disabled || active.closest("[hidden]") !== null;
+    if (!lost) return;
+    const button = [ui.pay, ui.buy].find((b) => b && !b.hidden && !b.disabled);
+    const target = button || (ui.result.textContent ? ui.result : ui.countdown);
+    target.focus();
   }
 
   function effectiveState() {
@@ -164,8 +194,26 @@
     return days > 0 ? `${days} d ${clockText}` : clockText;
   }
 
-  /** Words for a screen reader: said at each state change, each minute, and at 30 and 10 s. */
-  function spoken(state, left) {
+  /**
+   * A hold's time left as people say it: 4:59, or 1:04:59 past an hour. Whole seconds rounded
+   * down: the page's clock is never ahead of the server's, so it must not promise a second more.
+   */
+  function holdLeft(ms) {
+    const total = Math.max(0, Math.floor(ms / 1000));
+    const hours = Math.floor(total / 3600);
+    const minutes = Math.floor((total % 3600) / 60);
+    const seconds = total % 60;
+    const two = (n) => String(n).padStart(2, "0");
+    return hours > 0 ? `${hours}:${two(minutes)}:${two(seconds)}` : `${minutes}:${two(seconds)}`;
+  }
+
+  /**
+   * Words for a screen reader: said at each state change, each minute, and at 30 and 10 s before
+   * the start; and when a hold has a minute, then 10 s, left to pay.
+   */
+  function spoken(state, left, holdMs) {
+    if (holdMs !== null && holdMs > 0 && holdMs <= 10000) return "Less than 10 seconds left to pay.";
+    if (holdMs !== null && holdMs > 0 && holdMs <= 60000) return "Less than a minute left to pay.";
     if (state !== "upcoming") return stateText(state);
     const s = Math.max(0, Math.ceil(left / 1000));
     if (s > 2 * 86400) return `The sale starts in ${Math.round(s / 86400)} days.`;
@@ -226,7 +274,10 @@
     return order.confirmed === false ? `${lead} It is being confirmed.` : `${lead} Pay for it to keep it.`;
   }
 
-  /** The order's state from the edge: {status, payBy} (payBy in server ms), null if unknown. */
+  /**
+   * The order's state from the edge: {status, payBy, cancelReason} (payBy in server ms), null if
+   * unknown.
+   */
   async function orderDetails(orderId) {
     if (orderId === null || orderId === undefined || !token) return null;
     try {
@@ -235,7 +286,8 @@
       const seconds = answer.data.hold_remaining_seconds;
       const payBy =
         parseTime(answer.data.expires_at) ?? (Number.isFinite(seconds) ? clock.now() + seconds * 1000 : null);
-      return { status: answer.data.status, payBy };
+      const cancelReason = typeof answer.data.cancel_reason === "string" ? answer.data.cancel_reason : null;
+      return { status: answer.data.status, payBy, cancelReason };
     } catch {
       return null;
     }
@@ -271,11 +323,13 @@
       const code = answer.data && answer.data.error;
       if (answer.status === 200) {
         ui.pay.hidden = true;
+        hold = null;
         setResult(`Paid: order ${orderId} is yours.`, "success");
       } else if (code === "hold_expired") {
         ui.pay.hidden = true;
+        hold = null;
         forgetOrder();
-        setResult("The hold ended before the payment: you will be refunded. The unit went back to the sale.", "error");
+        setResult("The hold ended before the payment: you will be refunded. The unit went back to the sale.", "error", true);
         refresh();
       } else if (answer.status === 401) {
         dropToken();
@@ -283,6 +337,7 @@
         ui.pay.disabled = false;
       } else if (answer.status === 409) {
         ui.pay.hidden = true;
+        hold = null;
         setResult(`Order ${orderId} cannot be paid any more (${answer.data.status || "not a hold"}).`, "error");
       } else {
         setResult("The shop is busy, try again in a moment.", "error");
@@ -293,27 +348,109 @@
       ui.pay.disabled = false;
     } finally {
       ui.pay.removeAttribute("aria-busy");
+      refresh();
+      keepFocus();
     }
   }
 
   /** Shows the remembered `order` as it stands now; forgets it once cancelled or rejected. */
   async function showOrder(order, already) {
     setResult(orderText(order, already), "success");
-    const details = await orderDetails(order.order_id);
-    showPay(order, details);
-    if (savedOrder() === null || savedOrder().order_id !== order.order_id) return;
+    applyOrder(order, already, await orderDetails(order.order_id), false);
+  }
+
+  /**
+   * Shows what the edge said of `order` (`details`, null when it could not tell). `lapsed`: this
+   * page watched the hold run out, so the unit it held went back to the sale just now.
+   */
+  function applyOrder(order, already, details, lapsed) {
+    const saved = savedOrder();
+    if (saved === null || saved.order_id !== order.order_id) return;
     if (details && (details.status === "cancelled" || details.status === "rejected")) {
+      hold = null;
+      showPay(order, null);
       forgetOrder();
-      setResult(
-        details.status === "cancelled"
-          ? `Order ${order.order_id} was cancelled (it was not paid in time, or you cancelled it).`
-          : `Order ${order.order_id} was not accepted.`,
-        "info"
-      );
+      let text = `Order ${order.order_id} was not accepted.`;
+      if (details.status === "cancelled") {
+        text =
+          details.cancelReason === "expired"
+            ? `Order ${order.order_id} was cancelled: the hold ended before it was paid, and the unit went back to the sale.`
+            : `Order ${order.order_id} was cancelled.`;
+      }
+      if (lapsed && details.status === "cancelled" && sale.state === "sold_out") {
+        // First-hand: the unit this page held is back, so an older (cached) sold-out status must
+        // not hide it; a newer one (someone bought it since) still does.
+        sale.state = "live";
+        sale.remaining = null;
+        sale.asOf = Math.max(sale.asOf, clock.now());
+      }
+      setResult(text, "info", true);
       refresh();
+      if (lapsed) {
+        keepFocus(); // the pay button it may have had is gone
+        poll();
+      }
     } else if (details) {
+      hold =
+        details.status === "pending" && details.payBy !== null ? { order, already, payBy: details.payBy } : null;
+      showPay(order, details);
       setResult(orderText(order, already, details), "success");
+      refresh();
+    } else {
+      showPay(order, null);
     }
+  }
+
+  let lapseTimer = null;
+  let lapseChecking = false;
+  let lapseTries = 0;
+
+  /**
+   * The hold's time is up: reads the order again until the origin has cancelled it (its sweeper
+   * runs every fraction of a second), or found it paid or extended meanwhile.
+   */
+  async function checkLapse() {
+    if (!hold || lapseChecking || lapseTimer !== null) return;
+    const { order, already } = hold;
+    lapseChecking = true;
+    let details = null;
+    try {
+      details = await orderDetails(order.order_id);
+    } finally {
+      lapseChecking = false;
+    }
+    if (details && (details.status !== "pending" || (details.payBy !== null && details.payBy > clock.now()))) {
+      lapseTries = 0;
+      applyOrder(order, already, details, true);
+      return;
+    }
+    const delay = Math.min(MAX_BACKOFF_MS, LAPSE_RETRY_MS * 2 ** lapseTries);
+    lapseTries += 1;
+    lapseTimer = setTimeout(() => {
+      lapseTimer = null;
+      checkLapse();
+    }, delay);
+  }
+
+  /** The time left to pay, under the result; at its end the order is read again. */
+  function renderHold(now) {
+    if (!hold || !savedOrder()) {
+      ui.hold.hidden = true;
+      setText(ui.hold, "");
+      return null;
+    }
+    const left = hold.payBy - now;
+    ui.hold.hidden = false;
+    if (left > 0) {
+      setText(ui.hold, `Pay within ${holdLeft(left)}`);
+      ui.hold.className = left <= 60000 ? "hold is-ending" : "hold";
+    } else {
+      setText(ui.hold, "The time to pay is up.");
+      ui.hold.className = "hold is-ending";
+      ui.pay.disabled = true;
+      checkLapse();
+    }
+    return left;
   }
 
   function render() {
@@ -334,7 +471,8 @@
     // Closed in red, but not for the visitor who has an order in it.
     ui.countdown.className =
       state === "live" ? "countdown is-live" : state === "upcoming" || order ? "countdown" : "countdown is-closed";
-    const words = spoken(state, sale.startsAt === null ? 0 : sale.startsAt - now);
+    const holdMs = renderHold(now);
+    const words = spoken(state, sale.startsAt === null ? 0 : sale.startsAt - now, holdMs);
     if (words !== announced) {
       announced = words;
       setText(ui.announce, words);
@@ -358,17 +496,22 @@
     else ui.panel.removeAttribute("aria-busy");
 
     const closed = { sold_out: SOLD_OUT_TEXT, ended: "This sale has ended." }[state];
-    if (!busy && closed && !order && ui.result.dataset.closed !== state) {
+    if (!busy && closed && !order && !ui.result.dataset.kept && ui.result.dataset.closed !== state) {
       setResult(closed, "error");
       ui.result.dataset.closed = state;
     }
   }
 
-  /** Re-renders at each whole second of the server's clock (and sooner after any change). */
+  /**
+   * Re-renders at each whole second of the server's clock, at each whole second before a hold's
+   * end (its time left ticks on its own seconds), and sooner after any change.
+   */
   function tick() {
     render();
-    const untilNextSecond = 1000 - (Math.floor(clock.now()) % 1000);
-    tickTimer = setTimeout(tick, Math.max(50, untilNextSecond + 5));
+    const now = clock.now();
+    let next = 1000 - (Math.floor(now) % 1000);
+    if (hold && hold.payBy > now) next = Math.min(next, (hold.payBy - now) % 1000 || 1000);
+    tickTimer = setTimeout(tick, Math.max(50, next + 5));
   }
 
   function refresh() {
@@ -756,6 +899,7 @@
       hideCaptcha();
       busy = null;
       refresh();
+      keepFocus();
       schedulePoll();
     }
   }
