@@ -259,6 +259,19 @@ impl Browser {
         Ok(())
     }
 
+    /// The id of the element that has the focus ("" for one without an id, `None` when the
+    /// focus is on the page's body: lost).
+    pub async fn focused(&self) -> anyhow::Result<Option<String>> {
+        let id = self
+            .run(
+                "const a = document.activeElement; \
+                 return !a || a === document.body ? null : a.id;",
+                vec![],
+            )
+            .await?;
+        Ok(id.as_str().map(str::to_string))
+    }
+
     /// Runs `script` in the page (as a function body; `arguments` are `args`).
     pub async fn run(&self, script: &str, args: Vec<Value>) -> anyhow::Result<Value> {
         Ok(self.client.execute(script, args).await?)

@@ -1,11 +1,13 @@
 //! The sale page in a real headless Chromium, with the whole stack behind it: nginx (static files,
 //! the micro-cache) → edge → origin → Redis and PostgreSQL, each a real process on free ports. A
 //! visitor watches the countdown, buys when the sale opens (captcha proof of work in a Web
-//! Worker), a second visitor's page turns "Sold out" without a reload, a reload remembers the
-//! order, and the image captcha (picture, audio, labelled box) tells a wrong answer in words; the
-//! status JSON comes from nginx's cache; screenshots of each state are kept in the run's
-//! artifacts folder (and copied to docs/screenshots/ with `UPDATE_SCREENSHOTS=1`), and no page
-//! logs a console error.
+//! Worker), the focus lands on the result, a second visitor's page turns "Sold out" without a
+//! reload, a reload remembers the order, an open page of a sale that ends turns "Sale ended", a
+//! hold's time left ticks and, once it lapses, the holder's page tells it and the second page
+//! offers the unit again (both without a reload), and the image captcha (picture, audio, labelled
+//! box) tells a wrong answer in words; the status JSON comes from nginx's cache; screenshots of
+//! each state are kept in the run's artifacts folder (and copied to docs/screenshots/ with
+//! `UPDATE_SCREENSHOTS=1`), and no page logs a console error.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -86,17 +88,26 @@ impl World {
 
     /// Creates a sale through the origin's API: its id and start.
     async fn create_sale(&self, stock: i64, starts_in: Duration) -> (i64, OffsetDateTime) {
+        self.create_sale_with(stock, starts_in, json!({})).await
+    }
+
+    /// [`Self::create_sale`] with more fields of `POST /v1/sales` in `extra` (`ends_at`,
+    /// `hold_seconds`).
+    async fn create_sale_with(
+        &self,
+        stock: i64,
+        starts_in: Duration,
+        extra: Value,
+    ) -> (i64, OffsetDateTime) {
         let start = OffsetDateTime::now_utc() + starts_in;
         let starts_at = start.format(&Rfc3339).unwrap();
-        let (status, body) = self
-            .stack
-            .post(
-                "/v1/sales",
-                &json!({"name": "Trail runner sneakers", "stock": stock, "starts_at": starts_at,
-                        "price_cents": 12900, "currency": "EUR"}),
-            )
-            .await
-            .unwrap();
+        let mut request = json!({"name": "Trail runner sneakers", "stock": stock,
+                                 "starts_at": starts_at, "price_cents": 12900, "currency": "EUR"});
+        request
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let (status, body) = self.stack.post("/v1/sales", &request).await.unwrap();
         assert_eq!(status, 201, "{body}");
         (body["id"].as_i64().unwrap(), start)
     }
@@ -144,9 +155,11 @@ where
     .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-/// Records in the page when its button first enables, when it first shows an order and when it
-/// first shows "Sold out" (the browser's Date.now(): both browsers, the edge and the origin run
-/// on this machine's clock).
+/// Records in the page when its button first enables, when it first shows an order, when it
+/// first shows "Sold out", when it first shows "Sale ended", when it first tells a cancelled
+/// order, and when the button first enables again after an order or "Sold out" (the browser's
+/// Date.now(): both browsers, the edge and the origin run on this machine's clock). The record
+/// lives in the page's window: a reload would lose it.
 const WATCH: &str = r#"
     const seen = (window.__flashSeen = window.__flashSeen || {});
     const mark = () => {
@@ -155,6 +168,9 @@ const WATCH: &str = r#"
         if (!seen.enabled && !buy.disabled) seen.enabled = Date.now();
         if (!seen.bought && result.includes("You got it")) seen.bought = Date.now();
         if (!seen.soldOut && buy.disabled && buy.textContent.includes("Sold out")) seen.soldOut = Date.now();
+        if (!seen.ended && buy.disabled && buy.textContent.includes("Sale ended")) seen.ended = Date.now();
+        if (!seen.cancelled && result.includes("was cancelled")) seen.cancelled = Date.now();
+        if ((seen.bought || seen.soldOut) && !seen.reopened && !buy.disabled) seen.reopened = Date.now();
     };
     new MutationObserver(mark).observe(document.getElementById("sale"),
         {subtree: true, childList: true, characterData: true, attributes: true});
@@ -171,6 +187,221 @@ async fn seen(browser: &Browser, key: &str) -> f64 {
         .unwrap()
         .as_f64()
         .unwrap()
+}
+
+/// Milliseconds since the Unix epoch, as the browser's Date.now() counts them.
+fn unix_ms(at: OffsetDateTime) -> f64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as f64
+}
+
+/// The hold's time left as the page shows it, `None` while hidden.
+async fn hold_text(browser: &Browser) -> anyhow::Result<Option<String>> {
+    let text = browser
+        .run(
+            r#"const hold = document.getElementById("hold");
+               return hold.hidden ? null : hold.textContent;"#,
+            vec![],
+        )
+        .await?;
+    Ok(text.as_str().map(str::to_string))
+}
+
+/// Waits until the page shows a hold's time left that passes `check`; returns that text.
+async fn until_hold<F>(browser: &Browser, what: &str, check: F) -> String
+where
+    F: Fn(&str) -> bool,
+{
+    let shown = std::sync::Mutex::new(String::new());
+    let result = wait::until(what, Duration::from_secs(10), || async {
+        let text = hold_text(browser).await?.unwrap_or_default();
+        let ok = check(&text);
+        *shown.lock().unwrap() = text;
+        Ok(ok)
+    })
+    .await;
+    let shown = shown.into_inner().unwrap();
+    result.unwrap_or_else(|e| panic!("{e:#} (the page shows {shown:?})"));
+    shown
+}
+
+/// How long after its creation the sale that ends ends: time for its page to load and show it
+/// live first.
+const ENDS_AFTER: Duration = Duration::from_secs(5);
+
+/// A sale that ends while its page is open: the page showed it live, then, without a reload,
+/// shows "Sale ended" on a disabled button and the ended message; never before `ends_at`.
+async fn an_open_page_turns_sale_ended(world: &World, browser: &Browser, shots: &Path) {
+    let ends = OffsetDateTime::now_utc() + ENDS_AFTER;
+    let (sale, _) = world
+        .create_sale_with(
+            5,
+            Duration::ZERO,
+            json!({"ends_at": ends.format(&Rfc3339).unwrap()}),
+        )
+        .await;
+    browser
+        .goto(&format!("{}/sale/{sale}", world.nginx.url()))
+        .await
+        .unwrap();
+    browser.run(WATCH, vec![]).await.unwrap();
+    until_page(
+        browser,
+        "the open page to show the sale ended",
+        Duration::from_secs(20),
+        |countdown, enabled, result| {
+            countdown == "This sale has ended." && !enabled && result == "This sale has ended."
+        },
+    )
+    .await;
+    assert_eq!(browser.text("#buy").await.unwrap(), "Sale ended");
+    // The record of the page's states is in its window: a reload would have lost it.
+    let (live_at, ended_at) = (seen(browser, "enabled").await, seen(browser, "ended").await);
+    assert!(live_at > 0.0, "the page never showed the sale live");
+    assert!(ended_at > 0.0, "the page was reloaded");
+    let end_ms = unix_ms(ends);
+    println!(
+        "sale ended: the open page showed \"Sale ended\" {:.0} ms after its ends_at",
+        ended_at - end_ms
+    );
+    assert!(
+        ended_at >= end_ms,
+        "the page showed the end {:.0} ms early",
+        end_ms - ended_at
+    );
+    shoot(browser, shots, "sale-ended").await;
+}
+
+/// The hold of the sale whose hold lapses: the second page must show "Sold out" first (that
+/// takes about 2 s after the buy, see "sold-out propagation"), and the test waits it out.
+const SHORT_HOLD_SECONDS: i64 = 5;
+
+/// One unit, held by `holder` with a short hold that is never paid. The hold's time left ticks;
+/// once it lapses the holder's page tells it and offers the unit again, and `other`, which
+/// showed "Sold out", enables its button, both without a reload. Prints the delay from the hold's
+/// expiry to each.
+async fn a_lapsed_hold_comes_back_to_both_pages(
+    world: &World,
+    holder: &Browser,
+    other: &Browser,
+    shots: &Path,
+) {
+    let (sale, _) = world
+        .create_sale_with(
+            1,
+            Duration::ZERO,
+            json!({"hold_seconds": SHORT_HOLD_SECONDS}),
+        )
+        .await;
+    let page = format!("{}/sale/{sale}", world.nginx.url());
+    tokio::try_join!(holder.goto(&page), other.goto(&page)).unwrap();
+    for browser in [holder, other] {
+        browser.run(WATCH, vec![]).await.unwrap();
+    }
+    until_page(
+        holder,
+        "the short-hold sale's button",
+        Duration::from_secs(10),
+        |_, enabled, _| enabled,
+    )
+    .await;
+    holder.click("#buy").await.unwrap();
+    until_page(
+        holder,
+        "the short hold",
+        Duration::from_secs(20),
+        |_, enabled, result| {
+            result.starts_with("You got it: order ") && result.contains("Pay before") && !enabled
+        },
+    )
+    .await;
+    let first = until_hold(holder, "the short hold's time left", |left| {
+        left.starts_with("Pay within 0:0")
+    })
+    .await;
+    let next = until_hold(holder, "the time left to tick", |left| left != first).await;
+    println!("the hold's time left: {first:?}, then {next:?}");
+
+    let db = world.stack.postgres.client().await.unwrap();
+    let row = db
+        .query_one(
+            "SELECT id, expires_at FROM orders WHERE sale_id = $1",
+            &[&sale],
+        )
+        .await
+        .unwrap();
+    let (order, expires_at): (i64, OffsetDateTime) = (row.get(0), row.get(1));
+    // Recorded in the page: the hold may lapse before this wait looks.
+    wait::until(
+        "the second page to show sold out",
+        Duration::from_secs(20),
+        || async { Ok(seen(other, "soldOut").await > 0.0) },
+    )
+    .await
+    .unwrap();
+
+    until_page(
+        holder,
+        "the holder's page to tell the lapsed hold and offer the unit",
+        Duration::from_secs(30),
+        |_, enabled, result| {
+            result.starts_with(&format!("Order {order} was cancelled: the hold ended")) && enabled
+        },
+    )
+    .await;
+    assert_eq!(holder.text("#buy").await.unwrap(), "Buy now");
+    assert_eq!(hold_text(holder).await.unwrap(), None);
+    let pay_hidden = holder
+        .run("return document.getElementById('pay').hidden;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(pay_hidden, json!(true));
+    shoot(holder, shots, "sale-hold-lapsed").await;
+    until_page(
+        other,
+        "the second page to offer the unit again",
+        Duration::from_secs(30),
+        |countdown, enabled, _| countdown.starts_with("The sale is live") && enabled,
+    )
+    .await;
+
+    let expiry = unix_ms(expires_at);
+    let told = seen(holder, "cancelled").await;
+    let holder_enabled = seen(holder, "reopened").await;
+    let sold_out = seen(other, "soldOut").await;
+    let other_enabled = seen(other, "reopened").await;
+    assert!(
+        told > 0.0 && holder_enabled > 0.0,
+        "the holder's page was reloaded"
+    );
+    assert!(other_enabled > 0.0, "the second page was reloaded");
+    assert!(
+        told >= expiry,
+        "the lapse was told {:.0} ms before the expiry",
+        expiry - told
+    );
+    println!(
+        "hold lapse ({SHORT_HOLD_SECONDS} s hold): the holder's page told it {:.0} ms and enabled \
+         its button {:.0} ms after the expiry; the second page (\"Sold out\" from {:.0} ms before \
+         the expiry) enabled its button {:.0} ms after the expiry",
+        told - expiry,
+        holder_enabled - expiry,
+        expiry - sold_out,
+        other_enabled - expiry
+    );
+
+    // The unit is back in Redis and the books balance.
+    world
+        .stack
+        .wait_quiet(sale, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let books = world.stack.books(sale).await.unwrap();
+    books.check().unwrap();
+    assert_eq!(
+        (books.cancelled, books.redis_remaining),
+        (1, 1),
+        "{books:?}"
+    );
 }
 
 /// The status fetches the page made (Resource Timing).
@@ -255,7 +486,7 @@ async fn a_visitor_counts_down_buys_the_last_unit_and_another_page_turns_sold_ou
     )
     .await;
     let enabled_at = seen(&alice, "enabled").await;
-    let start_ms = (starts_at.unix_timestamp_nanos() / 1_000_000) as f64;
+    let start_ms = unix_ms(starts_at);
     println!(
         "button enabled {:.0} ms after the sale's start (the test waited {waited:?})",
         enabled_at - start_ms
@@ -281,6 +512,18 @@ async fn a_visitor_counts_down_buys_the_last_unit_and_another_page_turns_sold_ou
     let result = alice.text("#result").await.unwrap();
     println!("alice sees: {result}");
     assert_eq!(alice.text("#buy").await.unwrap(), "Bought");
+    // The captcha and the busy button are gone: the focus went to the result (or the pay button),
+    // not to the page's body.
+    let focus = alice.focused().await.unwrap();
+    assert!(
+        matches!(focus.as_deref(), Some("result" | "pay")),
+        "the focus after the purchase: {focus:?}"
+    );
+    // The hold's time left, ticking (a 10 minute hold).
+    until_hold(&alice, "the hold's time left", |left| {
+        left.starts_with("Pay within 9:")
+    })
+    .await;
     shoot(&alice, &shots, "sale-bought").await;
 
     // The other visitor's page turns "Sold out" without a reload.
@@ -332,42 +575,52 @@ async fn a_visitor_counts_down_buys_the_last_unit_and_another_page_turns_sold_ou
     let answered = world.edge_status_requests().await;
     println!("status polls: the two pages made {fetches}, the edge answered {answered}");
 
-    // A reload remembers the order (localStorage) and keeps the button off.
-    alice.client().refresh().await.unwrap();
-    until_page(
-        &alice,
-        "the remembered order after a reload",
-        Duration::from_secs(10),
-        |_, enabled, result| result.starts_with(&format!("You got it: order {order}.")) && !enabled,
-    )
-    .await;
+    // Meanwhile the second visitor watches a sale that ends.
+    let paying = async {
+        // A reload remembers the order (localStorage) and keeps the button off.
+        alice.client().refresh().await.unwrap();
+        until_page(
+            &alice,
+            "the remembered order after a reload",
+            Duration::from_secs(10),
+            |_, enabled, result| {
+                result.starts_with(&format!("You got it: order {order}.")) && !enabled
+            },
+        )
+        .await;
 
-    // The hold is paid from the page: the pay button, then "Paid" in words, and PostgreSQL says so.
-    wait::until("the pay button shows", Duration::from_secs(10), || {
-        let alice = &alice;
-        async move {
-            let hidden = alice
-                .run("return document.getElementById('pay').hidden;", vec![])
-                .await?;
-            Ok(hidden == serde_json::Value::Bool(false) && alice.enabled("#pay").await?)
-        }
-    })
-    .await
-    .unwrap();
-    alice.click("#pay").await.unwrap();
-    until_page(
-        &alice,
-        "the payment",
-        Duration::from_secs(10),
-        |_, _, result| result == format!("Paid: order {order} is yours."),
-    )
-    .await;
-    let status: String = db
-        .query_one("SELECT status FROM orders WHERE id = $1", &[&order])
+        // The hold is paid from the page: the pay button, then "Paid" in words, and PostgreSQL says so.
+        wait::until("the pay button shows", Duration::from_secs(10), || {
+            let alice = &alice;
+            async move {
+                let hidden = alice
+                    .run("return document.getElementById('pay').hidden;", vec![])
+                    .await?;
+                Ok(hidden == serde_json::Value::Bool(false) && alice.enabled("#pay").await?)
+            }
+        })
         .await
-        .unwrap()
-        .get(0);
-    assert_eq!(status, "paid");
+        .unwrap();
+        alice.click("#pay").await.unwrap();
+        until_page(
+            &alice,
+            "the payment",
+            Duration::from_secs(10),
+            |_, _, result| result == format!("Paid: order {order} is yours."),
+        )
+        .await;
+        let status: String = db
+            .query_one("SELECT status FROM orders WHERE id = $1", &[&order])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(status, "paid");
+        // No time left to show once paid.
+        assert_eq!(hold_text(&alice).await.unwrap(), None);
+    };
+    tokio::join!(paying, an_open_page_turns_sale_ended(&world, &bob, &shots));
+
+    a_lapsed_hold_comes_back_to_both_pages(&world, &alice, &bob, &shots).await;
 
     // The image captcha (the level for a bot attack): a picture, its audio and a labelled box;
     // a wrong answer is told in words and the button comes back.
@@ -420,6 +673,8 @@ async fn a_visitor_counts_down_buys_the_last_unit_and_another_page_turns_sold_ou
         |_, enabled, result| result.starts_with("The characters did not match") && enabled,
     )
     .await;
+    // The captcha's box is hidden again: the focus is on the button, for another try.
+    assert_eq!(bob.focused().await.unwrap().as_deref(), Some("buy"));
 
     assert_clean_console("alice", &alice, &[]).await;
     // The wrong answer's 403 is the one failed request.
