@@ -1,7 +1,7 @@
 //! PostgreSQL, the final authority: the connection pool, the schema migrations (`migrations/`),
 //! sales and order counts. Phase 2 of the two-phase message (the branch) is in `branches`.
 
-use std::{str::FromStr, time::Duration};
+use std::{future::Future, str::FromStr, time::Duration};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
 use time::OffsetDateTime;
@@ -110,9 +110,21 @@ impl Database {
         }
     }
 
-    pub async fn create_sale(&self, new: &NewSale) -> Result<Sale> {
-        let client = self.client().await?;
-        let row = client
+    /// Inserts a sale and runs `open` (which puts its stock into Redis) before the commit: when
+    /// `open` fails the sale is rolled back, so PostgreSQL never keeps a sale whose stock was
+    /// never opened. (A commit failing after `open` leaves a stock key under an id no sale will
+    /// ever have: sequences do not hand an id out twice, and a reservation for it is 404.)
+    pub async fn create_sale<F, Fut>(&self, new: &NewSale, open: F) -> Result<Sale>
+    where
+        F: FnOnce(Sale) -> Fut,
+        Fut: Future<Output = Result<()>>,
+    {
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(Error::postgres("begin create sale"))?;
+        let row = tx
             .query_one(
                 "INSERT INTO sales (name, total, starts_at, ends_at, hold_seconds, price_cents, currency)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -129,7 +141,12 @@ impl Database {
             )
             .await
             .map_err(Error::postgres("create sale"))?;
-        Ok(sale_from_row(&row))
+        let sale = sale_from_row(&row);
+        open(sale.clone()).await?;
+        tx.commit()
+            .await
+            .map_err(Error::postgres("commit create sale"))?;
+        Ok(sale)
     }
 
     pub async fn sale(&self, id: i64) -> Result<Option<Sale>> {

@@ -28,6 +28,10 @@ pub enum Error {
     TooLarge { limit: usize },
     #[error("no sale {0}")]
     UnknownSale(i64),
+    /// PostgreSQL knows the sale but Redis has no stock for it (Redis lost its data): until
+    /// `origin reconcile --sale ID --repair` rebuilds it, no unit can be reserved.
+    #[error("sale {0} has no stock key in Redis")]
+    StockUnavailable(i64),
     #[error("no such endpoint")]
     NoRoute,
     #[error("method not allowed on this endpoint")]
@@ -82,6 +86,7 @@ impl Error {
             | Self::NoRoute
             | Self::MethodNotAllowed => Fault::Client,
             Self::Redis { .. }
+            | Self::StockUnavailable(_)
             | Self::Postgres { .. }
             | Self::BranchBatch(_)
             | Self::Pool(_)
@@ -98,6 +103,7 @@ impl Error {
             Self::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Redis { .. } => (StatusCode::SERVICE_UNAVAILABLE, "redis_unavailable"),
+            Self::StockUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "stock_unavailable"),
             Self::Postgres { .. } | Self::BranchBatch(_) | Self::Pool(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
             }
@@ -118,6 +124,9 @@ impl IntoResponse for Error {
                 tracing::warn!(error = %self, code, "upstream failure");
                 match code {
                     "redis_unavailable" => "stock store unavailable, try again".to_string(),
+                    "stock_unavailable" => {
+                        "the sale's stock is unavailable, try again later".to_string()
+                    }
                     "database_unavailable" => "order database unavailable, try again".to_string(),
                     _ => "a dependency did not answer in time, try again".to_string(),
                 }
@@ -147,6 +156,7 @@ mod tests {
         check(Error::bad_request("invalid_uid", "x"), 400, "invalid_uid");
         check(Error::TooLarge { limit: 10 }, 413, "body_too_large");
         check(Error::UnknownSale(3), 404, "unknown_sale");
+        check(Error::StockUnavailable(3), 503, "stock_unavailable");
         check(Error::Timeout("reserve"), 503, "timeout");
         check(Error::Protocol("x"), 500, "internal");
     }

@@ -65,7 +65,7 @@ impl Default for Metrics {
         );
         registry.register(
             "reservations",
-            "Reservation attempts by outcome (reserved, duplicate, sold_out, unknown_sale, error)",
+            "Reservation attempts by outcome (reserved, duplicate, sold_out, unknown_sale, stock_unavailable, not_started, ended, error)",
             reservations.clone(),
         );
         registry.register(

@@ -34,7 +34,9 @@ pub enum Purchase {
         gid: String,
         order_id: i64,
     },
-    UnknownSale,
+    /// Redis has no stock key for the sale: an unknown sale, or one whose stock Redis lost (the
+    /// caller tells which, off the hot path).
+    NoStock,
 }
 
 #[derive(Clone)]
@@ -88,10 +90,7 @@ impl Purchases {
                 self.metrics.reservation("sold_out");
                 return Ok(Purchase::SoldOut);
             }
-            Reservation::Unknown => {
-                self.metrics.reservation("unknown_sale");
-                return Ok(Purchase::UnknownSale);
-            }
+            Reservation::Unknown => return Ok(Purchase::NoStock),
         };
         self.metrics.reservation("reserved");
         tracing::debug!(%gid, left, "reserved");

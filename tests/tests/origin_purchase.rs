@@ -9,7 +9,7 @@
 
 use std::{collections::HashSet, path::Path, sync::Arc};
 
-use flash_tests::{metrics, origin_process::OriginOptions, stack::Stack};
+use flash_tests::{metrics, origin_process::OriginOptions, stack::Stack, wait};
 use origin::{
     branches::{self, Branch},
     database::Database,
@@ -777,4 +777,76 @@ async fn db_order_id(stack: &Stack, sale: i64, uid: &str) -> i64 {
         .await
         .unwrap()
         .get(0)
+}
+
+/// A sale PostgreSQL knows whose stock Redis lost is 503 `stock_unavailable` (no unit can be
+/// sold, yet the sale is not unknown), with an error in the log, until reconcile's repair rebuilds
+/// the stock; an id nobody knows stays 404. A creation whose Redis step fails leaves no sale.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sale_whose_redis_stock_is_lost_is_503_stock_unavailable_and_an_unknown_one_404() {
+    let mut stack = stack(OriginOptions::default()).await;
+    let sale = stack.create_sale(3).await.unwrap();
+    assert_eq!(stack.reserve(sale, "a").await.unwrap().0, 200);
+    let mut conn = stack.redis.connection().await.unwrap();
+    let _: () = conn.del(format!("{{s:{sale}}}:stock")).await.unwrap();
+
+    let (status, body) = stack.reserve(sale, "b").await.unwrap();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("stock_unavailable")),
+        "{body}"
+    );
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    let (status, body) = stack.reserve(sale + 1000, "b").await.unwrap();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("unknown_sale")),
+        "{body}"
+    );
+    let log = wait::until(
+        "the missing stock in the origin's log",
+        std::time::Duration::from_secs(10),
+        || async {
+            Ok(stack
+                .origin
+                .log_tail()
+                .contains("has no stock key in Redis"))
+        },
+    )
+    .await;
+    assert!(log.is_ok(), "{}", stack.origin.log_tail());
+    let books = stack.books(sale).await.unwrap();
+    assert_eq!(
+        (books.tx_states.values().sum::<i64>(), books.in_flight),
+        (1, 0),
+        "the refused attempt wrote nothing: {books:?}"
+    );
+
+    let run = stack.reconcile_run(sale, true).await.unwrap();
+    assert_eq!(
+        (run.code, &run.report["redis_remaining"]),
+        (0, &json!(2)),
+        "{run:?}"
+    );
+    assert_eq!(stack.reserve(sale, "b").await.unwrap().0, 200);
+
+    // Creating a sale while Redis is down: 503 and no sale row; once Redis is back, 201.
+    let pg = stack.postgres.client().await.unwrap();
+    let sales = || async {
+        pg.query_one("SELECT count(*) FROM sales", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    stack.redis.kill();
+    let (status, body) = stack
+        .post("/v1/sales", &json!({"name": "Lost", "stock": 4}))
+        .await
+        .unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(sales().await, 1, "a sale without stock was left behind");
+    stack.redis.restart().await.unwrap();
+    let next = stack.create_sale(4).await.unwrap();
+    assert_eq!(stack.reserve(next, "c").await.unwrap().0, 200);
+    stack.books(next).await.unwrap().check().unwrap();
 }

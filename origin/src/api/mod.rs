@@ -179,11 +179,18 @@ async fn create_sale(
         state.config.sales.max_stock,
         state.config.sales.default_hold_seconds,
     )?;
-    let sale = state.purchases.db().create_sale(&new).await?;
-    state
+    // The stock is put into Redis inside the sale's database transaction: when Redis fails, the
+    // sale is rolled back and the creation answers 503, to be retried.
+    let redis = state.purchases.redis();
+    let sale = state
         .purchases
-        .redis()
-        .open_stock(sale.id, u32::try_from(sale.total).unwrap_or(0))
+        .db()
+        .create_sale(&new, |sale| async move {
+            redis
+                .open_stock(sale.id, u32::try_from(sale.total).unwrap_or(0))
+                .await
+                .map(|_| ())
+        })
         .await?;
     tracing::info!(sale = sale.id, stock = sale.total, name = %sale.name, "sale created");
     let body = sale_json(&sale, i64::from(sale.total), now());
@@ -233,7 +240,8 @@ async fn reserve(
     let id = sale_id(&id)?;
     let uid = body.uid;
     valid_uid(&uid, state.config.http.max_uid_bytes)?;
-    if let Some(sale) = known_sale(&state, id).await? {
+    let known = known_sale(&state, id).await?;
+    if let Some(sale) = &known {
         let at = now();
         match sale.state(at, 1) {
             SaleState::Upcoming => {
@@ -291,9 +299,35 @@ async fn reserve(
             "no unit left",
             json!({"gid": gid, "order_id": order_id}),
         ),
-        Purchase::UnknownSale => return Err(Error::UnknownSale(id)),
+        Purchase::NoStock => return Err(no_stock(&state, id, known.is_some()).await),
     };
     Ok(answer)
+}
+
+/// Redis has no stock key for sale `id`: 404 when PostgreSQL does not know the sale either; a
+/// sale it knows has lost its stock in Redis, which is 503 `stock_unavailable` until reconcile
+/// rebuilds it. PostgreSQL is asked only here, never on the path of a sale with stock.
+async fn no_stock(state: &AppState, id: i64, known: bool) -> Error {
+    let known = known
+        || match state.purchases.db().sale(id).await {
+            Ok(sale) => sale.is_some(),
+            Err(error) => {
+                state.metrics.reservation("error");
+                return error;
+            }
+        };
+    if !known {
+        state.metrics.reservation("unknown_sale");
+        return Error::UnknownSale(id);
+    }
+    state.metrics.reservation("stock_unavailable");
+    tracing::error!(
+        sale = id,
+        repair = "origin reconcile --sale <id> --repair",
+        "a sale PostgreSQL knows has no stock key in Redis (Redis lost data?): no unit can be \
+         reserved until the repair rebuilds it"
+    );
+    Error::StockUnavailable(id)
 }
 
 /// An expected refusal (not a failure): the error body with extra fields.
