@@ -10,7 +10,7 @@
 -- KEYS[2]  {u:<uid>}:jti:<jti>   the spent pass token
 -- ARGV[1]  emission interval in ms (1000 / per_second, may be fractional)
 -- ARGV[2]  burst tolerance in ms (interval * burst): burst requests pass at once
--- ARGV[3]  pass token TTL in seconds (how long the spent token is remembered)
+-- ARGV[3]  seconds the spent token is remembered: until the token's own exp, plus clock skew
 -- ARGV[4]  dry run: 1 or 0
 --
 -- Replies (ms rounded up):

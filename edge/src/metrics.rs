@@ -143,6 +143,10 @@ impl Metrics {
     pub fn redis(&self, purpose: &str) {
         self.redis.get_or_create(&name(purpose)).inc();
     }
+    /// The counter of Redis calls for `purpose`, for a part that counts its own calls.
+    pub fn redis_counter(&self, purpose: &str) -> Counter {
+        self.redis.get_or_create(&name(purpose)).clone()
+    }
     pub fn event(&self, kind: &str) {
         self.events.get_or_create(&name(kind)).inc();
     }

@@ -18,6 +18,9 @@ pub const MAX_TTL_SECONDS: u64 = 120;
 pub const MAX_TOKEN_BYTES: usize = 1024;
 /// Length of a `jti`: 128 random bits in unpadded base64url.
 const JTI_CHARS: usize = 22;
+/// Seconds a spent mark outlives its token's `exp`: the clock skew between edges tolerated (an
+/// edge whose clock is behind still takes the token for that long).
+pub const SPENT_MARK_SKEW_SECONDS: u64 = 5;
 
 /// The claims a verified pass token carries that the caller needs: `jti` to spend it once,
 /// `exp` to bound how long the spent mark must be kept.
@@ -25,6 +28,19 @@ const JTI_CHARS: usize = 22;
 pub struct PassClaims {
     pub jti: String,
     pub exp: u64,
+}
+
+impl PassClaims {
+    /// How long, from `now_unix`, the mark of this spent token must be kept: until the token
+    /// expires, plus [`SPENT_MARK_SKEW_SECONDS`]. Read from the token, not from the config, so
+    /// a lower `pass_ttl_seconds` (SIGHUP) cannot drop the mark of a token issued before while
+    /// it still verifies.
+    pub fn spent_mark_ttl(&self, now_unix: u64) -> u64 {
+        self.exp
+            .saturating_sub(now_unix)
+            .min(MAX_TTL_SECONDS)
+            .saturating_add(SPENT_MARK_SKEW_SECONDS)
+    }
 }
 
 /// Why a pass token was refused (or, for `Sign`, could not be made).

@@ -101,7 +101,8 @@ impl Shared {
             difficulty: Difficulty::new(&config.captcha),
             images: Arc::new(ImagePool::new(config.captcha.image_slots)),
             uid: UidLimiter::new(redis.clone(), redis_timeout),
-            global: GlobalLimiter::new(redis.clone(), redis_timeout),
+            global: GlobalLimiter::new(redis.clone(), redis_timeout)
+                .counting_calls_in(metrics.redis_counter("global_lease")),
             soldout: SoldOut::default(),
             bought: Bought::default(),
             sales: SaleDirectory::new(Duration::from_secs(1)),

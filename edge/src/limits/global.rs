@@ -15,10 +15,16 @@
 //! [`LimitError::Backoff`] for [`FAILED_LEASE_BACKOFF`] instead of queueing every request on a
 //! dead Redis.
 //!
-//! Slack: admissions an edge leased but never spends are lost, never returned (so is a lease
-//! whose fetching request was dropped mid-call, e.g. by a client gone). Over any interval
-//! `T` the sale admits at most `per_second * T + per_second` (the bucket starts full) plus what
-//! the edges still hold: at most one lease slice per edge.
+//! An admission whose request is refused further on (the per-UID limit, a replayed pass token,
+//! a purchase this edge already knows) is given back to the slice ([`GlobalLimiter::give_back`]):
+//! only requests that go on to the origin spend the global budget, so a pass token replayed from
+//! many addresses cannot drain it.
+//!
+//! Slack: admissions an edge leased but never spends are lost, never returned to Redis (so is a
+//! lease whose fetching request was dropped mid-call, e.g. by a client gone). The bucket starts
+//! full, so the first second of a sale may admit up to `per_second` at once; under sustained
+//! demand the bucket stays near empty, and over any interval `T` the sale admits at most
+//! `per_second * T` plus what the edges held when it began: one lease slice per edge.
 
 use std::{
     collections::HashMap,
@@ -29,6 +35,7 @@ use std::{
     time::Duration,
 };
 
+use prometheus_client::metrics::counter::Counter;
 use redis::{aio::ConnectionManager, Script, Value};
 use tokio::time::Instant;
 
@@ -135,7 +142,8 @@ pub struct GlobalLimiter {
     epoch: Instant,
     /// Slices by sale; one entry per sale this edge has seen (a few dozen bytes each).
     sales: RwLock<HashMap<i64, Arc<Slice>>>,
-    redis_calls: AtomicU64,
+    /// Lease scripts sent; may be a metric's counter (see [`GlobalLimiter::counting_calls_in`]).
+    redis_calls: Counter,
 }
 
 impl GlobalLimiter {
@@ -146,8 +154,14 @@ impl GlobalLimiter {
             timeout,
             epoch: Instant::now(),
             sales: RwLock::default(),
-            redis_calls: AtomicU64::new(0),
+            redis_calls: Counter::default(),
         }
+    }
+
+    /// Counts the lease scripts sent in `calls` (a metric) instead of a private counter.
+    pub fn counting_calls_in(mut self, calls: Counter) -> Self {
+        self.redis_calls = calls;
+        self
     }
 
     /// Loads `global_lease.lua` into Redis, so that no request pays for a NOSCRIPT retry.
@@ -190,9 +204,15 @@ impl GlobalLimiter {
         }
     }
 
-    /// Lease scripts sent to Redis since this limiter was built.
+    /// Gives back an admission of `sale` that [`GlobalLimiter::acquire`] allowed and the request
+    /// did not use (it was refused further on): the next request of this edge spends it.
+    pub fn give_back(&self, sale: i64) {
+        self.slice(sale).tokens.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Lease scripts sent to Redis since this limiter was built (or by its counter).
     pub fn redis_calls(&self) -> u64 {
-        self.redis_calls.load(Ordering::Relaxed)
+        self.redis_calls.get()
     }
 
     /// Admissions of `sale` leased by this edge and not spent yet.
@@ -213,7 +233,7 @@ impl GlobalLimiter {
         }
         let mut inv = LEASE.prepare_invoke();
         inv.key(admit_key(sale)).arg(per_second).arg(wanted);
-        self.redis_calls.fetch_add(1, Ordering::Relaxed);
+        self.redis_calls.inc();
         let reply: Vec<Value> = run_script(&self.conn, self.timeout, "lease", &inv).await?;
         parse_lease(&reply).ok_or(LimitError::Protocol("global_lease.lua reply"))
     }
@@ -306,6 +326,19 @@ mod tests {
             Ok(2),
             &[(2_000, Some(Ok(1))), (2_000, Some(Ok(0))), (2_000, None)],
         );
+    }
+
+    #[test]
+    fn an_admission_given_back_is_spent_by_the_next_request() {
+        let slice = Slice::default();
+        assert_eq!(
+            short(Some(slice.store(lease(1, 0, 90), 1_000, LIMIT))),
+            Some(Ok(0))
+        );
+        assert_eq!(short(slice.local(2_000, LIMIT)), Some(Err(89)), "drained");
+        slice.tokens.fetch_add(1, Ordering::AcqRel);
+        assert_eq!(short(slice.local(3_000, LIMIT)), Some(Ok(0)), "given back");
+        assert_eq!(short(slice.local(4_000, LIMIT)), Some(Err(87)));
     }
 
     #[test]

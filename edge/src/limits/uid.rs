@@ -89,13 +89,14 @@ impl UidLimiter {
     }
 
     /// Counts one attempt of `uid` against `rate` and spends its pass token `jti` (remembered
-    /// `pass_ttl_seconds`), in one round trip.
+    /// `spent_ttl_seconds`: until the token expires, see `PassClaims::spent_mark_ttl`), in one
+    /// round trip.
     pub async fn admit(
         &self,
         uid: &str,
         jti: &str,
         rate: &RateConfig,
-        pass_ttl_seconds: u64,
+        spent_ttl_seconds: u64,
     ) -> Result<Admission, LimitError> {
         let usable = rate.per_second.is_finite() && rate.per_second > 0.0 && rate.burst > 0;
         if !usable {
@@ -111,7 +112,7 @@ impl UidLimiter {
             .key(keys.spent(jti))
             .arg(interval_ms)
             .arg(interval_ms * f64::from(rate.burst))
-            .arg(pass_ttl_seconds.max(1))
+            .arg(spent_ttl_seconds.max(1))
             .arg(u8::from(rate.dry_run));
         let reply: Vec<Value> = run_script(&self.conn, self.timeout, "admit", &inv).await?;
         let admission = parse_admission(&reply, u64::from(rate.burst))

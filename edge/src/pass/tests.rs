@@ -154,3 +154,26 @@ fn malformed_tokens_are_refused() {
         check(token, "u1", 42, NOW, Err("malformed"));
     }
 }
+
+#[test]
+fn a_spent_mark_lasts_as_long_as_the_token_plus_the_skew() {
+    let check = |exp: u64, now: u64, expected: u64| {
+        let claims = PassClaims {
+            jti: "j".into(),
+            exp,
+        };
+        assert_eq!(claims.spent_mark_ttl(now), expected, "exp {exp} at {now}");
+    };
+    let skew = SPENT_MARK_SKEW_SECONDS;
+    check(NOW + 60, NOW, 60 + skew);
+    check(NOW + 60, NOW + 59, 1 + skew);
+    check(NOW + 60, NOW + 60, skew);
+    check(NOW + 60, NOW + 600, skew);
+    check(NOW + 100_000, NOW, MAX_TTL_SECONDS + skew);
+    // Issued under a 120 s lifetime, verified under a 5 s one: the token's own exp counts.
+    let issued = PassTokens::new(SECRET, 120).issue("u1", 7, NOW).unwrap();
+    let claims = PassTokens::new(SECRET, 5)
+        .verify(&issued, "u1", 7, NOW + 10)
+        .unwrap();
+    assert_eq!(claims.spent_mark_ttl(NOW + 10), 110 + skew);
+}

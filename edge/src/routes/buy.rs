@@ -8,6 +8,9 @@
 //! 6. the per-UID GCRA and the pass token's single use, in ONE Redis script: 429 / 403;
 //! 7. a user this edge already saw buy: 409 from memory, no origin request;
 //! 8. forward to an origin's reserve and pass its answer back (`sold_out` sets the flag).
+//!
+//! A request refused at 6 or 7 gives its global admission back (only forwarded requests spend
+//! the global budget), and its spent pass token is remembered until the token expires.
 
 use axum::{
     extract::{Path, State},
@@ -24,7 +27,8 @@ use crate::{
     clock,
     error::{Error, Refusal},
     limits::{self, uid::Admission, Decision},
-    state::AppState,
+    pass::PassClaims,
+    state::{AppState, Runtime},
 };
 
 const ROUTE: &str = "buy";
@@ -143,70 +147,24 @@ async fn filter(
             );
         }
     };
-    match state.global.acquire(sale, &limits_cfg.global).await {
+    let global_taken = match state.global.acquire(sale, &limits_cfg.global).await {
         Ok(decision) => {
+            let taken = decision.is_allowed();
             if let Err(refusal) = apply(&state, "global", decision, limits_cfg.global.dry_run) {
                 return refused(&state, refusal);
             }
+            taken
         }
         Err(e) => return failed(&state, limit_failure("global", &e)),
-    }
-    state.metrics.redis("admit");
-    match state
-        .uid
-        .admit(
-            uid.as_ref(),
-            &pass.jti,
-            &limits_cfg.uid,
-            runtime.config.captcha.pass_ttl_seconds,
-        )
-        .await
-    {
-        Ok(Admission::Admitted(_)) => {}
-        Ok(Admission::WouldLimit { .. }) => {
-            state.metrics.dry_run("uid");
-            tracing::info!(%uid, "dry run: would be rate limited (uid)");
+    };
+    if let Err(refusal) = admit(&state, &runtime, sale, uid.as_ref(), &pass, now).await {
+        // Not forwarded: the global admission goes back to this edge's slice.
+        if global_taken {
+            state.global.give_back(sale);
         }
-        Ok(Admission::Limited { retry_after, quota }) => {
-            let decision = Decision::Deny { retry_after, quota };
-            return refused(
-                &state,
-                Refusal::RateLimited {
-                    limit: "uid",
-                    headers: limits::headers(&decision),
-                },
-            );
-        }
-        Ok(Admission::Replayed) => {
-            tracing::info!(%uid, sale, "pass token replayed");
-            return refused(
-                &state,
-                Refusal::Forbidden {
-                    code: "pass_token_spent",
-                    reason: "replayed",
-                },
-            );
-        }
-        Err(e) => return failed(&state, limit_failure("uid", &e)),
+        return refusal;
     }
 
-    if let Some(order_id) = state.bought.get(sale, uid.as_ref()) {
-        let answer = (
-            StatusCode::CONFLICT,
-            axum::Json(json!({
-                "error": "duplicate",
-                "message": "this user already has a purchase in this sale",
-                "order_id": order_id,
-            })),
-        );
-        return counted(&state, ROUTE, "refused", "duplicate_known", answer);
-    }
-
-    // The flag again: the sale may have sold out while this request was being admitted (a
-    // crowd keeps many in flight), and the origin would only say so.
-    if state.soldout.is_sold_out(sale) {
-        return refused(&state, Refusal::SoldOut);
-    }
     let payload = Bytes::from(json!({ "uid": uid.as_ref() }).to_string());
     let answer = runtime
         .origins
@@ -258,6 +216,71 @@ async fn filter(
         }
     }
     counted(&state, ROUTE, outcome, reason, resp)
+}
+
+/// Steps 6 and 7, and the sold-out flag again: `Ok` to forward, or the answer of a request
+/// refused after its global admission.
+async fn admit(
+    state: &AppState,
+    runtime: &Runtime,
+    sale: i64,
+    uid: &str,
+    pass: &PassClaims,
+    now: u64,
+) -> Result<(), Response> {
+    state.metrics.redis("admit");
+    let rate = &runtime.config.limits.uid;
+    let admission = state
+        .uid
+        .admit(uid, &pass.jti, rate, pass.spent_mark_ttl(now))
+        .await;
+    match admission {
+        Ok(Admission::Admitted(_)) => {}
+        Ok(Admission::WouldLimit { .. }) => {
+            state.metrics.dry_run("uid");
+            tracing::info!(%uid, "dry run: would be rate limited (uid)");
+        }
+        Ok(Admission::Limited { retry_after, quota }) => {
+            let decision = Decision::Deny { retry_after, quota };
+            return Err(refused(
+                state,
+                Refusal::RateLimited {
+                    limit: "uid",
+                    headers: limits::headers(&decision),
+                },
+            ));
+        }
+        Ok(Admission::Replayed) => {
+            tracing::info!(%uid, sale, "pass token replayed");
+            return Err(refused(
+                state,
+                Refusal::Forbidden {
+                    code: "pass_token_spent",
+                    reason: "replayed",
+                },
+            ));
+        }
+        Err(e) => return Err(failed(state, limit_failure("uid", &e))),
+    }
+
+    if let Some(order_id) = state.bought.get(sale, uid) {
+        let answer = (
+            StatusCode::CONFLICT,
+            axum::Json(json!({
+                "error": "duplicate",
+                "message": "this user already has a purchase in this sale",
+                "order_id": order_id,
+            })),
+        );
+        return Err(counted(state, ROUTE, "refused", "duplicate_known", answer));
+    }
+
+    // The flag again: the sale may have sold out while this request was being admitted (a
+    // crowd keeps many in flight), and the origin would only say so.
+    if state.soldout.is_sold_out(sale) {
+        return Err(refused(state, Refusal::SoldOut));
+    }
+    Ok(())
 }
 
 /// A limit that could not decide: Redis's fault is a 503, ours a 500.
