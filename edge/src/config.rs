@@ -37,7 +37,7 @@ pub struct HttpConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
-    /// Address of `/metrics`; keep it on loopback. Not reloadable.
+    /// Address of `/metrics`: a loopback address (anything else is refused). Not reloadable.
     pub listen: SocketAddr,
 }
 
@@ -158,7 +158,8 @@ pub struct PagesConfig {
     pub status_max_age_seconds: u32,
     /// `stale-while-revalidate` of the status JSON, in seconds.
     pub status_stale_seconds: u32,
-    /// `max-age` once the sale is sold out (short: returned stock may re-open it).
+    /// `max-age` once the sale is sold out (short: returned stock may re-open it); at least
+    /// `status_max_age_seconds`.
     pub sold_out_max_age_seconds: u32,
     /// `max-age` once the sale has ended.
     pub final_max_age_seconds: u32,
@@ -309,10 +310,11 @@ impl Config {
 
     /// Parses and validates TOML text; `origin` names the source in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: origin.to_string(),
-            message: e.message().to_string() + &line_of(text, e.span()),
-        })?;
+        let config: Config = serde_path_to_error::deserialize(toml::Deserializer::new(text))
+            .map_err(|e| ConfigError::Parse {
+                path: origin.to_string(),
+                message: parse_message(text, &e),
+            })?;
         let problems = config.validate();
         if problems.is_empty() {
             Ok(config)
@@ -349,6 +351,11 @@ impl Config {
                 .all(|c| c.parse::<ipnet::IpNet>().is_ok()),
             "http.trusted_proxies",
             "must be CIDR blocks such as 127.0.0.1/32",
+        );
+        check(
+            self.admin.listen.ip().is_loopback(),
+            "admin.listen",
+            "must be a loopback address (127.0.0.1 or ::1): /metrics is for the host only",
         );
         check(
             self.redis.url.starts_with("redis://") || self.redis.url.starts_with("unix://"),
@@ -479,7 +486,26 @@ impl Config {
             "pages.status_max_age_seconds",
             "must be at most pages.final_max_age_seconds",
         );
+        check(
+            self.pages.sold_out_max_age_seconds >= self.pages.status_max_age_seconds,
+            "pages.sold_out_max_age_seconds",
+            "must be at least pages.status_max_age_seconds",
+        );
         problems
+    }
+}
+
+/// "key.path: what is wrong (line L)": the key as a dotted path from the top of the file (a value
+/// of the wrong type names its own key; an unknown key, the table it was found in).
+fn parse_message(text: &str, error: &serde_path_to_error::Error<toml::de::Error>) -> String {
+    let inner = error.inner();
+    let key = error.path().to_string();
+    let message = inner.message().trim_end();
+    let line = line_of(text, inner.span());
+    if key.is_empty() || key == "." {
+        format!("{message}{line}")
+    } else {
+        format!("{key}: {message}{line}")
     }
 }
 
@@ -514,6 +540,68 @@ mod tests {
         ] {
             assert!(err.contains(field), "{err} should name {field}");
         }
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_refused_with_its_key_path_and_line() {
+        let check = |text: &str, expected: &[&str]| {
+            let err = Config::parse(text, "t").unwrap_err().to_string();
+            for part in expected {
+                assert!(err.contains(part), "{err} should contain {part}");
+            }
+        };
+        check(
+            "[limits.ip]\nburst = 3\nper_second = \"x\"\n",
+            &["limits.ip.per_second", "line 3"],
+        );
+        check(
+            "[origin]\nurls = \"http://127.0.0.1:1\"\n",
+            &["origin.urls", "line 2"],
+        );
+        check(
+            "[captcha]\nlevels = [{ from_rate = 0, difficulty = \"hard\", image = false }]\n",
+            &["captcha.levels[0].difficulty", "line 2"],
+        );
+        check("[admin]\nlisten = 9081\n", &["admin.listen", "line 2"]);
+    }
+
+    #[test]
+    fn admin_listen_must_be_loopback() {
+        let base = "[identity]\nkey = \"0123456789abcdef0123456789abcdef\"\n\
+                    [captcha]\nsecret = \"0123456789abcdef0123456789abcdef\"\n";
+        for (listen, ok) in [
+            ("127.0.0.1:9081", true),
+            ("127.0.0.2:9081", true),
+            ("[::1]:9081", true),
+            ("0.0.0.0:9081", false),
+            ("10.0.0.5:9081", false),
+            ("[::]:9081", false),
+        ] {
+            let text = format!("{base}[admin]\nlisten = \"{listen}\"\n");
+            match Config::parse(&text, "t") {
+                Ok(_) => assert!(ok, "{listen} must be refused"),
+                Err(e) => {
+                    assert!(!ok, "{listen}: {e}");
+                    assert!(e.to_string().contains("admin.listen"), "{e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sold_out_status_is_cached_at_least_as_long_as_the_live_one() {
+        let mut config = Config::default();
+        let named = |c: &Config| {
+            c.validate()
+                .iter()
+                .any(|p| p.starts_with("pages.sold_out_max_age_seconds"))
+        };
+        assert!(!named(&config), "the default holds");
+        config.pages.status_max_age_seconds = 3;
+        config.pages.sold_out_max_age_seconds = 2;
+        assert!(named(&config), "{:?}", config.validate());
+        config.pages.sold_out_max_age_seconds = 3;
+        assert!(!named(&config));
     }
 
     #[test]
