@@ -41,6 +41,27 @@ pub async fn connect(config: Config, config_path: Option<PathBuf>) -> anyhow::Re
     Ok(state)
 }
 
+/// The admin API: `/metrics`. The captcha level is read as it renders: the level falls with time
+/// (after the cool-down), not only when a challenge is asked for.
+pub fn admin_router(state: AppState) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let state = state.clone();
+            async move {
+                state.metrics.captcha_level(state.difficulty.level_index());
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    state.metrics.render(),
+                )
+            }
+        }),
+    )
+}
+
 /// Serves the API on `listener` and metrics on `admin` until `shutdown` resolves.
 pub async fn run(
     listener: TcpListener,
@@ -74,22 +95,7 @@ pub async fn run(
         stop_rx.clone(),
     ));
 
-    let metrics = state.metrics.clone();
-    let admin_router = Router::new().route(
-        "/metrics",
-        get(move || {
-            let metrics = metrics.clone();
-            async move {
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    metrics.render(),
-                )
-            }
-        }),
-    );
+    let admin_router = admin_router(state.clone());
     let mut admin_stop = stop_rx.clone();
     let admin_server = tokio::spawn(async move {
         axum::serve(admin, admin_router)
