@@ -4,7 +4,7 @@
 //! answers with a pass token bound to the user and the sale.
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::{rejection::PathRejection, Path, Query, State},
     http::{header, HeaderMap},
     response::{IntoResponse, Response},
     Extension, Json,
@@ -36,11 +36,24 @@ pub struct Solution {
     answer: Option<String>,
 }
 
+/// An image captcha's `{slot}/{generation}` from the path, both numbers.
+type ImagePath = Result<Path<(usize, u64)>, PathRejection>;
+
+fn image_at(path: ImagePath) -> Result<(usize, u64), Error> {
+    path.map(|Path(at)| at).map_err(|_| {
+        Error::bad_request(
+            "invalid_captcha_image",
+            "a captcha image is at /api/captcha/image/{slot}/{generation}, both numbers",
+        )
+    })
+}
+
 /// The picture of a pooled image captcha, while its slot still holds it (immutable: cacheable).
-pub async fn image(
-    State(state): State<AppState>,
-    Path((slot, generation)): Path<(usize, u64)>,
-) -> Response {
+pub async fn image(State(state): State<AppState>, path: ImagePath) -> Response {
+    let (slot, generation) = match image_at(path) {
+        Ok(at) => at,
+        Err(e) => return e.into_response(),
+    };
     match state.images.get(slot, generation) {
         Some(drawn) => (
             [
@@ -55,10 +68,11 @@ pub async fn image(
 }
 
 /// The audio alternative: the same characters read out, with fresh noise.
-pub async fn audio(
-    State(state): State<AppState>,
-    Path((slot, generation)): Path<(usize, u64)>,
-) -> Response {
+pub async fn audio(State(state): State<AppState>, path: ImagePath) -> Response {
+    let (slot, generation) = match image_at(path) {
+        Ok(at) => at,
+        Err(e) => return e.into_response(),
+    };
     let Some(drawn) = state.images.get(slot, generation) else {
         return gone_image();
     };
