@@ -1,6 +1,7 @@
 //! The sale event stream: a Redis pub/sub subscription to every sale's `{s:<sale>}:events`
 //! channel, feeding the sold-out flags (`sold_out` sets, `restocked` clears). It reconnects with
-//! backoff; on every (re)connection all flags are cleared, since events may have been missed.
+//! backoff (doubling while Redis refuses, back to the first step after a session that was
+//! subscribed); on every (re)connection all flags are cleared, since events may have been missed.
 
 use std::time::Duration;
 
@@ -30,7 +31,7 @@ pub async fn run(
     subscribed: watch::Sender<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::default();
     loop {
         let session = async {
             let mut pubsub = client.get_async_pubsub().await?;
@@ -62,21 +63,50 @@ pub async fn run(
             }
             Ok::<(), redis::RedisError>(())
         };
-        tokio::select! {
+        let wait = tokio::select! {
             result = session => {
-                let _ = subscribed.send(false);
+                let was_up = subscribed.send_replace(false);
+                let wait = backoff.after(was_up);
                 match result {
-                    Ok(()) => tracing::warn!("sale event stream ended, reconnecting"),
-                    Err(error) => tracing::warn!(%error, ?backoff, "sale event stream failed, reconnecting"),
+                    Ok(()) => tracing::warn!(?wait, "sale event stream ended, reconnecting"),
+                    Err(error) => tracing::warn!(%error, ?wait, "sale event stream failed, reconnecting"),
                 }
+                wait
             }
             _ = shutdown.changed() => return,
-        }
+        };
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => return,
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// The wait before the next connection attempt.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(5);
+
+    /// The wait after a session: the first step if it was subscribed (a good session that
+    /// ended), else the next step, each twice the one before, up to `MAX`.
+    fn after(&mut self, was_up: bool) -> Duration {
+        if was_up {
+            self.next = Self::FIRST;
+        }
+        let wait = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        wait
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { next: Self::FIRST }
     }
 }
 
@@ -93,5 +123,15 @@ mod tests {
         check("{s:x}:events", None);
         check("{u:12}:events", None);
         check("{s:12}:stock", None);
+    }
+
+    #[test]
+    fn backoff_doubles_while_down_and_starts_over_after_a_good_session() {
+        let mut backoff = Backoff::default();
+        let waits: Vec<u128> = [false, false, false, false, false, false, false, true, false]
+            .into_iter()
+            .map(|was_up| backoff.after(was_up).as_millis())
+            .collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000, 100, 200]);
     }
 }
