@@ -9,7 +9,9 @@
 
 use std::{collections::HashSet, path::Path, sync::Arc};
 
-use flash_tests::{metrics, origin_process::OriginOptions, stack::Stack, wait};
+use flash_tests::{
+    metrics, origin_process::OriginOptions, redis_server::BOOKKEEPING_COMMANDS, stack::Stack, wait,
+};
 use origin::{
     branches::{self, Branch},
     database::Database,
@@ -176,6 +178,43 @@ fn commands_inside_scripts() -> HashSet<String> {
     commands
 }
 
+// The commands one run of a script path executes inside Redis, as written in `lua/`: INFO
+// commandstats counts them like commands sent by a client, so the round-trip test needs them to
+// tell the two apart. A script change that changes a path fails that test until its path here is
+// updated.
+/// `reserve.lua` for a winner (plus a `publish` when it takes the last unit).
+const RESERVE_WON: &[&str] = &["exists", "get", "decr", "time", "set", "hset", "zadd"];
+/// `reserve.lua` after sell-out.
+const RESERVE_SOLD_OUT: &[&str] = &["exists", "get"];
+/// `reserve.lua` for a user who has a transaction already.
+const RESERVE_DUPLICATE: &[&str] = &["exists", "hmget"];
+/// `complete.lua` for a `pending` order.
+const COMPLETE_PENDING: &[&str] = &["hget", "hset", "zrem"];
+/// `claim.lua` with nothing due.
+const CLAIM_NOTHING_DUE: &[&str] = &["time", "zrangebyscore", "zcard"];
+
+/// The calls INFO commandstats should show for `runs` (script path, how many runs): one
+/// EVALSHA per run plus what each path executes inside Redis.
+fn expected_calls(runs: &[(&[&str], u64)]) -> std::collections::BTreeMap<String, u64> {
+    let inside = commands_inside_scripts();
+    let mut calls = std::collections::BTreeMap::new();
+    for (path, n) in runs {
+        for command in *path {
+            assert!(inside.contains(*command), "{command} is in no script");
+            *calls.entry(command.to_string()).or_insert(0) += n;
+        }
+    }
+    calls.retain(|_, n| *n > 0);
+    calls
+}
+
+/// INFO commandstats without the harness's own commands (INFO, CONFIG RESETSTAT, the handshake).
+async fn origin_calls(stack: &Stack) -> std::collections::BTreeMap<String, u64> {
+    let mut stats = stack.redis.command_stats().await.unwrap();
+    stats.retain(|cmd, _| !BOOKKEEPING_COMMANDS.contains(&cmd.as_str()));
+    stats
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_round_trips_one_per_loser_at_most_two_per_winner() {
     // A poll interval longer than the test keeps the recovery poller's claims out of the counts
@@ -194,23 +233,34 @@ async fn redis_round_trips_one_per_loser_at_most_two_per_winner() {
     };
     let sale = stack.create_sale(5).await.unwrap();
 
-    // INFO commandstats also counts the commands a script runs inside Redis; those are not round
-    // trips. Everything else the origin sent is.
-    let inside_scripts = commands_inside_scripts();
-    let count = |stats: std::collections::BTreeMap<String, u64>| {
-        println!("commandstats: {stats:?}");
-        stats
-            .iter()
-            .filter(|(cmd, _)| !inside_scripts.contains(cmd.as_str()) && *cmd != "config|resetstat")
-            .map(|(_, calls)| calls)
-            .sum::<u64>()
-    };
+    // Every call INFO commandstats shows is either an EVALSHA (a round trip) or a command a
+    // script ran inside Redis; the second kind must be exactly what the scripts' paths run, so
+    // that a plain command sent by the origin (even one the scripts also use) shows up.
     stack.redis.reset_stats().await.unwrap();
     let before = claims().await;
+    let mut confirmed = 0;
     for i in 0..5 {
-        assert_eq!(stack.reserve(sale, &format!("w{i}")).await.unwrap().0, 200);
+        let (status, body) = stack.reserve(sale, &format!("w{i}")).await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        confirmed += u64::from(body["confirmed"] == true);
     }
-    let winners = count(stack.redis.command_stats().await.unwrap()) - (claims().await - before);
+    let stats = origin_calls(&stack).await;
+    let claimed = claims().await - before;
+    let evalsha = stats.get("evalsha").copied().unwrap_or(0);
+    let winners = evalsha - claimed;
+    let mut expected = expected_calls(&[
+        (RESERVE_WON, 5),
+        (&["publish"], 1),
+        (COMPLETE_PENDING, confirmed),
+        (CLAIM_NOTHING_DUE, claimed),
+    ]);
+    expected.insert("evalsha".into(), 5 + confirmed + claimed);
+    println!("winners' commandstats: {stats:?} ({claimed} claims, {confirmed} confirmed)");
+    assert!(winners <= 2 * 5, "{winners} EVALSHA for 5 winners");
+    assert_eq!(
+        stats, expected,
+        "only EVALSHA and what the scripts run inside"
+    );
 
     stack.redis.reset_stats().await.unwrap();
     let before = claims().await;
@@ -220,10 +270,22 @@ async fn redis_round_trips_one_per_loser_at_most_two_per_winner() {
     for i in 0..5 {
         assert_eq!(stack.reserve(sale, &format!("w{i}")).await.unwrap().0, 409);
     }
-    let losers = count(stack.redis.command_stats().await.unwrap()) - (claims().await - before);
-    println!("redis calls: {winners} for 5 winners, {losers} for 25 losers");
-    assert!(winners <= 2 * 5, "{winners} calls for 5 winners");
-    assert_eq!(losers, 25, "one call per losing attempt");
+    let stats = origin_calls(&stack).await;
+    let claimed = claims().await - before;
+    let losers = stats.get("evalsha").copied().unwrap_or(0) - claimed;
+    let mut expected = expected_calls(&[
+        (RESERVE_SOLD_OUT, 20),
+        (RESERVE_DUPLICATE, 5),
+        (CLAIM_NOTHING_DUE, claimed),
+    ]);
+    expected.insert("evalsha".into(), 25 + claimed);
+    println!("losers' commandstats: {stats:?} ({claimed} claims)");
+    println!("redis round trips: {winners} for 5 winners, {losers} for 25 losers");
+    assert_eq!(losers, 25, "one EVALSHA per losing attempt");
+    assert_eq!(
+        stats, expected,
+        "only EVALSHA and what the scripts run inside"
+    );
 
     // The scripts survive a SCRIPT FLUSH: EVALSHA fails with NOSCRIPT, the script is loaded again.
     let mut conn = stack.redis.connection().await.unwrap();
