@@ -2,7 +2,7 @@
 //! field), sets up tracing (`EDGE_LOG`), binds, and serves until SIGTERM or SIGINT. SIGHUP
 //! reloads the config.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
 
 use clap::Parser;
 
@@ -26,6 +26,8 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colours for a terminal only: a log file or journal gets plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let config = match crate::config::Config::load(&cli.config) {
         Ok(c) => c,
