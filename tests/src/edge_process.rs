@@ -28,13 +28,18 @@ pub const CAPTCHA_SECRET: &str = "test-captcha-secret-0123456789-abcdefghijk";
 pub struct EdgeOptions {
     pub ip_per_second: f64,
     pub ip_burst: u32,
+    pub ip_dry_run: bool,
     pub uid_per_second: f64,
     pub uid_burst: u32,
     pub uid_dry_run: bool,
     pub global_per_second: u32,
     pub global_lease: u32,
+    pub global_dry_run: bool,
     /// `(from_rate, difficulty, image)` levels.
     pub levels: Vec<(u32, u8, bool)>,
+    /// `captcha.window_seconds` and `captcha.cooldown_seconds` of the difficulty levels.
+    pub captcha_window_seconds: u64,
+    pub captcha_cooldown_seconds: u64,
     pub origin_timeout_ms: u64,
     pub retry_dead_after_ms: u64,
     pub pass_ttl_seconds: u64,
@@ -48,12 +53,16 @@ impl Default for EdgeOptions {
         Self {
             ip_per_second: 10_000.0,
             ip_burst: 10_000,
+            ip_dry_run: false,
             uid_per_second: 100.0,
             uid_burst: 100,
             uid_dry_run: false,
             global_per_second: 100_000,
             global_lease: 100,
+            global_dry_run: false,
             levels: vec![(0, 8, false)],
+            captcha_window_seconds: 5,
+            captcha_cooldown_seconds: 30,
             origin_timeout_ms: 1000,
             retry_dead_after_ms: 200,
             pass_ttl_seconds: 60,
@@ -84,19 +93,24 @@ impl EdgeOptions {
              [origin]\nurls = [{origins}]\ntimeout_ms = {}\nconnect_timeout_ms = 200\nretry_dead_after_ms = {}\n\
              [identity]\nalgorithm = \"HS256\"\nkey = \"{USER_JWT_SECRET}\"\n\
              [captcha]\nsecret = \"{CAPTCHA_SECRET}\"\npass_ttl_seconds = {}\nlevels = [{levels}]\n\
-             [limits.ip]\nper_second = {:?}\nburst = {}\n\
+             window_seconds = {}\ncooldown_seconds = {}\n\
+             [limits.ip]\nper_second = {:?}\nburst = {}\ndry_run = {}\n\
              [limits.uid]\nper_second = {:?}\nburst = {}\ndry_run = {}\n\
-             [limits.global]\nper_second = {}\nlease = {}\n",
+             [limits.global]\nper_second = {}\nlease = {}\ndry_run = {}\n",
             self.origin_timeout_ms,
             self.retry_dead_after_ms,
             self.pass_ttl_seconds,
+            self.captcha_window_seconds,
+            self.captcha_cooldown_seconds,
             self.ip_per_second,
             self.ip_burst,
+            self.ip_dry_run,
             self.uid_per_second,
             self.uid_burst,
             self.uid_dry_run,
             self.global_per_second,
             self.global_lease,
+            self.global_dry_run,
         )
     }
 }
@@ -174,6 +188,40 @@ impl EdgeProcess {
 
     pub fn metrics_url(&self) -> String {
         format!("http://127.0.0.1:{}/metrics", self.admin)
+    }
+
+    /// The sum of the samples of the metric `name` that carry `labels`, as `/metrics` shows it now.
+    pub async fn metric(
+        &self,
+        http: &reqwest::Client,
+        name: &str,
+        labels: &[(&str, &str)],
+    ) -> anyhow::Result<f64> {
+        let text = crate::metrics::scrape(http, &self.metrics_url()).await?;
+        Ok(crate::metrics::sample_sum(&text, name, labels))
+    }
+
+    /// Waits until the edge has reloaded its config `n` times with `result` (`applied` or
+    /// `refused`), counted by `edge_config_reloads_total`.
+    pub async fn await_reloads(
+        &self,
+        http: &reqwest::Client,
+        result: &str,
+        n: u64,
+    ) -> anyhow::Result<()> {
+        wait::until(
+            &format!("{n} config reloads {result}"),
+            Duration::from_secs(10),
+            || async move {
+                let seen = self
+                    .metric(http, "edge_config_reloads_total", &[("name", result)])
+                    .await?;
+                Ok(seen.round() as u64 >= n)
+            },
+        )
+        .await
+        .with_context(|| self.log_tail())?;
+        Ok(())
     }
 
     /// `edge_requests_total{route}` summed over its outcomes.
