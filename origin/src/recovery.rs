@@ -16,6 +16,19 @@ use crate::{
 /// Polls between two refreshes of the sale catalog from PostgreSQL.
 const CATALOG_REFRESH_POLLS: u64 = 25;
 
+/// Shortest wait between two polls, when transactions are due already (more than one claim
+/// takes, or claimed by another origin whose lease ends at once).
+const MIN_WAIT: Duration = Duration::from_millis(5);
+
+/// What one poll did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Poll {
+    /// Transactions completed.
+    pub completed: usize,
+    /// How long until the earliest transaction left in any sale's due set falls due.
+    pub soonest_due: Option<Duration>,
+}
+
 pub struct Poller {
     pub purchases: Purchases,
     pub holds: Holds,
@@ -25,14 +38,16 @@ pub struct Poller {
 }
 
 impl Poller {
-    /// Runs until `shutdown` turns true.
+    /// Runs until `shutdown` turns true. Polls at once, then every `poll_interval_ms`, or sooner
+    /// when a transaction falls due before that (so an orphan is taken over when its
+    /// `recovery.timeout` is up, not up to a poll later).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut ticker = tokio::time::interval(Duration::from_millis(self.config.poll_interval_ms));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let interval = Duration::from_millis(self.config.poll_interval_ms);
+        let mut wait = Duration::ZERO;
         let mut polls: u64 = 0;
         loop {
             tokio::select! {
-                _ = ticker.tick() => {}
+                () = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => break,
             }
             if *shutdown.borrow() {
@@ -42,8 +57,11 @@ impl Poller {
                 self.refresh_catalog().await;
             }
             polls += 1;
-            self.poll_once().await;
+            let poll = self.poll_once().await;
             self.sweep().await;
+            wait = poll
+                .soonest_due
+                .map_or(interval, |due| due.clamp(MIN_WAIT, interval));
         }
         tracing::info!("recovery poller stopped");
     }
@@ -72,10 +90,11 @@ impl Poller {
         }
     }
 
-    /// One pass over every known sale; returns the number of transactions completed.
-    pub async fn poll_once(&self) -> usize {
+    /// One pass over every known sale.
+    pub async fn poll_once(&self) -> Poll {
         let mut completed = 0;
         let mut in_flight = 0;
+        let mut soonest_due: Option<Duration> = None;
         for sale in self.catalog.ids() {
             self.metrics.claim();
             let claim = match self
@@ -96,6 +115,9 @@ impl Poller {
                 }
             };
             in_flight += claim.in_flight;
+            if let Some(due) = claim.next_due_in {
+                soonest_due = Some(soonest_due.map_or(due, |s| s.min(due)));
+            }
             for (gid, attempt) in claim.claimed {
                 let Some((_, uid)) = split_gid(&gid) else {
                     tracing::error!(%gid, "malformed gid in due set");
@@ -118,6 +140,9 @@ impl Poller {
             }
         }
         self.metrics.set_in_flight(in_flight);
-        completed
+        Poll {
+            completed,
+            soonest_due,
+        }
     }
 }

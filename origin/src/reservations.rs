@@ -101,6 +101,9 @@ pub struct Claim {
     pub in_flight: i64,
     /// Claimed gids with their attempt number (1 for the first claim).
     pub claimed: Vec<(String, u32)>,
+    /// How long until the earliest transaction left in the due set falls due (zero when some
+    /// are due already); `None` when the set is empty.
+    pub next_due_in: Option<Duration>,
 }
 
 /// A sale's Redis side at one moment, as reconcile's repair reads it before PostgreSQL.
@@ -255,7 +258,10 @@ impl Reservations {
             .arg(keys.tx_prefix());
         let reply: Vec<Value> = self.run("claim", &inv).await?;
         let in_flight = int(reply.first()).ok_or(Error::Protocol("claim.lua reply"))?;
-        let claimed = reply[1..]
+        let next_due_ms = int(reply.get(1)).ok_or(Error::Protocol("claim.lua reply"))?;
+        let next_due_in = (next_due_ms >= 0 || in_flight > 0)
+            .then(|| Duration::from_millis(u64::try_from(next_due_ms).unwrap_or(0)));
+        let claimed = reply[2..]
             .chunks(2)
             .map(|pair| {
                 let gid = text(pair.first())?;
@@ -264,7 +270,11 @@ impl Reservations {
             })
             .collect::<Option<Vec<_>>>()
             .ok_or(Error::Protocol("claim.lua reply"))?;
-        Ok(Claim { in_flight, claimed })
+        Ok(Claim {
+            in_flight,
+            claimed,
+            next_due_in,
+        })
     }
 
     /// Puts a new sale's stock into Redis once; `false` when it was already there.

@@ -191,7 +191,7 @@ const RESERVE_DUPLICATE: &[&str] = &["exists", "hmget"];
 /// `complete.lua` for a `pending` order.
 const COMPLETE_PENDING: &[&str] = &["hget", "hset", "zrem"];
 /// `claim.lua` with nothing due.
-const CLAIM_NOTHING_DUE: &[&str] = &["time", "zrangebyscore", "zcard"];
+const CLAIM_NOTHING_DUE: &[&str] = &["time", "zrangebyscore", "zcard", "zrange"];
 
 /// The calls INFO commandstats should show for `runs` (script path, how many runs): one
 /// EVALSHA per run plus what each path executes inside Redis.
