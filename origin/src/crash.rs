@@ -1,7 +1,7 @@
 //! Crash points for the crash tests: in a debug build with the `crash-points` feature, the process
 //! kills itself with SIGKILL when it reaches the point named by `ORIGIN_CRASH_POINT`
-//! (`after_reserve`, `in_db_transaction`, `after_commit` or `after_cancel`), optionally on its Nth
-//! visit (`after_commit:3`). Everywhere else `point` is an empty inline function: the feature alone
+//! (`after_reserve`, `in_db_transaction`, `after_commit`, `after_cancel` or `after_restock`),
+//! optionally on its Nth visit (`after_commit:3`). Everywhere else `point` is an empty inline function: the feature alone
 //! is not enough, because cargo unifies features across a workspace (the tests crate turns it on,
 //! so `cargo build --release` at the root would build an origin with it); a release build
 //! (`debug_assertions` off) never has armed crash points, whatever its features.
@@ -17,6 +17,9 @@ pub enum Point {
     AfterCommit,
     /// A hold cancelled in the database, its unit not yet back in Redis.
     AfterCancel,
+    /// A cancelled hold's unit back in Redis (`restock.lua` ran), its `returns` row not yet
+    /// closed: the return is run again and the Redis barrier must keep it from counting twice.
+    AfterRestock,
 }
 
 impl Point {
@@ -26,6 +29,7 @@ impl Point {
             Self::InDbTransaction => "in_db_transaction",
             Self::AfterCommit => "after_commit",
             Self::AfterCancel => "after_cancel",
+            Self::AfterRestock => "after_restock",
         }
     }
 }

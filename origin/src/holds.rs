@@ -337,6 +337,7 @@ impl Holds {
             self.metrics.hold("returned");
             tracing::info!(order, sale, "unit back in stock");
         }
+        crash::point(crash::Point::AfterRestock);
         let client = self.db.client().await?;
         client
             .execute(
