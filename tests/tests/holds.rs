@@ -687,3 +687,69 @@ async fn another_users_order_is_403_and_an_unknown_one_404_through_the_edge() {
     assert_eq!(paid.status(), 200);
     stack.books(sale).await.unwrap().check().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_origins_sweeping_the_same_expired_holds_cancel_each_once() {
+    const HOLDS: i64 = 40;
+    let stack = stack().await;
+    let other = flash_tests::origin_process::OriginProcess::start(
+        origin_binary(),
+        &stack.redis.url(),
+        &stack.postgres.url(),
+        &OriginOptions::default(),
+        None,
+    )
+    .await
+    .unwrap();
+    let sale = sale(&stack, HOLDS, 1).await;
+    let mut orders = Vec::new();
+    for i in 0..HOLDS {
+        orders.push(reserve(&stack, sale, &format!("sleeper-{i}")).await);
+    }
+    let db = stack.postgres.client().await.unwrap();
+    let db = &db;
+    wait::until("every hold cancelled", DEADLINE, || async move {
+        let n: i64 = db
+            .query_one(
+                "SELECT count(*) FROM orders WHERE sale_id = $1 AND status = 'cancelled'",
+                &[&sale],
+            )
+            .await?
+            .get(0);
+        Ok(n == HOLDS)
+    })
+    .await
+    .unwrap();
+    stack.wait_quiet(sale, DEADLINE).await.unwrap();
+    // However the two sweepers shared the work, together they cancelled each hold once.
+    let mut by_origin = Vec::new();
+    for url in [stack.origin.url(), other.url()] {
+        let text = flash_tests::metrics::scrape(&stack.http, &format!("{url}/metrics"))
+            .await
+            .unwrap();
+        by_origin.push(flash_tests::metrics::sample_sum(
+            &text,
+            "origin_holds_total",
+            &[("outcome", "expired")],
+        ) as i64);
+    }
+    println!("expired holds cancelled by each origin: {by_origin:?}");
+    assert_eq!(by_origin.iter().sum::<i64>(), HOLDS, "{by_origin:?}");
+    let barriers: i64 = db
+        .query_one(
+            "SELECT count(*) FROM barriers b JOIN orders o ON o.gid = b.gid \
+             WHERE o.sale_id = $1 AND b.op = 'cancel'",
+            &[&sale],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(barriers, HOLDS);
+    let books = stack.books(sale).await.unwrap();
+    books.check().unwrap();
+    assert_eq!(
+        (books.cancelled, books.redis_remaining, books.live()),
+        (HOLDS, HOLDS, 0),
+        "every unit back once: {books:?}"
+    );
+}
