@@ -302,6 +302,19 @@ async fn uid_limit_holds_across_two_edges_and_spares_other_users() {
     );
 }
 
+/// The `state` of a sale's status on `edge` and the answer's `Cache-Control`.
+async fn status_and_cache(world: &World, edge: usize, sale: i64) -> (String, String) {
+    let url = format!("{}/api/sales/{sale}/status", world.edge(edge).url());
+    let resp = world.http().get(url).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let cache = resp.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body: Value = resp.json().await.unwrap();
+    (body["state"].as_str().unwrap().to_string(), cache)
+}
+
 /// Sums every sample of a Prometheus counter family whose line starts with `prefix`.
 async fn counter_sum(http: &reqwest::Client, url: &str, prefix: &str) -> f64 {
     let text = http.get(url).send().await.unwrap().text().await.unwrap();
@@ -320,6 +333,14 @@ async fn sold_out_is_answered_from_memory_and_a_restock_reopens_both_edges() {
     };
     let world = World::start_with(2, EdgeOptions::default(), origin).await;
     let sale = world.stack.create_sale(1).await.unwrap();
+    assert_eq!(
+        status_and_cache(&world, 0, sale).await,
+        (
+            "live".into(),
+            "public, max-age=1, stale-while-revalidate=5".into()
+        ),
+        "a live sale's status is cached a second, served stale while it is fetched again"
+    );
     let alice = jwt("alice");
     let pass_a = pass(&world, 0, &alice, sale).await;
     assert_eq!(buy(&world, 0, Some(&alice), sale, &pass_a).await.0, 200);
@@ -338,6 +359,14 @@ async fn sold_out_is_answered_from_memory_and_a_restock_reopens_both_edges() {
         )
         .await
         .unwrap();
+    }
+
+    for edge in 0..2 {
+        assert_eq!(
+            status_and_cache(&world, edge, sale).await,
+            ("sold_out".into(), "public, max-age=5".into()),
+            "a sold-out status is cached longer"
+        );
     }
 
     let bob = jwt("bob");
@@ -399,7 +428,7 @@ async fn sold_out_is_answered_from_memory_and_a_restock_reopens_both_edges() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sighup_applies_a_changed_limit_and_refuses_a_broken_file() {
+async fn sighup_applies_a_changed_limit_keeps_limiter_state_and_refuses_a_broken_file() {
     let world = World::start(1, EdgeOptions::default()).await;
     let sale = world.stack.create_sale(5).await.unwrap();
     let edge = world.edge(0);
@@ -433,27 +462,57 @@ async fn sighup_applies_a_changed_limit_and_refuses_a_broken_file() {
     };
     edge.write_config(&tight).unwrap();
     edge.sighup().unwrap();
-    wait::until("config reloaded", Duration::from_secs(10), || {
-        let log = edge.log();
-        async move { Ok(log.contains("config reloaded")) }
-    })
-    .await
-    .unwrap();
+    edge.await_reloads(world.http(), "applied", 1)
+        .await
+        .unwrap();
     assert_eq!(
         statuses(3).await,
         [401, 401, 429],
         "the new IP limit applies"
     );
 
+    // An unrelated change: the IP limiter keeps its state, this address stays limited.
+    let unrelated = EdgeOptions {
+        uid_burst: 7,
+        ..tight.clone()
+    };
+    edge.write_config(&unrelated).unwrap();
+    edge.sighup().unwrap();
+    edge.await_reloads(world.http(), "applied", 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        statuses(1).await,
+        [429],
+        "limiter state survives a reload that keeps its quota"
+    );
+
+    // A value of the wrong type: refused, the message names its key, the old limit stays.
+    let mut wrong_type = std::fs::read_to_string(edge.config_path()).unwrap();
+    wrong_type = wrong_type.replace("per_second = 0.01", "per_second = \"x\"");
+    edge.write_raw_config(&wrong_type).unwrap();
+    edge.sighup().unwrap();
+    edge.await_reloads(world.http(), "refused", 1)
+        .await
+        .unwrap();
+    let refusal = edge
+        .log()
+        .lines()
+        .rfind(|l| l.contains("config reload refused"))
+        .unwrap()
+        .to_string();
+    assert!(
+        refusal.contains("limits.ip.per_second"),
+        "the log names the field: {refusal}"
+    );
+    assert_eq!(statuses(1).await, [429], "the running limit stays");
+
     edge.write_raw_config("[limits.ip]\nper_second = 1.0\nbrust = 3\n")
         .unwrap();
     edge.sighup().unwrap();
-    wait::until("reload refused", Duration::from_secs(10), || {
-        let log = edge.log();
-        async move { Ok(log.contains("config reload refused")) }
-    })
-    .await
-    .unwrap();
+    edge.await_reloads(world.http(), "refused", 2)
+        .await
+        .unwrap();
     assert!(edge.log().contains("brust"), "the log names the bad field");
     assert_eq!(statuses(1).await, [429], "the running limit stays");
 }
@@ -616,6 +675,27 @@ async fn bad_input_gets_a_clear_4xx_and_never_a_panic() {
             Some(json!({"sale": sale, "challenge": "", "nonce": "abc"}).to_string()),
             "empty challenge",
             403,
+        ),
+        (
+            "GET",
+            format!("{url}/api/captcha/image/x/y"),
+            None,
+            "image path not numbers",
+            400,
+        ),
+        (
+            "GET",
+            format!("{url}/api/captcha/audio/1/-2"),
+            None,
+            "audio path with a negative generation",
+            400,
+        ),
+        (
+            "GET",
+            format!("{url}/api/captcha/image/99999999999999999999999/1"),
+            None,
+            "image slot out of range",
+            400,
         ),
         ("GET", format!("{url}/nowhere"), None, "unknown route", 404),
         ("DELETE", buy_url.clone(), None, "wrong method", 405),
@@ -916,4 +996,245 @@ async fn a_dead_origin_beside_a_live_one_is_taken_out_and_retried_after_its_dead
 async fn a_stalled_origin_beside_a_live_one_costs_one_timeout_and_is_retried_after_its_dead_period()
 {
     a_bad_origin_is_taken_out_and_retried(true).await;
+}
+
+/// The `jti` of a pass token (read from its payload, as anyone holding it can).
+fn jti_of(pass: &str) -> String {
+    let payload = pass.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims["jti"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spent_pass_stays_spent_until_it_expires_even_after_pass_ttl_is_lowered() {
+    let world = World::start(1, EdgeOptions::default()).await;
+    let sale = world.stack.create_sale(5).await.unwrap();
+    let alice = jwt("alice");
+    // Issued for 60 s; then the lifetime is lowered to 2 s by SIGHUP.
+    let pass_a = pass(&world, 0, &alice, sale).await;
+    let edge = world.edge(0);
+    let short = EdgeOptions {
+        pass_ttl_seconds: 2,
+        ..EdgeOptions::default()
+    };
+    edge.write_config(&short).unwrap();
+    edge.sighup().unwrap();
+    edge.await_reloads(world.http(), "applied", 1)
+        .await
+        .unwrap();
+
+    assert_eq!(buy(&world, 0, Some(&alice), sale, &pass_a).await.0, 200);
+    let mut conn = world.stack.redis.connection().await.unwrap();
+    let key = format!("{{u:alice}}:jti:{}", jti_of(&pass_a));
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    println!("spent mark of a 60 s pass under pass_ttl_seconds = 2: TTL {ttl} s");
+    assert!(
+        (50..=65).contains(&ttl),
+        "the spent mark must last until the pass expires (about 60 s + 5 s), not 2 s: {ttl}"
+    );
+    let (status, body) = buy(&world, 0, Some(&alice), sale, &pass_a).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("pass_token_spent")),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_buys_give_their_global_admission_back() {
+    // Two admissions a second for the sale, leased one at a time; one purchase per 20 s per
+    // user, two at once.
+    let options = EdgeOptions {
+        global_per_second: 2,
+        global_lease: 1,
+        uid_per_second: 0.05,
+        uid_burst: 2,
+        ..EdgeOptions::default()
+    };
+    let world = World::start(1, options).await;
+    let sale = world.stack.create_sale(10).await.unwrap();
+    let (alice, bob) = (jwt("alice"), jwt("bob"));
+    let mut alice_passes = Vec::new();
+    for _ in 0..3 {
+        alice_passes.push(pass(&world, 0, &alice, sale).await);
+    }
+    let bob_pass = pass(&world, 0, &bob, sale).await;
+
+    let mut seen = Vec::new();
+    for pass_token in &alice_passes {
+        let (status, body) = buy(&world, 0, Some(&alice), sale, pass_token).await;
+        seen.push((
+            status,
+            body["error"].as_str().map(str::to_string),
+            body["limit"].clone(),
+        ));
+    }
+    assert_eq!(
+        seen,
+        [
+            (200, None, Value::Null),
+            (409, Some("duplicate".into()), Value::Null),
+            (429, Some("rate_limited".into()), json!("uid")),
+        ],
+        "bought; a duplicate this edge knows; over the uid limit"
+    );
+    // The spent pass replayed from many addresses.
+    let url = format!("{}/api/sales/{sale}/buy", world.edge(0).url());
+    for i in 0..20 {
+        let resp = world
+            .http()
+            .post(&url)
+            .bearer_auth(&alice)
+            .header("x-forwarded-for", format!("198.51.100.{i}"))
+            .json(&json!({"pass_token": alice_passes[0]}))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (403, Some("pass_token_spent")),
+            "replay {i} is refused as spent, not by an exhausted global limit: {body}"
+        );
+    }
+    let (status, body) = buy(&world, 0, Some(&bob), sale, &bob_pass).await;
+    assert_eq!(
+        status, 200,
+        "the budget is still there for a real buyer: {body}"
+    );
+    let leases = world
+        .edge(0)
+        .metric(
+            world.http(),
+            "edge_redis_calls_total",
+            &[("name", "global_lease")],
+        )
+        .await
+        .unwrap();
+    println!("25 buy attempts, 2 forwarded: {leases} global lease calls");
+    assert!(
+        leases <= 2.0,
+        "only the two forwarded buys spend the budget: {leases} leases"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ip_and_global_dry_runs_count_and_log_but_let_requests_through() {
+    let options = EdgeOptions {
+        ip_per_second: 0.01,
+        ip_burst: 1,
+        ip_dry_run: true,
+        global_per_second: 1,
+        global_lease: 1,
+        global_dry_run: true,
+        ..EdgeOptions::default()
+    };
+    let world = World::start(1, options).await;
+    let sale = world.stack.create_sale(10).await.unwrap();
+    let edge = world.edge(0);
+    let http = world.http();
+    let dry_runs = |limit: &'static str| async move {
+        edge.metric(http, "edge_dry_run_refusals_total", &[("name", limit)])
+            .await
+            .unwrap()
+    };
+
+    // Per IP: one at once, then one per 100 s, but only counted.
+    for i in 0..4 {
+        let (status, body) = buy(&world, 0, None, sale, "x").await;
+        assert_eq!(
+            status, 401,
+            "request {i} goes on to the identity check: {body}"
+        );
+    }
+    assert!((dry_runs("ip").await - 3.0).abs() < f64::EPSILON);
+
+    // Global: one admission a second for the sale, but only counted.
+    let mut passes = Vec::new();
+    for i in 0..3 {
+        let token = jwt(&format!("dry{i}"));
+        let pass = pass(&world, 0, &token, sale).await;
+        passes.push((token, pass));
+    }
+    for (token, pass) in &passes {
+        let (status, body) = buy(&world, 0, Some(token), sale, pass).await;
+        assert_eq!(
+            status, 200,
+            "the global dry run lets the buy through: {body}"
+        );
+    }
+    let global = dry_runs("global").await;
+    println!("dry runs: ip {}, global {global}", dry_runs("ip").await);
+    assert!(global >= 1.0, "the global dry run counted {global}");
+    let log = edge.log();
+    for limit in ["limit=\"ip\"", "limit=\"global\""] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("dry run: would be rate limited") && l.contains(limit)),
+            "the dry run logs what it lets through ({limit})"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_captcha_level_gauge_falls_after_the_cool_down_without_a_challenge() {
+    // Level 1 from 3 challenges a second, measured over 1 s, left after 1 calm second.
+    let options = EdgeOptions {
+        levels: vec![(0, 8, false), (3, 9, false)],
+        captcha_window_seconds: 1,
+        captcha_cooldown_seconds: 1,
+        ..EdgeOptions::default()
+    };
+    let world = World::start(1, options).await;
+    let sale = world.stack.create_sale(5).await.unwrap();
+    let edge = world.edge(0);
+    let alice = jwt("alice");
+    let level = || async {
+        edge.metric(world.http(), "edge_captcha_level", &[])
+            .await
+            .unwrap()
+    };
+    wait::until(
+        "a burst raises the level",
+        Duration::from_secs(10),
+        || async {
+            let mut top = 0;
+            for _ in 0..10 {
+                let challenge: Value = world
+                    .http()
+                    .get(format!("{}/api/captcha?sale={sale}", edge.url()))
+                    .bearer_auth(&alice)
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                top = top.max(challenge["level"].as_u64().unwrap_or(0));
+            }
+            Ok(top == 1)
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        (level().await - 1.0).abs() < f64::EPSILON,
+        "the gauge shows level 1"
+    );
+    let fell = wait::until(
+        "the gauge falls back to level 0",
+        Duration::from_secs(15),
+        || async { Ok(level().await == 0.0) },
+    )
+    .await
+    .unwrap();
+    println!("captcha level gauge back to 0 after {fell:?} of quiet");
 }
