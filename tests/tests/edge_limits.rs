@@ -1,14 +1,16 @@
-//! The edge's Redis-backed limits against a real Redis shared by two "edges" (two limiters on two
-//! connections): the per-UID GCRA and its pass-token spending in one EVALSHA, and the global
-//! admission rate per sale leased in slices, whose bound and Redis cost are measured here.
+//! The edge's Redis-backed limits against a real Redis shared by two edges: the per-UID GCRA and
+//! its pass-token spending in one EVALSHA, and the global admission rate per sale leased in
+//! slices (two limiters on two connections), whose bound and Redis cost are measured with two
+//! edge processes in front of a real origin.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     reason = "integration tests: a failed unwrap is a failed test, with its message"
 )]
 
-use std::{sync::Arc, time::Duration};
+use std::{path::Path, sync::Arc, time::Duration};
 
+use edge::pass::PassTokens;
 use edge::{
     config::{GlobalConfig, RateConfig},
     limits::{
@@ -17,7 +19,13 @@ use edge::{
         Decision, LimitError,
     },
 };
-use flash_tests::redis_server::RedisServer;
+use flash_tests::{
+    edge_process::{EdgeOptions, EdgeProcess, CAPTCHA_SECRET},
+    origin_process::OriginOptions,
+    redis_server::RedisServer,
+    shopper,
+    stack::Stack,
+};
 use redis::{
     aio::{ConnectionManager, ConnectionManagerConfig},
     AsyncCommands,
@@ -227,64 +235,154 @@ async fn hammer(
     tally
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn global_rate_holds_across_two_edges_within_one_lease_per_edge() {
-    let redis = RedisServer::start().await.unwrap();
-    let edges = [
-        global_limiter(&redis, TIMEOUT).await,
-        global_limiter(&redis, TIMEOUT).await,
-    ];
-    redis.reset_stats().await.unwrap();
-    let cfg = GlobalConfig {
-        per_second: 200,
-        lease: 20,
-        dry_run: false,
-    };
-    let sale = 42;
+/// One buy attempt through an edge process, as the client saw it.
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    sent: Instant,
+    answered: Instant,
+    /// Admitted by the global limit (forwarded: 200); else refused by it (429).
+    admitted: bool,
+}
 
+/// A buyer loop on the edge at `base` until `end`: every attempt a new user, its JWT and pass
+/// token minted here (no captcha round trips), so only the global limit can refuse it.
+async fn buyers(
+    http: reqwest::Client,
+    base: String,
+    sale: i64,
+    tag: String,
+    end: Instant,
+) -> Vec<Attempt> {
+    let passes = PassTokens::new(CAPTCHA_SECRET.as_bytes(), 60);
+    let url = format!("{base}/api/sales/{sale}/buy");
+    let mut attempts = Vec::new();
+    for n in 0.. {
+        let sent = Instant::now();
+        if sent >= end {
+            break;
+        }
+        let uid = format!("{tag}-{n}");
+        let now_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let pass = passes.issue(&uid, sale, now_unix).unwrap();
+        let resp = http
+            .post(&url)
+            .bearer_auth(shopper::jwt(&uid).unwrap())
+            .json(&serde_json::json!({ "pass_token": pass }))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body: serde_json::Value = resp.json().await.unwrap();
+        let admitted = match (status, body["limit"].as_str()) {
+            (200, _) => true,
+            (429, Some("global")) => false,
+            other => panic!("{uid}: only the global limit may refuse: {other:?} {body}"),
+        };
+        attempts.push(Attempt {
+            sent,
+            answered: Instant::now(),
+            admitted,
+        });
+    }
+    attempts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn global_rate_holds_across_two_edge_processes_within_one_lease_per_edge() {
+    const RATE: u32 = 60;
+    const LEASE: u32 = 6;
+    const EDGES: u32 = 2;
+    let origin = Path::new(env!("CARGO_BIN_EXE_origin-crashable"));
+    let stack = Stack::start(origin, OriginOptions::default())
+        .await
+        .unwrap();
+    let sale = stack.create_sale(1_000_000).await.unwrap();
+    let options = EdgeOptions {
+        global_per_second: RATE,
+        global_lease: LEASE,
+        ..EdgeOptions::default()
+    };
+    let binary = Path::new(env!("CARGO_BIN_EXE_edge-under-test"));
+    let mut edges = Vec::new();
+    for _ in 0..EDGES {
+        let edge = EdgeProcess::start(binary, &stack.redis.url(), &[stack.origin.url()], &options)
+            .await
+            .unwrap();
+        edges.push(edge);
+    }
+
+    // The bucket starts full (one second of budget): a warm-up drains it, then the window counts.
     let start = Instant::now();
-    let deadline = start + Duration::from_secs(2);
+    let window_start = start + Duration::from_millis(1500);
+    let window_end = window_start + Duration::from_secs(3);
     let mut tasks = tokio::task::JoinSet::new();
-    for edge in &edges {
-        for _ in 0..3 {
-            tasks.spawn(hammer(edge.clone(), sale, cfg.clone(), deadline));
+    for (e, edge) in edges.iter().enumerate() {
+        for t in 0..6 {
+            let tag = format!("g{e}-{t}");
+            tasks.spawn(buyers(
+                stack.http.clone(),
+                edge.url(),
+                sale,
+                tag,
+                window_end,
+            ));
         }
     }
-    let tallies = tasks.join_all().await;
-    let elapsed = start.elapsed().as_secs_f64();
+    let attempts: Vec<Attempt> = tasks.join_all().await.into_iter().flatten().collect();
 
-    let admitted: u64 = tallies.iter().map(|t| t.admitted).sum();
-    let denied: u64 = tallies.iter().map(|t| t.denied).sum();
-    let calls: u64 = edges.iter().map(|e| e.redis_calls()).sum();
-    let rate = f64::from(cfg.per_second);
-    let bound = rate * elapsed + rate + 2.0 * f64::from(cfg.lease);
+    let in_window: Vec<&Attempt> = attempts
+        .iter()
+        .filter(|a| a.sent >= window_start && a.answered <= window_end)
+        .collect();
+    let admitted = in_window.iter().filter(|a| a.admitted).count() as f64;
+    let window = (window_end - window_start).as_secs_f64();
+    let rate = f64::from(RATE);
+    let bound = rate * window + f64::from(EDGES * LEASE);
+    let admitted_all = attempts.iter().filter(|a| a.admitted).count();
+    let mut leases = 0.0;
+    let mut admits = 0.0;
+    for edge in &edges {
+        let metric = "edge_redis_calls_total";
+        let lease = [("name", "global_lease")];
+        leases += edge.metric(&stack.http, metric, &lease).await.unwrap();
+        let admit = [("name", "admit")];
+        admits += edge.metric(&stack.http, metric, &admit).await.unwrap();
+    }
     println!(
-        "global: {admitted} admitted, {denied} denied in {elapsed:.3} s; {calls} Redis calls: \
-         {:.4} per admission, {:.6} per request (1/lease = {:.4})",
-        calls as f64 / admitted as f64,
-        calls as f64 / (admitted + denied) as f64,
-        1.0 / f64::from(cfg.lease),
+        "global, {EDGES} edge processes, {RATE}/s leased {LEASE} at a time: {admitted} admitted of \
+         {} requests in the {window:.1} s window after 1.5 s of warm-up (bound {bound:.0}); over \
+         the whole run {admitted_all} of {} requests; {leases} lease calls: {:.4} per admission, \
+         {:.5} per request (1/lease = {:.4}); {admits} admit calls (one per admitted request)",
+        in_window.len(),
+        attempts.len(),
+        leases / admitted_all as f64,
+        leases / attempts.len() as f64,
+        1.0 / f64::from(LEASE),
     );
     assert!(
-        admitted as f64 <= bound,
-        "admitted {admitted} > per_second x elapsed + capacity + 2 x lease = \
-         {rate} x {elapsed:.3} + {rate} + 2 x {} = {bound:.0}",
-        cfg.lease
+        in_window.len() as f64 >= 2.0 * rate * window,
+        "the edges must be asked for more than the rate for the bound to mean anything"
     );
     assert!(
-        admitted as f64 >= 0.5 * rate * elapsed,
-        "admitted {admitted} < 50% of {rate}/s over {elapsed:.3} s: leasing starves the edges"
+        admitted <= bound,
+        "admitted {admitted} in {window:.1} s > per_second x window + one lease per edge = \
+         {rate} x {window:.1} + {EDGES} x {LEASE} = {bound:.0}"
     );
     assert!(
-        tallies.iter().all(|t| t.admitted > 0),
-        "every task gets admissions: {tallies:?}"
+        admitted >= 0.5 * rate * window,
+        "admitted {admitted} < 50% of {rate}/s over {window:.1} s: leasing starves the edges"
     );
     assert!(
-        calls as f64 <= 3.0 * admitted as f64 / f64::from(cfg.lease) + 4.0,
-        "{calls} Redis calls for {admitted} admissions: not about one per lease"
+        leases <= f64::from(EDGES) * 1.5 * admitted_all as f64 / f64::from(LEASE) + 4.0,
+        "{leases} lease calls for {admitted_all} admissions: not about one per lease per edge"
     );
-    let stats = redis.command_stats().await.unwrap();
-    assert_eq!(stats.get("evalsha"), Some(&calls), "{stats:?}");
+    assert!(
+        (admits - admitted_all as f64).abs() < f64::EPSILON,
+        "refused requests cost no admit call"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
