@@ -166,6 +166,7 @@ async fn filter(
     }
 
     let payload = Bytes::from(json!({ "uid": uid.as_ref() }).to_string());
+    let ticket = state.soldout.ticket(sale);
     let answer = runtime
         .origins
         .send(
@@ -193,7 +194,7 @@ async fn filter(
     }
     if (answer.status == StatusCode::GONE && is_sold_out(&answer.body)
         || answer.status.is_success() && took_the_last_unit(&answer.body))
-        && state.soldout.mark(sale)
+        && state.soldout.mark_since(sale, ticket)
     {
         tracing::info!(sale, "sold out (origin answer)");
     }
