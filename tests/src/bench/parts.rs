@@ -58,11 +58,12 @@ pub async fn origin_alone(world: &World, rounds: usize, seconds: f64) -> anyhow:
         Process::reaped_tools("redis_benchmark"),
     ]);
     let (mut origin, mut redis, mut last) = (Vec::new(), Vec::new(), None);
-    for _ in 0..rounds {
+    for round in 0..rounds {
+        // `{n}` is unique within a loop; the round makes it unique across loops.
         let o = closed_loop::run(&closed(
             url.clone(),
             "POST",
-            "{\"uid\":\"origin-{n}\"}",
+            &format!("{{\"uid\":\"origin-{round}-{{n}}\"}}"),
             &[],
             seconds,
         ))
