@@ -65,6 +65,27 @@ async fn poller_claims(world: &World) -> anyhow::Result<f64> {
     ))
 }
 
+/// The origin's reservations by outcome (every outcome the origin counts).
+async fn origin_outcomes(world: &World) -> anyhow::Result<Vec<(&'static str, f64)>> {
+    let text = world.origin_metrics().await?;
+    Ok([
+        "reserved",
+        "duplicate",
+        "sold_out",
+        "unknown_sale",
+        "not_started",
+        "ended",
+        "stock_unavailable",
+        "error",
+    ]
+    .into_iter()
+    .map(|outcome| {
+        let n = sample_sum(&text, "origin_reservations_total", &[("outcome", outcome)]);
+        (outcome, n)
+    })
+    .collect())
+}
+
 async fn origin_reservations(world: &World) -> anyhow::Result<f64> {
     Ok(sample_sum(
         &world.origin_metrics().await?,
@@ -306,8 +327,16 @@ pub async fn crowd(world: &World, users: usize) -> anyhow::Result<(Value, crowd:
     config.users = users;
     config.concurrency = 256;
     config.spread_ips = true;
+    let outcomes_before = origin_outcomes(world).await?;
     let report = crowd::run(config).await?;
     let origin_requests = origin_reservations(world).await? - before;
+    let outcomes: serde_json::Map<String, Value> = origin_outcomes(world)
+        .await?
+        .into_iter()
+        .zip(outcomes_before)
+        .filter(|((_, after), (_, before))| after > before)
+        .map(|((name, after), (_, before))| (name.to_string(), json!(after - before)))
+        .collect();
     let books = world
         .stack
         .wait_balanced(sale, Duration::from_secs(60))
@@ -320,6 +349,7 @@ pub async fn crowd(world: &World, users: usize) -> anyhow::Result<(Value, crowd:
             "units": books.live(),
             "origin_requests": origin_requests,
             "origin_requests_per_unit": origin_requests / books.live().max(1) as f64,
+            "origin_outcomes": outcomes,
             "bot_units": report.summary.bot_units,
             "crowd_rps": report.summary.rps,
             "elapsed_s": report.summary.elapsed_s,
