@@ -13,7 +13,7 @@ use super::{
     baselines,
     cpu::{Meter, Process},
     measure,
-    phases::CONCURRENCY,
+    phases::{self, CONCURRENCY},
     system::median,
     world::World,
 };
@@ -231,35 +231,9 @@ fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Waits until no edge answers the sale's buys with 410 (a bad pass token gets 403 once the
-/// sale is open); the Unix time it saw that.
+/// Waits until no edge answers the sale's buys with 410; the Unix time it saw that.
 async fn wait_edges_open(world: &World, sale: i64) -> anyhow::Result<f64> {
-    let http = &world.stack.http;
-    let urls: Vec<String> = world
-        .edges
-        .iter()
-        .map(|e| format!("{}/api/sales/{sale}/buy", e.url()))
-        .collect();
-    let urls = &urls;
-    wait::until(
-        "every edge takes buys again",
-        Duration::from_secs(30),
-        || async move {
-            for url in urls {
-                let status = http
-                    .post(url)
-                    .json(&json!({"pass_token": "x"}))
-                    .send()
-                    .await?
-                    .status();
-                if status == 410 {
-                    return Ok(false);
-                }
-            }
-            Ok(true)
-        },
-    )
-    .await?;
+    phases::wait_edges(world, sale, false).await?;
     Ok(unix_now())
 }
 

@@ -192,6 +192,12 @@ pub async fn sold_out(world: &World, rounds: usize, seconds: f64) -> anyhow::Res
 }
 
 async fn wait_sold_out_everywhere(world: &World, sale: i64) -> anyhow::Result<Duration> {
+    wait_edges(world, sale, true).await
+}
+
+/// Waits until every edge answers the sale's buys with 410 (`sold_out`), or none does (a bad
+/// pass token gets 403 once the sale is open); how long that took.
+pub async fn wait_edges(world: &World, sale: i64, sold_out: bool) -> anyhow::Result<Duration> {
     let http = &world.stack.http;
     let urls: Vec<String> = world
         .edges
@@ -199,24 +205,25 @@ async fn wait_sold_out_everywhere(world: &World, sale: i64) -> anyhow::Result<Du
         .map(|e| format!("{}/api/sales/{sale}/buy", e.url()))
         .collect();
     let urls = &urls;
-    wait::until(
-        "every edge answers sold out",
-        Duration::from_secs(30),
-        || async move {
-            for url in urls {
-                let status = http
-                    .post(url)
-                    .json(&json!({"pass_token": "x"}))
-                    .send()
-                    .await?
-                    .status();
-                if status != 410 {
-                    return Ok(false);
-                }
+    let what = if sold_out {
+        "every edge answers sold out"
+    } else {
+        "every edge takes buys again"
+    };
+    wait::until(what, Duration::from_secs(30), || async move {
+        for url in urls {
+            let status = http
+                .post(url)
+                .json(&json!({"pass_token": "x"}))
+                .send()
+                .await?
+                .status();
+            if (status == 410) != sold_out {
+                return Ok(false);
             }
-            Ok(true)
-        },
-    )
+        }
+        Ok(true)
+    })
     .await
 }
 
