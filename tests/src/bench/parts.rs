@@ -10,20 +10,15 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::{
-    baselines,
-    cpu::{Meter, Process},
-    measure,
-    phases::{self, CONCURRENCY},
+    baselines, measure,
+    phases::{self, latency, CONCURRENCY, REDIS_BENCHMARK_REQUESTS},
     system::median,
     world::World,
 };
 use crate::{
-    load::closed_loop::{self, ClosedLoop, LoopReport},
+    load::closed_loop::{self, ClosedLoop},
     wait,
 };
-
-/// Requests of each `redis-benchmark` run beside the origin's rounds.
-const REDIS_BENCHMARK_REQUESTS: u64 = 200_000;
 
 /// Stock of the origin phase's sale: more than any run reserves, so every request is a winner.
 const ORIGIN_SALE_STOCK: i64 = 5_000_000;
@@ -42,10 +37,6 @@ fn closed(url: String, method: &str, body: &str, headers: &[(&str, &str)], s: f6
     }
 }
 
-fn latency(report: &LoopReport) -> Value {
-    json!({"p50_us": report.p50_us, "p99_us": report.p99_us, "p999_us": report.p999_us})
-}
-
 /// The origin alone: a closed-loop client reserving straight at the origin
 /// (`POST /v1/sales/{id}/reserve`, a new uid each time, so every request is a winner: the
 /// reservation script, the branch into PostgreSQL and the completion), rounds alternated with
@@ -53,10 +44,7 @@ fn latency(report: &LoopReport) -> Value {
 pub async fn origin_alone(world: &World, rounds: usize, seconds: f64) -> anyhow::Result<Value> {
     let sale = world.create_sale(ORIGIN_SALE_STOCK).await?;
     let url = format!("{}/v1/sales/{sale}/reserve", world.stack.origin.url());
-    let redis_meter = Meter::new(vec![
-        Process::tree("redis", world.stack.redis.pid().context("redis pid")?),
-        Process::reaped_tools("redis_benchmark"),
-    ]);
+    let redis_meter = phases::redis_meter(world)?;
     let (mut origin, mut redis, mut last) = (Vec::new(), Vec::new(), None);
     for round in 0..rounds {
         // `{n}` is unique within a loop; the round makes it unique across loops.

@@ -30,7 +30,7 @@ pub const CONCURRENCY: usize = 64;
 
 /// Runs of `redis-benchmark` in the live phase (the median is reported), and requests in each.
 const REDIS_BENCHMARK_RUNS: usize = 3;
-const REDIS_BENCHMARK_REQUESTS: u64 = 200_000;
+pub(super) const REDIS_BENCHMARK_REQUESTS: u64 = 200_000;
 
 fn spec(url: String, body: &str, headers: Vec<(String, String)>, seconds: f64) -> ClosedLoop {
     ClosedLoop {
@@ -43,7 +43,7 @@ fn spec(url: String, body: &str, headers: Vec<(String, String)>, seconds: f64) -
     }
 }
 
-fn latency(report: &LoopReport) -> Value {
+pub(super) fn latency(report: &LoopReport) -> Value {
     json!({"p50_us": report.p50_us, "p99_us": report.p99_us, "p999_us": report.p999_us})
 }
 
@@ -262,10 +262,7 @@ pub async fn live(world: &World, winners: usize) -> anyhow::Result<Value> {
         .await?;
     let loser_cmds = round_trip_count(world, claims).await?;
 
-    let redis_meter = Meter::new(vec![
-        Process::tree("redis", world.stack.redis.pid().context("redis pid")?),
-        Process::reaped_tools("redis_benchmark"),
-    ]);
+    let redis_meter = redis_meter(world)?;
     let (mut redis, mut redis_cpu, mut redis_requests) = (Vec::new(), Spent::default(), 0);
     for _ in 0..REDIS_BENCHMARK_RUNS {
         let (rps, spent) = baselines::redis_reserve(
@@ -304,6 +301,14 @@ pub async fn live(world: &World, winners: usize) -> anyhow::Result<Value> {
         "redis_benchmark_cpu_us_per_request": redis_cpu.per_attempt(redis_requests),
         "redis_benchmark_cpu_bound_rps": redis_cpu.cpu_bound_rps(redis_requests),
     }))
+}
+
+/// The CPU meter of the `redis-benchmark` baseline: redis-server and the tool itself.
+pub(super) fn redis_meter(world: &World) -> anyhow::Result<Meter> {
+    Ok(Meter::new(vec![
+        Process::tree("redis", world.stack.redis.pid().context("redis pid")?),
+        Process::reaped_tools("redis_benchmark"),
+    ]))
 }
 
 /// Time from the last unit's `200` to every edge answering 410 from memory.
