@@ -104,8 +104,12 @@ pub struct Level {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CaptchaConfig {
-    /// HMAC key of challenges and pass tokens (at least 32 bytes), the same on every edge.
+    /// HMAC key of challenges, image handles and pass tokens (at least 32 bytes), the same on
+    /// every edge. New ones are signed with it only.
     pub secret: String,
+    /// Earlier secrets, still accepted on what they signed until it expires (a rotation: add the
+    /// old secret here on every edge, then change `secret` edge by edge).
+    pub previous_secrets: Vec<String>,
     /// How long a challenge may be solved.
     pub challenge_ttl_seconds: u64,
     /// How long a pass token may be spent (at most 120).
@@ -120,6 +124,11 @@ pub struct CaptchaConfig {
     pub image_slots: usize,
     /// Image captchas drawn per second at most (about 4 ms of CPU each).
     pub images_per_second: u32,
+    /// Challenges one image is handed to at most; then its slot is due for a redraw.
+    pub image_serves: u32,
+    /// An image is handed out for at most this long after its first challenge, then its slot is
+    /// due for a redraw.
+    pub image_max_age_seconds: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -128,6 +137,17 @@ pub struct LimitsConfig {
     pub ip: RateConfig,
     pub uid: RateConfig,
     pub global: GlobalConfig,
+    pub captcha: CaptchaLimitsConfig,
+}
+
+/// The limits of `GET` and `POST /api/captcha` together, in this edge's memory.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptchaLimitsConfig {
+    /// Per client IP (IPv6 by its /64).
+    pub ip: RateConfig,
+    /// Per user (the JWT's `sub`).
+    pub uid: RateConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -247,6 +267,9 @@ impl Default for CaptchaConfig {
             cooldown_seconds: 30,
             image_slots: 512,
             images_per_second: 10,
+            image_serves: 200,
+            image_max_age_seconds: 60,
+            previous_secrets: Vec::new(),
         }
     }
 }
@@ -257,6 +280,23 @@ impl Default for RateConfig {
             per_second: 2.0,
             burst: 5,
             dry_run: false,
+        }
+    }
+}
+
+impl Default for CaptchaLimitsConfig {
+    fn default() -> Self {
+        Self {
+            ip: RateConfig {
+                per_second: 10.0,
+                burst: 40,
+                dry_run: false,
+            },
+            uid: RateConfig {
+                per_second: 1.0,
+                burst: 10,
+                dry_run: false,
+            },
         }
     }
 }
@@ -413,6 +453,13 @@ impl Config {
             "captcha.secret",
             "must be at least 32 bytes",
         );
+        for (i, previous) in self.captcha.previous_secrets.iter().enumerate() {
+            check(
+                previous.len() >= 32,
+                &format!("captcha.previous_secrets[{i}]"),
+                "must be at least 32 bytes",
+            );
+        }
         check(
             (5..=3600).contains(&self.captcha.challenge_ttl_seconds),
             "captcha.challenge_ttl_seconds",
@@ -451,6 +498,16 @@ impl Config {
             "must be between 1 and 1000",
         );
         check(
+            (1..=1_000_000).contains(&self.captcha.image_serves),
+            "captcha.image_serves",
+            "must be between 1 and 1000000",
+        );
+        check(
+            (1..=86_400).contains(&self.captcha.image_max_age_seconds),
+            "captcha.image_max_age_seconds",
+            "must be between 1 and 86400",
+        );
+        check(
             self.captcha.cooldown_seconds <= 3600,
             "captcha.cooldown_seconds",
             "must be at most 3600",
@@ -458,6 +515,8 @@ impl Config {
         for (name, rate) in [
             ("limits.ip", &self.limits.ip),
             ("limits.uid", &self.limits.uid),
+            ("limits.captcha.ip", &self.limits.captcha.ip),
+            ("limits.captcha.uid", &self.limits.captcha.uid),
         ] {
             check(
                 rate.per_second > 0.0 && rate.per_second <= 1e6,
@@ -602,6 +661,25 @@ mod tests {
         assert!(named(&config), "{:?}", config.validate());
         config.pages.sold_out_max_age_seconds = 3;
         assert!(!named(&config));
+    }
+
+    #[test]
+    fn each_previous_captcha_secret_is_validated_like_the_secret() {
+        let base = "[identity]\nkey = \"0123456789abcdef0123456789abcdef\"\n\
+                    [captcha]\nsecret = \"0123456789abcdef0123456789abcdef\"\n";
+        let config = Config::parse(base, "t").unwrap();
+        assert!(
+            config.captcha.previous_secrets.is_empty(),
+            "none by default"
+        );
+        let good = "the-old-captcha-secret-0123456789abcdef";
+        let text = format!("{base}previous_secrets = [\"{good}\", \"{good}-2\"]\n");
+        let config = Config::parse(&text, "t").unwrap();
+        assert_eq!(config.captcha.previous_secrets.len(), 2);
+        let text = format!("{base}previous_secrets = [\"{good}\", \"short\"]\n");
+        let err = Config::parse(&text, "t").unwrap_err().to_string();
+        assert!(err.contains("captcha.previous_secrets[1]"), "{err}");
+        assert!(!err.contains("captcha.previous_secrets[0]"), "{err}");
     }
 
     #[test]

@@ -29,6 +29,14 @@ pub enum Refusal {
     },
     /// 410: the sale has no unit left (answered from memory).
     SoldOut,
+    /// 409: no captcha for a sale before its start; `Retry-After` is the time left.
+    SaleNotStarted {
+        starts_at: time::OffsetDateTime,
+        now: time::OffsetDateTime,
+    },
+    /// 503: every pooled image captcha is worn (the image level above what the pool can draw);
+    /// `Retry-After: 1`.
+    CaptchaBusy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +49,7 @@ pub enum Error {
     HeadersTooLarge { limit: usize },
     #[error("no sale {0}")]
     UnknownSale(i64),
-    #[error("this captcha image was replaced: fetch a new challenge")]
+    #[error("this captcha image is not yours, expired or was replaced: fetch a new challenge")]
     ImageGone,
     #[error("no such endpoint")]
     NoRoute,
@@ -132,6 +140,8 @@ impl Refusal {
             Self::Unauthorized { reason } | Self::Forbidden { reason, .. } => reason,
             Self::RateLimited { limit, .. } => limit,
             Self::SoldOut => "sold_out",
+            Self::SaleNotStarted { .. } => "sale_not_started",
+            Self::CaptchaBusy => "captcha_busy",
         }
     }
 }
@@ -167,6 +177,28 @@ impl IntoResponse for Refusal {
                 Json(json!({"error": "sold_out", "message": "no unit left"})),
             )
                 .into_response(),
+            Self::SaleNotStarted { starts_at, now } => {
+                let rfc3339 = |t: time::OffsetDateTime| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default()
+                };
+                let left = (starts_at - now).as_seconds_f64().ceil().max(1.0) as u64;
+                (
+                    StatusCode::CONFLICT,
+                    [(http::header::RETRY_AFTER, HeaderValue::from(left))],
+                    Json(json!({"error": "sale_not_started",
+                        "message": "the sale has not started: no captcha before its start",
+                        "starts_at": rfc3339(starts_at), "server_time": rfc3339(now)})),
+                )
+                    .into_response()
+            }
+            Self::CaptchaBusy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(http::header::RETRY_AFTER, HeaderValue::from_static("1"))],
+                Json(json!({"error": "captcha_busy",
+                    "message": "every image captcha is in use, try again in a second"})),
+            )
+                .into_response(),
         }
     }
 }
@@ -177,6 +209,9 @@ fn forbidden_message(code: &str) -> &'static str {
         "pass_token_spent" => "this captcha pass was used already: solve a new captcha",
         "captcha_failed" => "the captcha solution is wrong or expired: fetch a new challenge",
         "challenge_spent" => "this challenge was solved already: fetch a new one",
+        "pass_level_too_low" => {
+            "the captcha got harder since this pass was earned: solve a new captcha"
+        }
         _ => "forbidden",
     }
 }

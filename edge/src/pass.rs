@@ -1,13 +1,19 @@
 //! Captcha pass tokens: what a solved challenge buys. A pass token is an HS256 JWT under the
-//! captcha secret, `{sub: uid, aud: "<sale id>", jti, exp, iat}`, good for one user, one sale
-//! and at most `MAX_TTL_SECONDS`. Verifying it here is pure CPU; spending it once (its `jti`,
-//! `SET NX EX` in Redis) is the buy route's job.
+//! captcha secret, `{sub: uid, aud: "<sale id>", jti, exp, iat, dif, img}`, good for one user,
+//! one sale and at most `MAX_TTL_SECONDS`; `dif` and `img` are the level it was earned at (the
+//! challenge's difficulty and whether it had an image), so that the buy can refuse a pass earned
+//! below the level in force now. Verifying it here is pure CPU, under the current secret or a
+//! previous one (a rotation); spending it once (its `jti`, `SET NX EX` in Redis) is the buy
+//! route's job.
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{check_header_alg, AlgCheck};
+use crate::{
+    config::Level,
+    identity::{check_header_alg, AlgCheck},
+};
 
 #[cfg(test)]
 mod tests;
@@ -28,6 +34,23 @@ pub const SPENT_MARK_SKEW_SECONDS: u64 = 5;
 pub struct PassClaims {
     pub jti: String,
     pub exp: u64,
+    pub earned: Earned,
+}
+
+/// The level a pass was earned at: the difficulty of its challenge's work, and whether it had
+/// an image to answer. A token without these claims (none is issued so) was earned at none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Earned {
+    pub difficulty: u8,
+    pub image: bool,
+}
+
+impl Earned {
+    /// Whether the pass proved at least what `level` asks: as much work, and the image if it
+    /// asks for one.
+    pub fn meets(&self, level: &Level) -> bool {
+        self.difficulty >= level.difficulty && (self.image || !level.image)
+    }
 }
 
 impl PassClaims {
@@ -84,12 +107,18 @@ struct Claims<'a> {
     jti: String,
     exp: u64,
     iat: u64,
+    #[serde(default)]
+    dif: u8,
+    #[serde(default)]
+    img: bool,
 }
 
-/// Issues and verifies pass tokens with one secret and lifetime.
+/// Issues pass tokens with one secret and lifetime; verifies them under that secret or a
+/// previous one.
 pub struct PassTokens {
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// The current secret first, then the previous ones.
+    decoding: Vec<DecodingKey>,
     validation: Validation,
     ttl_seconds: u64,
 }
@@ -106,20 +135,39 @@ impl PassTokens {
         validation.leeway = 0;
         Self {
             encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            decoding: vec![DecodingKey::from_secret(secret)],
             validation,
             ttl_seconds: ttl_seconds.min(MAX_TTL_SECONDS),
         }
     }
 
-    /// A pass token for `uid` on `sale`, valid from `now_unix` for the configured lifetime.
-    pub fn issue(&self, uid: &str, sale: i64, now_unix: u64) -> Result<String, PassError> {
+    /// Also accepts what `previous` secrets signed, until it expires; signs nothing with them.
+    pub fn accepting<S: AsRef<[u8]>>(mut self, previous: &[S]) -> Self {
+        self.decoding.extend(
+            previous
+                .iter()
+                .map(|secret| DecodingKey::from_secret(secret.as_ref())),
+        );
+        self
+    }
+
+    /// A pass token for `uid` on `sale`, `earned` at a level, valid from `now_unix` for the
+    /// configured lifetime.
+    pub fn issue(
+        &self,
+        uid: &str,
+        sale: i64,
+        earned: Earned,
+        now_unix: u64,
+    ) -> Result<String, PassError> {
         let claims = Claims {
             sub: uid.into(),
             aud: sale.to_string(),
             jti: URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>()),
             exp: now_unix.saturating_add(self.ttl_seconds),
             iat: now_unix,
+            dif: earned.difficulty,
+            img: earned.image,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| PassError::Sign(e.to_string()))
@@ -140,13 +188,7 @@ impl PassTokens {
             AlgCheck::Malformed => PassError::Malformed,
             AlgCheck::Wrong => PassError::WrongAlgorithm,
         })?;
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| match e.kind() {
-                ErrorKind::InvalidSignature => PassError::BadSignature,
-                ErrorKind::InvalidAlgorithm => PassError::WrongAlgorithm,
-                _ => PassError::Malformed,
-            })?
-            .claims;
+        let claims = self.decode(token)?;
         if now_unix >= claims.exp {
             return Err(PassError::Expired);
         }
@@ -162,6 +204,26 @@ impl PassTokens {
         Ok(PassClaims {
             jti: claims.jti,
             exp: claims.exp,
+            earned: Earned {
+                difficulty: claims.dif,
+                image: claims.img,
+            },
         })
+    }
+
+    /// The claims of `token` under the first secret whose signature it carries.
+    fn decode(&self, token: &str) -> Result<Claims<'static>, PassError> {
+        let mut refusal = PassError::BadSignature;
+        for key in &self.decoding {
+            match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
+                Ok(data) => return Ok(data.claims),
+                Err(e) => match e.kind() {
+                    ErrorKind::InvalidSignature => refusal = PassError::BadSignature,
+                    ErrorKind::InvalidAlgorithm => return Err(PassError::WrongAlgorithm),
+                    _ => return Err(PassError::Malformed),
+                },
+            }
+        }
+        Err(refusal)
     }
 }

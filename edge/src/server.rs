@@ -85,13 +85,21 @@ pub async fn run(
             let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
             loop {
                 tick.tick().await;
-                state.runtime.load().ip.housekeeping();
+                let runtime = state.runtime.load();
+                runtime.ip.housekeeping();
+                runtime.captcha_ip.housekeeping();
+                runtime.captcha_uid.housekeeping();
             }
         })
     };
     let sighup = tokio::spawn(reload::on_sighup(state.clone()));
+    let wear = {
+        let state = state.clone();
+        move || crate::routes::image_wear(&state.runtime.load().config.captcha)
+    };
     let images = tokio::spawn(state.images.clone().refill(
         state.runtime.load().config.captcha.images_per_second,
+        wear,
         stop_rx.clone(),
     ));
 

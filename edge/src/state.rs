@@ -17,12 +17,16 @@ use redis::aio::ConnectionManager;
 
 use crate::{
     bought::Bought,
-    captcha::{level::Difficulty, pool::ImagePool, pow::PowSigner},
+    captcha::{distinct::DistinctUsers, level::Difficulty, pool::ImagePool, pow::PowSigner},
     client_ip::TrustedProxies,
     config::Config,
     forward::Origins,
     identity::Verifier,
-    limits::{global::GlobalLimiter, ip::IpLimiter, uid::UidLimiter},
+    limits::{
+        global::GlobalLimiter,
+        ip::{IpLimiter, UserLimiter},
+        uid::UidLimiter,
+    },
     metrics::Metrics,
     pass::PassTokens,
     sales::SaleDirectory,
@@ -37,6 +41,9 @@ pub struct Runtime {
     pub pass: PassTokens,
     pub pow: PowSigner,
     pub ip: Arc<IpLimiter>,
+    /// The limits of the captcha endpoints, per IP and per user.
+    pub captcha_ip: Arc<IpLimiter>,
+    pub captcha_uid: Arc<UserLimiter>,
     pub origins: Arc<Origins>,
 }
 
@@ -53,16 +60,32 @@ impl Runtime {
                 Arc::new(IpLimiter::new(&config.limits.ip).map_err(|e| format!("limits.ip: {e}"))?)
             }
         };
+        let captcha = &config.limits.captcha;
+        let captcha_ip = match previous {
+            Some(p) if p.captcha_ip.same_quota(&captcha.ip) => p.captcha_ip.clone(),
+            _ => Arc::new(
+                IpLimiter::new(&captcha.ip).map_err(|e| format!("limits.captcha.ip: {e}"))?,
+            ),
+        };
+        let captcha_uid = match previous {
+            Some(p) if p.captcha_uid.same_quota(&captcha.uid) => p.captcha_uid.clone(),
+            _ => Arc::new(
+                UserLimiter::new(&captcha.uid).map_err(|e| format!("limits.captcha.uid: {e}"))?,
+            ),
+        };
         let origins = match previous {
             Some(p) if p.config.origin == config.origin => p.origins.clone(),
             _ => Arc::new(Origins::new(&config.origin)),
         };
         Ok(Self {
             trusted: TrustedProxies::new(&config.http.trusted_proxies),
-            pass: PassTokens::new(secret, config.captcha.pass_ttl_seconds),
-            pow: PowSigner::new(secret),
+            pass: PassTokens::new(secret, config.captcha.pass_ttl_seconds)
+                .accepting(&config.captcha.previous_secrets),
+            pow: PowSigner::new(secret).accepting(&config.captcha.previous_secrets),
             verifier,
             ip,
+            captcha_ip,
+            captcha_uid,
             origins,
             config,
         })
@@ -73,6 +96,8 @@ pub struct Shared {
     pub runtime: ArcSwap<Runtime>,
     pub config_path: Option<PathBuf>,
     pub difficulty: Difficulty,
+    /// Who counted towards the difficulty this second.
+    pub distinct: DistinctUsers,
     pub images: Arc<ImagePool>,
     pub uid: UidLimiter,
     pub global: GlobalLimiter,
@@ -99,6 +124,7 @@ impl Shared {
         let redis_timeout = Duration::from_millis(config.redis.command_timeout_ms);
         Self {
             difficulty: Difficulty::new(&config.captcha),
+            distinct: DistinctUsers::new(&config.captcha),
             images: Arc::new(ImagePool::new(config.captcha.image_slots)),
             uid: UidLimiter::new(redis.clone(), redis_timeout),
             global: GlobalLimiter::new(redis.clone(), redis_timeout)

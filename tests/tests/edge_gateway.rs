@@ -191,7 +191,14 @@ async fn forged_identities_get_401_misused_passes_get_403_and_a_good_flow_gets_t
     // Pass-token misuse.
     let bob = jwt("bob");
     let signer = edge::pass::PassTokens::new(CAPTCHA_SECRET.as_bytes(), 60);
-    let stale = signer.issue("alice", sale, now_unix() - 600).unwrap();
+    let stale = signer
+        .issue(
+            "alice",
+            sale,
+            edge::pass::Earned::default(),
+            now_unix() - 600,
+        )
+        .unwrap();
     let mut tampered = alice_pass.clone();
     tampered.pop();
     tampered.push(if alice_pass.ends_with('A') { 'B' } else { 'A' });

@@ -10,7 +10,7 @@
 
 use std::{path::Path, sync::Arc, time::Duration};
 
-use edge::pass::PassTokens;
+use edge::pass::{Earned, PassTokens};
 use edge::{
     config::{GlobalConfig, RateConfig},
     limits::{
@@ -266,7 +266,9 @@ async fn buyers(
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs();
-        let pass = passes.issue(&uid, sale, now_unix).unwrap();
+        let pass = passes
+            .issue(&uid, sale, Earned::default(), now_unix)
+            .unwrap();
         let resp = http
             .post(&url)
             .bearer_auth(shopper::jwt(&uid).unwrap())

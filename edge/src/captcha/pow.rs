@@ -66,6 +66,9 @@ pub struct Challenge {
 pub struct VerifiedChallenge {
     pub id: String,
     pub expires_at: u64,
+    /// The level it was issued at: its work and whether it needed the image answer.
+    pub difficulty: u8,
+    pub image: bool,
 }
 
 /// Why a solution was refused (the client's fault).
@@ -105,11 +108,12 @@ impl CaptchaError {
     }
 }
 
-/// Issues and verifies challenges under one secret.
+/// Issues challenges under one secret, and verifies them under it or a previous one (a rotation).
 #[derive(Clone)]
 pub struct PowSigner {
-    /// HMAC keyed once; cloned per use.
-    mac: HmacSha256,
+    /// HMAC keyed once per secret, cloned per use: the current secret first, then the previous
+    /// ones.
+    keys: Vec<HmacSha256>,
 }
 
 /// The fields of a well-formed token, before its signature is checked.
@@ -125,10 +129,52 @@ struct Fields<'a> {
 }
 
 impl PowSigner {
-    #[allow(clippy::expect_used, reason = "HMAC takes keys of any length")]
+    /// A signer under `secret` (which signs everything new).
     pub fn new(secret: &[u8]) -> Self {
-        let mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
-        Self { mac }
+        Self {
+            keys: vec![keyed(secret)],
+        }
+    }
+
+    /// Also accepts what `previous` secrets signed, until it expires; signs nothing with them.
+    pub fn accepting<S: AsRef<[u8]>>(mut self, previous: &[S]) -> Self {
+        self.keys
+            .extend(previous.iter().map(|secret| keyed(secret.as_ref())));
+        self
+    }
+
+    /// The HMAC of the current secret, for what is signed now.
+    fn current(&self) -> &HmacSha256 {
+        &self.keys[0]
+    }
+
+    /// The key (current or previous) whose HMAC of `signed` is `tag`, compared in constant time.
+    pub(crate) fn key_that_signed(&self, signed: &[u8], tag: &[u8]) -> Option<&HmacSha256> {
+        self.keys.iter().find(|key| {
+            let mut mac = (*key).clone();
+            mac.update(signed);
+            mac.verify_slice(tag).is_ok()
+        })
+    }
+
+    /// The key whose HMAC of `signed` starts with `tag` (truncated MACs), in constant time.
+    pub(crate) fn key_that_signed_truncated(
+        &self,
+        signed: &[u8],
+        tag: &[u8],
+    ) -> Option<&HmacSha256> {
+        self.keys.iter().find(|key| {
+            let mut mac = (*key).clone();
+            mac.update(signed);
+            !tag.is_empty() && mac.verify_truncated_left(tag).is_ok()
+        })
+    }
+
+    /// HMAC-SHA256 of `signed` under the current secret.
+    pub(crate) fn sign(&self, signed: &[u8]) -> [u8; 32] {
+        let mut mac = self.current().clone();
+        mac.update(signed);
+        mac.finalize().into_bytes().into()
     }
 
     /// A challenge for `uid` on `sale` at `level`'s difficulty. It requires an image answer
@@ -145,8 +191,7 @@ impl PowSigner {
         let id = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>());
         let expires_at = now_unix.saturating_add(ttl_seconds);
         let answer = image_answer.map(|a| {
-            let tag = self
-                .answer_keyed(&id, &normalise(a))
+            let tag = answer_keyed(self.current(), &id, &normalise(a))
                 .finalize()
                 .into_bytes();
             URL_SAFE_NO_PAD.encode(&tag[..ANSWER_MAC_BYTES])
@@ -158,11 +203,9 @@ impl PowSigner {
             u8::from(answer.is_some()),
             answer.as_deref().unwrap_or("-"),
         );
-        let mut mac = self.mac.clone();
-        mac.update(signed.as_bytes());
         let token = format!(
             "{signed}.{}",
-            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+            URL_SAFE_NO_PAD.encode(self.sign(signed.as_bytes()))
         );
         Challenge {
             token,
@@ -187,10 +230,9 @@ impl PowSigner {
         let tag = URL_SAFE_NO_PAD
             .decode(fields.mac)
             .map_err(|_| CaptchaError::Malformed)?;
-        let mut mac = self.mac.clone();
-        mac.update(fields.signed.as_bytes());
-        mac.verify_slice(&tag)
-            .map_err(|_| CaptchaError::BadSignature)?;
+        let key = self
+            .key_that_signed(fields.signed.as_bytes(), &tag)
+            .ok_or(CaptchaError::BadSignature)?;
         if now_unix >= fields.expires_at {
             return Err(CaptchaError::Expired);
         }
@@ -213,7 +255,7 @@ impl PowSigner {
             let expected = URL_SAFE_NO_PAD
                 .decode(expected)
                 .map_err(|_| CaptchaError::Malformed)?;
-            if given.len() > MAX_ANSWER_BYTES || !self.answer_matches(fields.id, &given, &expected)
+            if given.len() > MAX_ANSWER_BYTES || !answer_matches(key, fields.id, &given, &expected)
             {
                 return Err(CaptchaError::WrongAnswer);
             }
@@ -221,26 +263,33 @@ impl PowSigner {
         Ok(VerifiedChallenge {
             id: fields.id.to_string(),
             expires_at: fields.expires_at,
+            difficulty: fields.difficulty,
+            image: fields.answer.is_some(),
         })
     }
+}
 
-    fn answer_keyed(&self, id: &str, normalised: &str) -> HmacSha256 {
-        let mut mac = self.mac.clone();
-        mac.update(b"v1-answer.");
-        mac.update(id.as_bytes());
-        mac.update(b".");
-        mac.update(normalised.as_bytes());
-        mac
-    }
+#[allow(clippy::expect_used, reason = "HMAC takes keys of any length")]
+fn keyed(secret: &[u8]) -> HmacSha256 {
+    HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length")
+}
 
-    /// Constant-time comparison of the answer's truncated MAC.
-    fn answer_matches(&self, id: &str, normalised: &str, expected: &[u8]) -> bool {
-        expected.len() == ANSWER_MAC_BYTES
-            && self
-                .answer_keyed(id, normalised)
-                .verify_truncated_left(expected)
-                .is_ok()
-    }
+/// The answer's MAC under `key`, the secret that signed its challenge.
+fn answer_keyed(key: &HmacSha256, id: &str, normalised: &str) -> HmacSha256 {
+    let mut mac = key.clone();
+    mac.update(b"v1-answer.");
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(normalised.as_bytes());
+    mac
+}
+
+/// Constant-time comparison of the answer's truncated MAC.
+fn answer_matches(key: &HmacSha256, id: &str, normalised: &str, expected: &[u8]) -> bool {
+    expected.len() == ANSWER_MAC_BYTES
+        && answer_keyed(key, id, normalised)
+            .verify_truncated_left(expected)
+            .is_ok()
 }
 
 /// Splits and range-checks a token; `None` when it is not in the canonical shape.

@@ -10,6 +10,7 @@
 //! not their total.
 
 use std::{
+    hash::{BuildHasher, Hash},
     net::{IpAddr, Ipv6Addr},
     num::NonZeroU32,
     ops::Add,
@@ -65,25 +66,61 @@ impl Clock for TokioClock {
     }
 }
 
-type Keyed<C> = RateLimiter<IpAddr, DashMapStateStore<IpAddr>, C, StateInformationMiddleware>;
+type Keyed<K, C> = RateLimiter<K, DashMapStateStore<K>, C, StateInformationMiddleware>;
 
-/// The per-IP limit: `burst` requests at once, then one per `1 / per_second` seconds.
-pub struct IpLimiter<C: Clock = TokioClock> {
+/// What a limiter counts by: an address (IPv6 by its /64), or a user ([`UserKey`]).
+pub trait Bucket: Clone + Hash + Eq {
+    /// The bucket this key counts in.
+    fn bucket(&self) -> Self;
+}
+
+impl Bucket for IpAddr {
+    fn bucket(&self) -> Self {
+        key(*self)
+    }
+}
+
+/// A user as a limiter counts them: a hash of the uid keyed at random per process (8 bytes of
+/// state whatever the uid's length; nobody outside can aim two uids at one bucket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UserKey(u64);
+
+impl UserKey {
+    pub fn of(uid: &str) -> Self {
+        static HASHER: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+            std::sync::OnceLock::new();
+        Self(HASHER.get_or_init(Default::default).hash_one(uid))
+    }
+}
+
+impl Bucket for UserKey {
+    fn bucket(&self) -> Self {
+        *self
+    }
+}
+
+/// The per-IP limit (`KeyedLimiter` counted by address).
+pub type IpLimiter<C = TokioClock> = KeyedLimiter<IpAddr, C>;
+/// A per-user limit in this edge's memory.
+pub type UserLimiter = KeyedLimiter<UserKey, TokioClock>;
+
+/// A limit per key: `burst` requests at once, then one per `1 / per_second` seconds.
+pub struct KeyedLimiter<K: Bucket, C: Clock = TokioClock> {
     config: RateConfig,
     /// Replenish interval, for `reset`.
     interval: Duration,
     burst: u32,
     clock: C,
-    limiter: Keyed<C>,
+    limiter: Keyed<K, C>,
 }
 
-impl IpLimiter<TokioClock> {
+impl<K: Bucket> KeyedLimiter<K, TokioClock> {
     pub fn new(config: &RateConfig) -> Result<Self, LimitError> {
         Self::with_clock(config, TokioClock)
     }
 }
 
-impl<C: Clock + Clone> IpLimiter<C> {
+impl<K: Bucket, C: Clock + Clone> KeyedLimiter<K, C> {
     /// A limiter on another clock (tests use governor's `FakeRelativeClock`).
     pub fn with_clock(config: &RateConfig, clock: C) -> Result<Self, LimitError> {
         let interval = interval(config.per_second)?;
@@ -105,7 +142,7 @@ impl<C: Clock + Clone> IpLimiter<C> {
                 problem: "is too high",
             })?
             .allow_burst(burst);
-        let limiter: Keyed<C> =
+        let limiter: Keyed<K, C> =
             RateLimiter::new(quota, DashMapStateStore::default(), clock.clone());
         Ok(Self {
             config: config.clone(),
@@ -127,13 +164,13 @@ impl<C: Clock + Clone> IpLimiter<C> {
         self.config.per_second == other.per_second && self.config.burst == other.burst
     }
 
-    /// Counts one request from `ip`. On allow, `remaining` is governor's remaining burst
+    /// Counts one request of `key` (an IP: from that address or its /64). On allow, `remaining` is governor's remaining burst
     /// capacity (exact) and `reset` is `(burst - remaining)` intervals: the time until the bucket
     /// is full again, rounded up to a whole interval. On deny, `retry_after` is exact and `reset`
     /// adds the `burst - 1` intervals that follow.
-    pub fn check(&self, ip: IpAddr) -> Decision {
+    pub fn check(&self, key: K) -> Decision {
         let limit = u64::from(self.burst);
-        match self.limiter.check_key(&key(ip)) {
+        match self.limiter.check_key(&key.bucket()) {
             Ok(state) => {
                 let remaining = state.remaining_burst_capacity();
                 Decision::Allow(Quota {
@@ -179,7 +216,9 @@ impl<C: Clock + Clone> IpLimiter<C> {
     }
 }
 
-impl<C: Clock + Clone + Send + Sync + 'static> IpLimiter<C> {
+impl<K: Bucket + Send + Sync + 'static, C: Clock + Clone + Send + Sync + 'static>
+    KeyedLimiter<K, C>
+{
     /// Runs [`IpLimiter::housekeeping`] every `every` until the limiter is dropped (a reload
     /// that changed the quota drops the old one, and its task ends with it).
     pub fn spawn_housekeeping(self: &Arc<Self>, every: Duration) -> JoinHandle<()> {

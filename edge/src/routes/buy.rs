@@ -3,7 +3,7 @@
 //! 1. the sold-out flag (memory): 410, no Redis, no origin;
 //! 2. the per-IP limit (memory): 429;
 //! 3. the user JWT (CPU): 401;
-//! 4. the pass token's signature and binding (CPU): 403;
+//! 4. the pass token's signature and binding (CPU), and its level (not below the one in force): 403;
 //! 5. the global admission lease (memory, one Redis call per lease): 429;
 //! 6. the per-UID GCRA and the pass token's single use, in ONE Redis script: 429 / 403;
 //! 7. a user this edge already saw buy: 409 from memory, no origin request;
@@ -147,6 +147,9 @@ async fn filter(
             );
         }
     };
+    if let Err(refusal) = super::pass_level(&state, &pass) {
+        return refused(&state, refusal);
+    }
     let global_taken = match state.global.acquire(sale, &limits_cfg.global).await {
         Ok(decision) => {
             let taken = decision.is_allowed();

@@ -1,7 +1,12 @@
 //! The captcha: `GET /api/captcha?sale=ID` hands the signed user a proof-of-work challenge (and
-//! an image captcha with its audio alternative when the difficulty level asks for it);
-//! `POST /api/captcha` checks the solution, spends the challenge once (Redis `SET NX`) and
-//! answers with a pass token bound to the user and the sale.
+//! an image captcha with its audio alternative when the difficulty level asks for it, behind a
+//! signed handle: `GET /api/captcha/image/{handle}` and `/api/captcha/audio/{handle}`, with the
+//! same user's token); `POST /api/captcha` checks the solution, spends the challenge once (Redis
+//! `SET NX`) and answers with a pass token bound to the user and the sale, carrying the level it
+//! was earned at. Both captcha endpoints are limited per IP and per user, and answer nothing for
+//! a sale that has not started. `pass_level` is the buy's check of that level.
+
+use std::time::Duration;
 
 use axum::{
     extract::{rejection::PathRejection, Path, Query, State},
@@ -12,14 +17,19 @@ use axum::{
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{counted, ApiJson, Ctx};
+use super::{counted, within_limit, ApiJson, Ctx};
 use crate::{
-    captcha::image,
+    captcha::{image, pool::Wear},
     clock,
+    config::CaptchaConfig,
     error::{Error, Refusal},
     identity::Uid,
+    limits::ip::UserKey,
+    pass::{Earned, PassClaims},
     state::{AppState, Runtime},
 };
+
+const ROUTE: &str = "captcha";
 
 #[derive(Debug, Deserialize)]
 pub struct ChallengeQuery {
@@ -36,45 +46,148 @@ pub struct Solution {
     answer: Option<String>,
 }
 
-/// An image captcha's `{slot}/{generation}` from the path, both numbers.
-type ImagePath = Result<Path<(usize, u64)>, PathRejection>;
+fn refused(state: &AppState, refusal: Refusal) -> Response {
+    let reason = refusal.reason();
+    counted(state, ROUTE, "refused", reason, refusal)
+}
 
-fn image_at(path: ImagePath) -> Result<(usize, u64), Error> {
-    path.map(|Path(at)| at).map_err(|_| {
-        Error::bad_request(
-            "invalid_captcha_image",
-            "a captcha image is at /api/captcha/image/{slot}/{generation}, both numbers",
-        )
+fn failed(state: &AppState, error: Error) -> Response {
+    counted(state, ROUTE, "failed", error.code(), error)
+}
+
+/// How long a pooled image serves, from the config.
+pub fn image_wear(cfg: &CaptchaConfig) -> Wear {
+    Wear {
+        serves: cfg.image_serves,
+        max_age: Duration::from_secs(cfg.image_max_age_seconds),
+    }
+}
+
+/// The buy's check of a pass: it must have been earned at the level in force now, or above.
+pub fn pass_level(state: &AppState, pass: &PassClaims) -> Result<(), Refusal> {
+    let level = state.difficulty.current();
+    if pass.earned.meets(&level) {
+        return Ok(());
+    }
+    tracing::info!(
+        earned = pass.earned.difficulty,
+        earned_image = pass.earned.image,
+        difficulty = level.difficulty,
+        image = level.image,
+        "pass earned below the level in force"
+    );
+    Err(Refusal::Forbidden {
+        code: "pass_level_too_low",
+        reason: "level_too_low",
     })
 }
 
-/// The picture of a pooled image captcha, while its slot still holds it (immutable: cacheable).
-pub async fn image(State(state): State<AppState>, path: ImagePath) -> Response {
-    let (slot, generation) = match image_at(path) {
-        Ok(at) => at,
-        Err(e) => return e.into_response(),
-    };
-    match state.images.get(slot, generation) {
-        Some(drawn) => (
+/// The verified user, or the 401.
+fn user(runtime: &Runtime, headers: &HeaderMap) -> Result<Uid, Refusal> {
+    runtime
+        .verifier
+        .verify(
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+        )
+        .map_err(|e| Refusal::Unauthorized { reason: e.reason() })
+}
+
+/// The captcha endpoints' door: the per-IP limit (before any CPU is spent on the token), the
+/// user, the per-user limit.
+fn admit(
+    state: &AppState,
+    runtime: &Runtime,
+    ctx: &Ctx,
+    headers: &HeaderMap,
+) -> Result<Uid, Refusal> {
+    let limits = &runtime.config.limits.captcha;
+    within_limit(
+        state,
+        "captcha_ip",
+        runtime.captcha_ip.check(ctx.client_ip),
+        limits.ip.dry_run,
+    )?;
+    let uid = user(runtime, headers)?;
+    within_limit(
+        state,
+        "captcha_uid",
+        runtime.captcha_uid.check(UserKey::of(uid.as_ref())),
+        limits.uid.dry_run,
+    )?;
+    Ok(uid)
+}
+
+/// `Ok` once `sale` exists and has started, by this edge's clock.
+async fn started(
+    state: &AppState,
+    runtime: &Runtime,
+    sale: i64,
+    request_id: &str,
+) -> Result<(), Response> {
+    let info = state
+        .sales
+        .get(&runtime.origins, sale, request_id)
+        .await
+        .map_err(|e| failed(state, e))?;
+    let now = clock::now();
+    if now < info.starts_at {
+        return Err(refused(
+            state,
+            Refusal::SaleNotStarted {
+                starts_at: info.starts_at,
+                now,
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// The user of the request and the image its handle points at, if the handle is theirs.
+fn handled_image(
+    state: &AppState,
+    headers: &HeaderMap,
+    handle: Result<Path<String>, PathRejection>,
+) -> Result<std::sync::Arc<crate::captcha::pool::Drawn>, Box<Response>> {
+    let runtime = state.runtime.load();
+    let uid = user(&runtime, headers).map_err(|r| Box::new(refused(state, r)))?;
+    let handle = handle.map(|Path(h)| h).unwrap_or_default();
+    runtime
+        .pow
+        .open_image_handle(&handle, uid.as_ref(), clock::unix_now())
+        .and_then(|at| state.images.get(at))
+        .ok_or_else(|| Box::new(failed(state, Error::ImageGone)))
+}
+
+/// The picture of an image captcha, for the holder of its challenge.
+pub async fn image(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    handle: Result<Path<String>, PathRejection>,
+) -> Response {
+    match handled_image(&state, &headers, handle) {
+        Ok(drawn) => (
             [
                 (header::CONTENT_TYPE, "image/png"),
-                (header::CACHE_CONTROL, "private, max-age=600, immutable"),
+                (header::CACHE_CONTROL, "private, no-store"),
             ],
             drawn.png.clone(),
         )
             .into_response(),
-        None => gone_image(),
+        Err(resp) => *resp,
     }
 }
 
 /// The audio alternative: the same characters read out, with fresh noise.
-pub async fn audio(State(state): State<AppState>, path: ImagePath) -> Response {
-    let (slot, generation) = match image_at(path) {
-        Ok(at) => at,
-        Err(e) => return e.into_response(),
-    };
-    let Some(drawn) = state.images.get(slot, generation) else {
-        return gone_image();
+pub async fn audio(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    handle: Result<Path<String>, PathRejection>,
+) -> Response {
+    let drawn = match handled_image(&state, &headers, handle) {
+        Ok(drawn) => drawn,
+        Err(resp) => return *resp,
     };
     match image::speak(&drawn.answer) {
         Some(wav) => (
@@ -85,29 +198,8 @@ pub async fn audio(State(state): State<AppState>, path: ImagePath) -> Response {
             wav,
         )
             .into_response(),
-        None => Error::Internal("captcha audio unavailable".into()).into_response(),
+        None => failed(&state, Error::Internal("captcha audio unavailable".into())),
     }
-}
-
-fn gone_image() -> Response {
-    Error::ImageGone.into_response()
-}
-
-/// The verified user, or the counted 401 to answer.
-fn user(state: &AppState, runtime: &Runtime, headers: &HeaderMap) -> Result<Uid, Box<Response>> {
-    runtime
-        .verifier
-        .verify(headers.get("authorization").and_then(|v| v.to_str().ok()))
-        .map_err(|e| {
-            let reason = e.reason();
-            Box::new(counted(
-                state,
-                "captcha",
-                "refused",
-                reason,
-                Refusal::Unauthorized { reason },
-            ))
-        })
 }
 
 pub async fn challenge(
@@ -117,82 +209,93 @@ pub async fn challenge(
     query: Result<Query<ChallengeQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let runtime = state.runtime.load();
-    let uid = match user(&state, &runtime, &headers) {
+    let uid = match admit(&state, &runtime, &ctx, &headers) {
         Ok(uid) => uid,
-        Err(resp) => return *resp,
+        Err(refusal) => return refused(&state, refusal),
     };
-    let answer = async {
-        let raw = query
-            .ok()
-            .and_then(|Query(q)| q.sale)
-            .ok_or_else(|| Error::bad_request("invalid_sale_id", "?sale=ID is required"))?;
-        let sale = super::sale_id(&raw)?;
-        state
-            .sales
-            .get(&runtime.origins, sale, &ctx.request_id)
-            .await?;
+    let sale = match query
+        .ok()
+        .and_then(|Query(q)| q.sale)
+        .ok_or_else(|| Error::bad_request("invalid_sale_id", "?sale=ID is required"))
+        .and_then(|raw| super::sale_id(&raw))
+    {
+        Ok(sale) => sale,
+        Err(e) => return failed(&state, e),
+    };
+    if let Err(resp) = started(&state, &runtime, sale, &ctx.request_id).await {
+        return resp;
+    }
+    // One user counts once a second towards the level, however many challenges they ask for.
+    if state
+        .distinct
+        .first_this_second(uid.as_ref(), tokio::time::Instant::now())
+    {
         state.difficulty.record();
-        let level = state.difficulty.current();
-        state.metrics.captcha_level(state.difficulty.level_index());
-        let cfg = &runtime.config.captcha;
-        let picture = if level.image {
-            let picked = match state.images.pick() {
-                Some(picked) => picked,
-                None => state
-                    .images
-                    .draw_now()
-                    .await
-                    .ok_or_else(|| Error::Internal("image captcha unavailable".into()))?,
-            };
-            Some(picked)
-        } else {
-            None
-        };
-        let now = clock::unix_now();
-        let challenge = runtime.pow.issue(
-            uid.as_ref(),
-            sale,
-            &level,
-            picture.as_ref().map(|p| p.drawn.answer.as_str()),
-            now,
-            cfg.challenge_ttl_seconds,
-        );
-        let image = picture.map(|p| {
-            let at = format!("{}/{}", p.slot, p.drawn.generation);
-            json!({
-                "png": format!("/api/captcha/image/{at}"),
-                "audio": format!("/api/captcha/audio/{at}"),
-            })
-        });
-        Ok::<_, Error>(Json(json!({
-            "challenge": challenge.token,
-            "difficulty": challenge.difficulty,
-            "expires_at": challenge.expires_at,
-            "level": state.difficulty.level_index(),
-            "image": image,
-        })))
     }
-    .await;
-    match answer {
-        Ok(resp) => counted(&state, "captcha", "served", "challenge", resp),
-        Err(e) => counted(&state, "captcha", "failed", e.code(), e),
-    }
+    let level = state.difficulty.current();
+    let index = state.difficulty.level_index();
+    state.metrics.captcha_level(index);
+    let cfg = &runtime.config.captcha;
+    let picked = if level.image {
+        match state
+            .images
+            .pick(image_wear(cfg), tokio::time::Instant::now())
+        {
+            Some(picked) => Some(picked),
+            None => {
+                tracing::warn!("every image captcha is worn: challenge refused for a second");
+                return refused(&state, Refusal::CaptchaBusy);
+            }
+        }
+    } else {
+        None
+    };
+    let now = clock::unix_now();
+    let challenge = runtime.pow.issue(
+        uid.as_ref(),
+        sale,
+        &level,
+        picked.as_ref().map(|p| p.drawn.answer.as_str()),
+        now,
+        cfg.challenge_ttl_seconds,
+    );
+    let image = picked.map(|p| {
+        let handle = runtime
+            .pow
+            .image_handle(uid.as_ref(), p.at, challenge.expires_at);
+        json!({
+            "png": format!("/api/captcha/image/{handle}"),
+            "audio": format!("/api/captcha/audio/{handle}"),
+        })
+    });
+    let answer = Json(json!({
+        "challenge": challenge.token,
+        "difficulty": challenge.difficulty,
+        "expires_at": challenge.expires_at,
+        "level": index,
+        "image": image,
+    }));
+    counted(&state, ROUTE, "served", "challenge", answer)
 }
 
 pub async fn solve(
     State(state): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
     headers: HeaderMap,
     body: Result<ApiJson<Solution>, Error>,
 ) -> Response {
     let runtime = state.runtime.load();
-    let uid = match user(&state, &runtime, &headers) {
+    let uid = match admit(&state, &runtime, &ctx, &headers) {
         Ok(uid) => uid,
-        Err(resp) => return *resp,
+        Err(refusal) => return refused(&state, refusal),
     };
     let body = match body {
         Ok(ApiJson(body)) => body,
-        Err(e) => return counted(&state, "captcha", "failed", e.code(), e),
+        Err(e) => return failed(&state, e),
     };
+    if let Err(resp) = started(&state, &runtime, body.sale, &ctx.request_id).await {
+        return resp;
+    }
     let now = clock::unix_now();
     let verified = match runtime.pow.verify(
         &body.challenge,
@@ -206,11 +309,8 @@ pub async fn solve(
         Err(e) => {
             let reason = e.reason();
             tracing::info!(%uid, sale = body.sale, reason, "captcha refused");
-            return counted(
+            return refused(
                 &state,
-                "captcha",
-                "refused",
-                reason,
                 Refusal::Forbidden {
                     code: "captcha_failed",
                     reason,
@@ -239,34 +339,31 @@ pub async fn solve(
     match first {
         Ok(Some(_)) => {}
         Ok(None) => {
-            return counted(
+            return refused(
                 &state,
-                "captcha",
-                "refused",
-                "challenge_spent",
                 Refusal::Forbidden {
                     code: "challenge_spent",
                     reason: "challenge_spent",
                 },
             );
         }
-        Err(e) => return counted(&state, "captcha", "failed", e.code(), e),
+        Err(e) => return failed(&state, e),
     }
-    match runtime.pass.issue(uid.as_ref(), body.sale, now) {
+    let earned = Earned {
+        difficulty: verified.difficulty,
+        image: verified.image,
+    };
+    match runtime.pass.issue(uid.as_ref(), body.sale, earned, now) {
         Ok(token) => counted(
             &state,
-            "captcha",
+            ROUTE,
             "served",
             "pass",
             Json(json!({
                 "pass_token": token,
                 "expires_at": now + runtime.config.captcha.pass_ttl_seconds,
-            }))
-            .into_response(),
+            })),
         ),
-        Err(e) => {
-            let e = Error::Internal(format!("pass token: {e}"));
-            counted(&state, "captcha", "failed", e.code(), e)
-        }
+        Err(e) => failed(&state, Error::Internal(format!("pass token: {e}"))),
     }
 }

@@ -9,6 +9,8 @@ mod dev;
 mod orders;
 mod sale;
 
+pub use captcha::{image_wear, pass_level};
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::{
@@ -23,7 +25,11 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::{error::Error, state::AppState};
+use crate::{
+    error::{Error, Refusal},
+    limits::{self, Decision},
+    state::AppState,
+};
 
 /// The public API.
 pub fn router(state: AppState) -> Router {
@@ -33,14 +39,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sales/{id}/status", get(sale::status))
         .route("/sale/{id}", get(sale::page))
         .route("/api/captcha", get(captcha::challenge).post(captcha::solve))
-        .route(
-            "/api/captcha/image/{slot}/{generation}",
-            get(captcha::image),
-        )
-        .route(
-            "/api/captcha/audio/{slot}/{generation}",
-            get(captcha::audio),
-        )
+        .route("/api/captcha/image/{handle}", get(captcha::image))
+        .route("/api/captcha/audio/{handle}", get(captcha::audio))
         .route("/api/sales/{id}/buy", post(buy::buy))
         .route("/api/dev/token", post(dev::token))
         .route("/api/orders/{id}", get(orders::get).delete(orders::cancel))
@@ -180,4 +180,25 @@ pub fn counted<R: IntoResponse>(
 ) -> Response {
     state.metrics.request(route, outcome, reason);
     answer.into_response()
+}
+
+/// A limit's decision: `Ok` to go on, or the 429 (a dry-run limit logs, counts and goes on).
+pub fn within_limit(
+    state: &AppState,
+    limit: &'static str,
+    decision: Decision,
+    dry_run: bool,
+) -> Result<(), Refusal> {
+    match decision {
+        Decision::Allow(_) => Ok(()),
+        Decision::Deny { .. } if dry_run => {
+            state.metrics.dry_run(limit);
+            tracing::info!(limit, "dry run: would be rate limited");
+            Ok(())
+        }
+        deny @ Decision::Deny { .. } => Err(Refusal::RateLimited {
+            limit,
+            headers: limits::headers(&deny),
+        }),
+    }
 }

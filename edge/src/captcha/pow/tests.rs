@@ -131,7 +131,9 @@ fn a_solved_challenge_verifies() {
         verified,
         VerifiedChallenge {
             id: c.id,
-            expires_at: NOW + TTL
+            expires_at: NOW + TTL,
+            difficulty: 8,
+            image: false,
         }
     );
     // An answer given to a challenge without image is ignored.
@@ -454,4 +456,44 @@ fn leading_zero_bits_and_the_solver() {
     for n in [0, 7, 10, 12_345, u64::MAX] {
         assert_eq!(decimal_digits(n, &mut buf), n.to_string().as_bytes());
     }
+}
+
+#[test]
+fn a_previous_secret_verifies_what_it_signed_and_signs_nothing_new() {
+    const OLD: &[u8] = b"the-old-captcha-secret-0123456789abcdef";
+    let old = PowSigner::new(OLD);
+    let rotated = PowSigner::new(SECRET).accepting(&[OLD]);
+    // A challenge handed out before the rotation, with its image answer, still solves.
+    let before = old.issue("alice", 42, &level(4, true), Some("AC3X9"), NOW, TTL);
+    let nonce = solve(&before.token, 4);
+    let verified = rotated
+        .verify(&before.token, "alice", 42, &nonce, Some("ac3x9"), NOW)
+        .unwrap();
+    assert_eq!((verified.difficulty, verified.image), (4, true));
+    assert_eq!(
+        rotated.verify(&before.token, "alice", 42, &nonce, Some("AC3X7"), NOW),
+        Err(CaptchaError::WrongAnswer),
+        "the answer is checked under the secret that signed the challenge"
+    );
+    // ... until it expires, like any challenge.
+    assert_eq!(
+        rotated.verify(&before.token, "alice", 42, &nonce, Some("AC3X9"), NOW + TTL),
+        Err(CaptchaError::Expired)
+    );
+    // New challenges are signed with the current secret only: the old one alone refuses them.
+    let after = rotated.issue("alice", 42, &level(4, false), None, NOW, TTL);
+    let nonce = solve(&after.token, 4);
+    assert!(PowSigner::new(SECRET)
+        .verify(&after.token, "alice", 42, &nonce, None, NOW)
+        .is_ok());
+    assert_eq!(
+        old.verify(&after.token, "alice", 42, &nonce, None, NOW),
+        Err(CaptchaError::BadSignature)
+    );
+    // Once the old secret is dropped from previous_secrets, what it signed is refused.
+    let nonce = solve(&before.token, 4);
+    assert_eq!(
+        PowSigner::new(SECRET).verify(&before.token, "alice", 42, &nonce, Some("AC3X9"), NOW),
+        Err(CaptchaError::BadSignature)
+    );
 }
