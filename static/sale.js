@@ -15,8 +15,13 @@
  * - the user: a JWT in localStorage `flash.jwt`; when missing or expired, the edge's dev endpoint
  *   mints one for a random uid kept in `flash.uid` (404 there means production: "log in");
  * - the purchase: captcha challenge, proof of work in static/pow-worker.js (plus the image or
- *   audio answer when asked), pass token, buy; every answer is told in words, and an order is
- *   remembered per sale (`flash.order.ID`) so a reload still shows it;
+ *   audio answer when asked: both fetched with the user's token through the challenge's handle,
+ *   shown from blob: URLs), pass token, buy; every answer is told in words, and an order is
+ *   remembered per sale (`flash.order.ID`) so a reload still shows it. What only asks for a
+ *   moment is retried without a word: a challenge refused because this edge's clock has not
+ *   reached the start yet (409 sale_not_started) or every image is in use (503 captcha_busy),
+ *   and a pass refused because the captcha got harder since it was earned (403
+ *   pass_level_too_low: solved again at the new level);
  * - the hold: an order is a hold until its expires_at; the time left to pay ticks under the
  *   result, and when it runs out the order is read again, so a lapsed hold is told (the unit
  *   went back to the sale) and the button offers the sale again, without a reload;
@@ -47,6 +52,9 @@
   const SOLD_OUT_TEXT = "Sold out. If a unit comes back, this page will offer it.";
   const TOKEN_KEY = "flash.jwt";
   const UID_KEY = "flash.uid";
+  // Retries of a purchase step that only asks for a moment (see above), then it is told.
+  const MAX_QUIET_RETRIES = 3;
+  const MAX_QUIET_WAIT_MS = 5000;
 
   const root = document.getElementById("sale");
   if (!root) return;
@@ -698,17 +706,56 @@
 
   /* --- the captcha --- */
 
+  // blob: URLs of the image captcha shown now, revoked when it is hidden.
+  let mediaUrls = [];
+
   function hideCaptcha() {
     ui.captcha.hidden = true;
     ui.imageForm.hidden = true;
     ui.image.removeAttribute("src");
     ui.audio.removeAttribute("src");
+    mediaUrls.forEach((url) => URL.revokeObjectURL(url));
+    mediaUrls = [];
     ui.answer.value = "";
     ui.imageForm.onsubmit = null;
     setText(ui.progress, "");
   }
 
   class CheckExpired extends Error {}
+  class ImageGone extends Error {}
+
+  /** A blob: URL of the captcha media at `path`, fetched with the user's token. */
+  async function mediaUrl(path) {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), REQUEST_TIMEOUT_MS);
+    try {
+      const response = await fetch(path, {
+        headers: { Authorization: `Bearer ${token}` },
+        cache: "no-store",
+        credentials: "same-origin",
+        signal: abort.signal,
+      });
+      if (!response.ok) throw new ImageGone();
+      const url = URL.createObjectURL(await response.blob());
+      mediaUrls.push(url);
+      return url;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Shows the challenge's picture (awaited) and its audio (in the background). */
+  async function showImage(image) {
+    ui.image.src = await mediaUrl(image.png);
+    mediaUrl(image.audio).then(
+      (url) => {
+        if (mediaUrls.includes(url)) ui.audio.src = url; // not hidden (and revoked) meanwhile
+      },
+      () => {
+        /* the picture is there; the audio is a bonus */
+      }
+    );
+  }
 
   /** Solves `challenge`: {nonce, answer}, answer only when an image was asked for. */
   function solveCaptcha(challenge) {
@@ -770,8 +817,6 @@
         reject(new Error("worker failed"));
       };
       if (needsAnswer) {
-        ui.image.src = challenge.image.png;
-        ui.audio.src = challenge.image.audio;
         ui.imageForm.hidden = false;
         ui.imageForm.onsubmit = (event) => {
           event.preventDefault();
@@ -830,7 +875,7 @@
         remember(order);
         showOrder(order, true);
       }
-    } else if (status === 409 && code === "not_started") {
+    } else if (status === 409 && (code === "not_started" || code === "sale_not_started")) {
       setResult("The sale has not started yet. Try again in a moment.", "info");
     } else if (status === 410 && code === "ended") {
       sale.state = "ended"; // render() tells it
@@ -848,6 +893,8 @@
       setResult("The characters did not match. Please try again.", "error");
     } else if (status === 403) {
       setResult("The check failed, please try again.", "error");
+    } else if (status === 503 && code === "captcha_busy") {
+      setResult("Many people are buying right now, please try again in a moment.", "error");
     } else if (status === 404 && code === "captcha_image_gone") {
       setResult("The picture expired. Please try again.", "error");
     } else if (status === 404 && code === "unknown_sale") {
@@ -863,6 +910,30 @@
     refresh();
   }
 
+  /** How long the edge asks to wait: until the sale's start by its clock, else Retry-After. */
+  function quietWaitMs(answer) {
+    const data = answer.data || {};
+    const starts = parseTime(data.starts_at);
+    const now = parseTime(data.server_time);
+    const ms = starts !== null && now !== null ? starts - now + 20 : retryAfterSeconds(answer.headers) * 1000;
+    return Math.min(MAX_QUIET_WAIT_MS, Math.max(20, ms));
+  }
+
+  /**
+   * A challenge, asked again without a word when the edge only asks for a moment: its clock has
+   * not reached the start yet (it may be a little behind this page's), or every image is in use.
+   */
+  async function fetchChallenge() {
+    for (let tries = 0; ; tries++) {
+      const answer = await api(`/api/captcha?sale=${sale.id}`, { auth: true });
+      const code = answer.data && answer.data.error;
+      const quiet =
+        (answer.status === 409 && code === "sale_not_started") || (answer.status === 503 && code === "captcha_busy");
+      if (!quiet || tries >= MAX_QUIET_RETRIES) return answer;
+      await new Promise((resolve) => setTimeout(resolve, quietWaitMs(answer)));
+    }
+  }
+
   async function purchase() {
     if (busy) return;
     working("Checking you are a person…");
@@ -872,31 +943,42 @@
         setResult("Please log in to the shop.", "error");
         return;
       }
-      const challenge = await api(`/api/captcha?sale=${sale.id}`, { auth: true });
-      if (challenge.status !== 200 || !challenge.data || typeof challenge.data.challenge !== "string") {
-        explain(challenge);
+      for (let round = 0; ; round++) {
+        const challenge = await fetchChallenge();
+        if (challenge.status !== 200 || !challenge.data || typeof challenge.data.challenge !== "string") {
+          explain(challenge);
+          return;
+        }
+        if (challenge.data.image && challenge.data.image.png) await showImage(challenge.data.image);
+        const solved = await solveCaptcha(challenge.data);
+        const solution = { sale: sale.id, challenge: challenge.data.challenge, nonce: solved.nonce };
+        if (solved.answer) solution.answer = solved.answer;
+        const pass = await api("/api/captcha", { method: "POST", body: solution, auth: true });
+        if (pass.status !== 200 || !pass.data || typeof pass.data.pass_token !== "string") {
+          explain(pass);
+          return;
+        }
+        working("Buying…");
+        const bought = await api(`/api/sales/${sale.id}/buy`, {
+          method: "POST",
+          body: { pass_token: pass.data.pass_token },
+          auth: true,
+        });
+        const code = bought.data && bought.data.error;
+        if (bought.status === 403 && code === "pass_level_too_low" && round < MAX_QUIET_RETRIES) {
+          // The captcha got harder since the pass was earned: solve it again at the new level.
+          hideCaptcha();
+          working("Checking you are a person…");
+          continue;
+        }
+        explain(bought);
         return;
       }
-      const solved = await solveCaptcha(challenge.data);
-      const solution = { sale: sale.id, challenge: challenge.data.challenge, nonce: solved.nonce };
-      if (solved.answer) solution.answer = solved.answer;
-      const pass = await api("/api/captcha", { method: "POST", body: solution, auth: true });
-      if (pass.status !== 200 || !pass.data || typeof pass.data.pass_token !== "string") {
-        explain(pass);
-        return;
-      }
-      working("Buying…");
-      const bought = await api(`/api/sales/${sale.id}/buy`, {
-        method: "POST",
-        body: { pass_token: pass.data.pass_token },
-        auth: true,
-      });
-      explain(bought);
     } catch (error) {
-      setResult(
-        error instanceof CheckExpired ? "The check took too long, please try again." : "The shop is busy, try again in a moment.",
-        "error"
-      );
+      let text = "The shop is busy, try again in a moment.";
+      if (error instanceof CheckExpired) text = "The check took too long, please try again.";
+      else if (error instanceof ImageGone) text = "The picture expired. Please try again.";
+      setResult(text, "error");
     } finally {
       hideCaptcha();
       busy = null;

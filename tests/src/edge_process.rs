@@ -43,6 +43,13 @@ pub struct EdgeOptions {
     pub origin_timeout_ms: u64,
     pub retry_dead_after_ms: u64,
     pub pass_ttl_seconds: u64,
+    /// `[limits.captcha.ip]` and `[limits.captcha.uid]` as `(per_second, burst)`: generous by
+    /// default, so that tests earning many passes are not limited.
+    pub captcha_ip: (f64, u32),
+    pub captcha_uid: (f64, u32),
+    /// `captcha.image_serves` and `captcha.image_max_age_seconds`.
+    pub image_serves: u32,
+    pub image_max_age_seconds: u64,
     /// `EDGE_LOG`: debug for the tests (their failures print the log), the shipped `info` for
     /// the benchmark.
     pub log: &'static str,
@@ -66,6 +73,10 @@ impl Default for EdgeOptions {
             origin_timeout_ms: 1000,
             retry_dead_after_ms: 200,
             pass_ttl_seconds: 60,
+            captcha_ip: (10_000.0, 10_000),
+            captcha_uid: (10_000.0, 10_000),
+            image_serves: 200,
+            image_max_age_seconds: 60,
             log: "info,edge=debug",
         }
     }
@@ -94,14 +105,19 @@ impl EdgeOptions {
              [identity]\nalgorithm = \"HS256\"\nkey = \"{USER_JWT_SECRET}\"\n\
              [captcha]\nsecret = \"{CAPTCHA_SECRET}\"\npass_ttl_seconds = {}\nlevels = [{levels}]\n\
              window_seconds = {}\ncooldown_seconds = {}\n\
+             image_serves = {}\nimage_max_age_seconds = {}\n\
              [limits.ip]\nper_second = {:?}\nburst = {}\ndry_run = {}\n\
              [limits.uid]\nper_second = {:?}\nburst = {}\ndry_run = {}\n\
-             [limits.global]\nper_second = {}\nlease = {}\ndry_run = {}\n",
+             [limits.global]\nper_second = {}\nlease = {}\ndry_run = {}\n\
+             [limits.captcha.ip]\nper_second = {:?}\nburst = {}\n\
+             [limits.captcha.uid]\nper_second = {:?}\nburst = {}\n",
             self.origin_timeout_ms,
             self.retry_dead_after_ms,
             self.pass_ttl_seconds,
             self.captcha_window_seconds,
             self.captcha_cooldown_seconds,
+            self.image_serves,
+            self.image_max_age_seconds,
             self.ip_per_second,
             self.ip_burst,
             self.ip_dry_run,
@@ -111,6 +127,10 @@ impl EdgeOptions {
             self.global_per_second,
             self.global_lease,
             self.global_dry_run,
+            self.captcha_ip.0,
+            self.captcha_ip.1,
+            self.captcha_uid.0,
+            self.captcha_uid.1,
         )
     }
 }
