@@ -622,8 +622,9 @@ async fn a_visitor_counts_down_buys_the_last_unit_and_another_page_turns_sold_ou
 
     a_lapsed_hold_comes_back_to_both_pages(&world, &alice, &bob, &shots).await;
 
-    // The image captcha (the level for a bot attack): a picture, its audio and a labelled box;
-    // a wrong answer is told in words and the button comes back.
+    // The image captcha (the level for a bot attack): a picture, its audio and a labelled box,
+    // both fetched with the user's token (shown from blob: URLs); a wrong answer is told in
+    // words and the button comes back.
     world.edge.write_config(&edge_options(true)).unwrap();
     world.edge.sighup().unwrap();
     wait::until("config reloaded", Duration::from_secs(10), || {
@@ -650,7 +651,8 @@ async fn a_visitor_counts_down_buys_the_last_unit_and_another_page_turns_sold_ou
                 r#"const img = document.getElementById("captcha-image");
                    return !document.getElementById("image-captcha").hidden && img.complete
                        && img.naturalWidth > 0 && document.activeElement.id === "captcha-answer"
-                       && document.getElementById("captcha-audio").src.includes("/api/captcha/audio/");"#,
+                       && img.src.startsWith("blob:")
+                       && document.getElementById("captcha-audio").src.startsWith("blob:");"#,
                 vec![],
             )
             .await?;
