@@ -93,7 +93,8 @@ pub struct IdentityConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Level {
-    /// Challenge requests per second (all sales, this edge) from which this level applies.
+    /// Distinct users asking for challenges per second (all sales, this edge; each user counts
+    /// once a second) from which this level applies.
     pub from_rate: u32,
     /// Leading zero bits the proof of work must find.
     pub difficulty: u8,
@@ -116,7 +117,7 @@ pub struct CaptchaConfig {
     pub pass_ttl_seconds: u64,
     /// Difficulty levels by live request rate, lowest first; the first must start at 0.
     pub levels: Vec<Level>,
-    /// Window over which the live rate is measured.
+    /// Window over which the live rate of distinct users is measured.
     pub window_seconds: u64,
     /// How long the rate must stay below a level's threshold before the level drops.
     pub cooldown_seconds: u64,

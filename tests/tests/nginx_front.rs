@@ -38,7 +38,7 @@ use tokio::time::Instant;
 
 /// The Content-Security-Policy the sale page needs, and nothing more.
 const CSP: &str = "default-src 'none'; script-src 'self'; worker-src 'self'; style-src 'self'; \
-                   img-src 'self'; media-src 'self'; connect-src 'self'; base-uri 'none'; \
+                   img-src 'self' blob:; media-src 'self' blob:; connect-src 'self'; base-uri 'none'; \
                    form-action 'self'; frame-ancestors 'none'";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
