@@ -685,24 +685,24 @@ async fn bad_input_gets_a_clear_4xx_and_never_a_panic() {
         ),
         (
             "GET",
-            format!("{url}/api/captcha/image/x/y"),
+            format!("{url}/api/captcha/image/x.y"),
             None,
-            "image path not numbers",
-            400,
+            "image handle not one",
+            404,
         ),
         (
             "GET",
-            format!("{url}/api/captcha/audio/1/-2"),
+            format!("{url}/api/captcha/audio/1.-2.3.x"),
             None,
-            "audio path with a negative generation",
-            400,
+            "audio handle with a negative draw",
+            404,
         ),
         (
             "GET",
-            format!("{url}/api/captcha/image/99999999999999999999999/1"),
+            format!("{url}/api/captcha/image/99999999999999999999999.0000000000000001.1.AAAAAAAAAAAAAAAAAAAAAA"),
             None,
             "image slot out of range",
-            400,
+            404,
         ),
         ("GET", format!("{url}/nowhere"), None, "unknown route", 404),
         ("DELETE", buy_url.clone(), None, "wrong method", 405),
@@ -758,16 +758,22 @@ async fn image_level_hands_out_a_picture_and_its_audio_and_checks_the_answer() {
     let sale = world.stack.create_sale(5).await.unwrap();
     let url = world.edge(0).url();
     let alice = jwt("alice");
-    let challenge: Value = world
-        .http()
-        .get(format!("{url}/api/captcha?sale={sale}"))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // The pool draws its first images at `images_per_second`: until then, 503 captcha_busy.
+    let served = std::sync::Mutex::new(Value::Null);
+    wait::until("an image challenge", Duration::from_secs(10), || async {
+        let resp = world
+            .http()
+            .get(format!("{url}/api/captcha?sale={sale}"))
+            .bearer_auth(&alice)
+            .send()
+            .await?;
+        let ok = resp.status() == 200;
+        *served.lock().unwrap() = resp.json().await?;
+        Ok(ok)
+    })
+    .await
+    .unwrap();
+    let challenge = served.into_inner().unwrap();
     let png = challenge["image"]["png"].as_str().unwrap();
     let audio = challenge["image"]["audio"].as_str().unwrap();
     for (path, mime, magic) in [
@@ -777,6 +783,7 @@ async fn image_level_hands_out_a_picture_and_its_audio_and_checks_the_answer() {
         let resp = world
             .http()
             .get(format!("{url}{path}"))
+            .bearer_auth(&alice)
             .send()
             .await
             .unwrap();
@@ -1195,7 +1202,7 @@ async fn ip_and_global_dry_runs_count_and_log_but_let_requests_through() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_captcha_level_gauge_falls_after_the_cool_down_without_a_challenge() {
-    // Level 1 from 3 challenges a second, measured over 1 s, left after 1 calm second.
+    // Level 1 from 3 users a second, measured over 1 s, left after 1 calm second.
     let options = EdgeOptions {
         levels: vec![(0, 8, false), (3, 9, false)],
         captcha_window_seconds: 1,
@@ -1205,7 +1212,7 @@ async fn the_captcha_level_gauge_falls_after_the_cool_down_without_a_challenge()
     let world = World::start(1, options).await;
     let sale = world.stack.create_sale(5).await.unwrap();
     let edge = world.edge(0);
-    let alice = jwt("alice");
+    let users: Vec<String> = (0..10).map(|i| jwt(&format!("user-{i}"))).collect();
     let level = || async {
         edge.metric(world.http(), "edge_captcha_level", &[])
             .await
@@ -1216,11 +1223,11 @@ async fn the_captcha_level_gauge_falls_after_the_cool_down_without_a_challenge()
         Duration::from_secs(10),
         || async {
             let mut top = 0;
-            for _ in 0..10 {
+            for user in &users {
                 let challenge: Value = world
                     .http()
                     .get(format!("{}/api/captcha?sale={sale}", edge.url()))
-                    .bearer_auth(&alice)
+                    .bearer_auth(user)
                     .send()
                     .await?
                     .json()
