@@ -1,13 +1,14 @@
 //! The per-IP limit, in this edge's memory: governor's keyed GCRA (a `DashMap` of one 8-byte
-//! state per address) over `tokio::time`. IPv4 addresses are keyed as they are (an IPv4-mapped
+//! state per key) over `tokio::time`. IPv4 addresses are keyed as they are (an IPv4-mapped
 //! IPv6 address counts as its IPv4 address); IPv6 addresses by their /64, the block one host is
-//! usually given, so that a host cannot walk its own /64 to get a fresh bucket per request.
+//! usually given, so that a host cannot walk its own /64 to get a fresh bucket per request. The
+//! same limiter counts by user ([`UserKey`]) for the captcha endpoints' per-user limit.
 //!
-//! Memory stays bounded: an address's state is dropped by [`IpLimiter::housekeeping`] once it is
+//! Memory stays bounded: a key's state is dropped by [`KeyedLimiter::housekeeping`] once it is
 //! indistinguishable from a fresh one (governor keeps it one interval longer: at most
-//! `(burst + 1) / per_second` after its last request), so the map holds at most the addresses
-//! seen in that window plus one housekeeping period: memory follows the rate of new addresses,
-//! not their total.
+//! `(burst + 1) / per_second` after its last request), so the map holds at most the keys seen
+//! in that window plus one housekeeping period: memory follows the rate of new addresses (or
+//! users), not their total.
 
 use std::{
     hash::{BuildHasher, Hash},
@@ -154,7 +155,7 @@ impl<K: Bucket, C: Clock + Clone> KeyedLimiter<K, C> {
     }
 
     /// The config this limiter was built from. A reload keeps the limiter (and its state) when
-    /// [`IpLimiter::same_quota`] holds for the new config, and builds a new one otherwise.
+    /// [`KeyedLimiter::same_quota`] holds for the new config, and builds a new one otherwise.
     pub fn config(&self) -> &RateConfig {
         &self.config
     }
@@ -219,7 +220,7 @@ impl<K: Bucket, C: Clock + Clone> KeyedLimiter<K, C> {
 impl<K: Bucket + Send + Sync + 'static, C: Clock + Clone + Send + Sync + 'static>
     KeyedLimiter<K, C>
 {
-    /// Runs [`IpLimiter::housekeeping`] every `every` until the limiter is dropped (a reload
+    /// Runs [`KeyedLimiter::housekeeping`] every `every` until the limiter is dropped (a reload
     /// that changed the quota drops the old one, and its task ends with it).
     pub fn spawn_housekeeping(self: &Arc<Self>, every: Duration) -> JoinHandle<()> {
         let limiter: Weak<Self> = Arc::downgrade(self);
