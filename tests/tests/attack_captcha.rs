@@ -412,3 +412,43 @@ async fn finding_5_no_pass_before_the_start_and_none_below_the_level() {
     let (status, body) = world.buy(&bob, open, &earned).await;
     assert_eq!(status, 200, "re-solved at the new level: {body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn finding_2_an_image_serves_a_bounded_number_of_challenges() {
+    let world = World::start(EdgeOptions {
+        levels: vec![(0, 4, true)],
+        image_serves: 2,
+        ..EdgeOptions::default()
+    })
+    .await;
+    let sale = world.sale(5, Duration::ZERO).await;
+    let users: Vec<String> = (0..100)
+        .map(|i| shopper::jwt(&format!("harvester-{i}")).unwrap())
+        .collect();
+    let mut served: std::collections::HashMap<String, usize> = Default::default();
+    let mut busy = 0;
+    // A harvest in waves, while the pool draws: each image is handed to two challenges at most,
+    // and a challenge finding every image worn is told to come back (503), never given one.
+    for wave in 0..5 {
+        let ip = format!("10.7.{wave}.1");
+        let answers = join_all(users.iter().map(|jwt| world.challenge(jwt, sale, &ip))).await;
+        for (status, headers, body) in answers {
+            match status {
+                200 => {
+                    let png = body["image"]["png"].as_str().unwrap();
+                    let handle = png.rsplit('/').next().unwrap();
+                    let image: Vec<&str> = handle.split('.').take(2).collect();
+                    *served.entry(image.join(".")).or_default() += 1;
+                }
+                503 => {
+                    assert_eq!(body["error"], "captcha_busy", "{body}");
+                    assert_eq!(headers["retry-after"], "1");
+                    busy += 1;
+                }
+                other => panic!("{other}: {body}"),
+            }
+        }
+    }
+    assert!(!served.is_empty() && busy > 0, "{served:?}, {busy} busy");
+    assert!(served.values().all(|&n| n <= 2), "{served:?}");
+}
