@@ -96,7 +96,8 @@ impl EdgeOptions {
              window_seconds = {}\ncooldown_seconds = {}\n\
              [limits.ip]\nper_second = {:?}\nburst = {}\ndry_run = {}\n\
              [limits.uid]\nper_second = {:?}\nburst = {}\ndry_run = {}\n\
-             [limits.global]\nper_second = {}\nlease = {}\ndry_run = {}\n",
+             [limits.global]\nper_second = {}\nlease = {}\ndry_run = {}\n\
+             [payments]\ndev_webhook_secret = \"{}\"\n",
             self.origin_timeout_ms,
             self.retry_dead_after_ms,
             self.pass_ttl_seconds,
@@ -111,6 +112,7 @@ impl EdgeOptions {
             self.global_per_second,
             self.global_lease,
             self.global_dry_run,
+            crate::origin_process::PAYMENT_WEBHOOK_SECRET,
         )
     }
 }
