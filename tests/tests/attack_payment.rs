@@ -98,6 +98,9 @@ impl World {
     }
 }
 
+/// A webhook sent as is: its name, (raw body, signature header), the status and code expected.
+type Case<'a> = (&'a str, (String, Option<String>), u16, &'a str);
+
 fn jwt(uid: &str) -> String {
     flash_tests::shopper::jwt(uid).unwrap()
 }
@@ -166,7 +169,7 @@ async fn finding_4_forged_stale_and_mismatched_webhooks_are_refused_with_the_boo
     // 310 s ahead: still beyond the 300 s tolerance when this request is sent seconds later.
     let future = payments::signed_with(&good, PAYMENT_WEBHOOK_SECRET, now + 310);
     let forged = payments::signed_with(&good, "a-guessed-secret-of-32-bytes-or-more!!", now);
-    let cases: Vec<(&str, (String, Option<String>), u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "no signature",
             (body.clone(), None),
