@@ -577,7 +577,7 @@ async fn another_users_order_and_an_unknown_one_are_both_404_through_the_edge() 
         (
             "GET",
             format!("{url}/api/orders/{order}"),
-            None,
+            None::<Value>,
             &mallory,
             404,
             "unknown_order",
