@@ -216,6 +216,12 @@ async fn finding_4_forged_stale_and_mismatched_webhooks_are_refused_with_the_boo
             "stale_timestamp",
         ),
         (
+            "over the edge's 4 KiB body limit (under nginx's 8 KiB)",
+            (format!("{body:<6000}"), Some(signature.clone())),
+            413,
+            "body_too_large",
+        ),
+        (
             "dated 310 s ahead",
             (future.0, Some(future.1)),
             401,
