@@ -22,6 +22,9 @@
  *   reached the start yet (409 sale_not_started) or every image is in use (503 captcha_busy),
  *   and a pass refused because the captcha got harder since it was earned (403
  *   pass_level_too_low: solved again at the new level);
+ * - the payment: "Pay now" goes to the shop's checkout (its URL from the page's template), or in
+ *   dev mode asks the edge to sign the payment service's webhook; back from the checkout, the
+ *   order is read again until the service's webhook has paid it;
  * - the hold: an order is a hold until its expires_at; the time left to pay ticks under the
  *   result, and when it runs out the order is read again, so a lapsed hold is told (the unit
  *   went back to the sale) and the button offers the sale again, without a reload;
@@ -303,31 +306,43 @@
     }
   }
 
-  /** The pay button: shown while the order is a live hold. */
+  // How "Pay now" pays, from the page's template (the edge's config, never a request): the
+  // shop's checkout URL ({order} and {return} filled in here), else dev mode's POST /api/dev/pay,
+  // which signs the payment service's webhook on the edge. The order is paid only when the
+  // payment service's signed webhook reaches the origin; back from the checkout, the page reads
+  // the order again until it is no longer pending.
+  const checkoutUrl = /^https?:\/\//.test(root.dataset.checkout || "") ? root.dataset.checkout : "";
+  const devPay = root.dataset.devPay === "true";
+  const CHECKOUT_WAIT_MS = 60000;
+
+  /** The pay button: shown while the order is a live hold and there is a way to pay. */
   function showPay(order, details) {
     if (!ui.pay) return;
-    const payable = details && details.status === "pending";
+    const payable = details && details.status === "pending" && (checkoutUrl !== "" || devPay);
     ui.pay.hidden = !payable;
     ui.pay.disabled = !payable;
     ui.pay.dataset.order = payable ? String(order.order_id) : "";
   }
 
-  /** Pays the held order (a demo payment id: the shop's payment provider would give one). */
+  /** Pays the held order: to the shop's checkout, or in dev mode through the signed dev path. */
   async function pay() {
     const orderId = ui.pay.dataset.order;
     if (!orderId) return;
+    if (checkoutUrl) {
+      store.set(`flash.checkout.${orderId}`, String(Date.now()));
+      const back = `${location.origin}/sale/${encodeURIComponent(sale.id)}`;
+      location.assign(
+        checkoutUrl.split("{order}").join(encodeURIComponent(orderId)).split("{return}").join(encodeURIComponent(back)),
+      );
+      return;
+    }
     ui.pay.disabled = true;
     ui.pay.setAttribute("aria-busy", "true");
     setResult("Paying…", "info");
-    let paymentId = store.get(`flash.payment.${orderId}`);
-    if (!paymentId) {
-      paymentId = `demo-${orderId}-${Math.random().toString(36).slice(2, 10)}`;
-      store.set(`flash.payment.${orderId}`, paymentId);
-    }
     try {
-      const answer = await api(`/api/orders/${encodeURIComponent(orderId)}/pay`, {
+      const answer = await api("/api/dev/pay", {
         method: "POST",
-        body: { payment_id: paymentId },
+        body: { order_id: Number(orderId) },
         auth: true,
       });
       const code = answer.data && answer.data.error;
@@ -363,10 +378,42 @@
     }
   }
 
+  /**
+   * Back from the shop's checkout: the payment service's webhook may come a little after the
+   * buyer. Reads the order again (doubling waits) until it is no longer pending, for a minute.
+   */
+  async function awaitCheckout(order, already) {
+    const key = `flash.checkout.${order.order_id}`;
+    const left = Number(store.get(key) || 0) + CHECKOUT_WAIT_MS - Date.now();
+    if (!(left > 0)) {
+      store.remove(key);
+      return;
+    }
+    setResult(`Waiting for the payment of order ${order.order_id} to be confirmed…`, "info");
+    let wait = LAPSE_RETRY_MS;
+    const until = Date.now() + left;
+    while (Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      wait = Math.min(MAX_BACKOFF_MS, wait * 2);
+      const details = await orderDetails(order.order_id);
+      if (details && details.status !== "pending") {
+        store.remove(key);
+        applyOrder(order, already, details, false);
+        return;
+      }
+    }
+    store.remove(key);
+    applyOrder(order, already, await orderDetails(order.order_id), false);
+  }
+
   /** Shows the remembered `order` as it stands now; forgets it once cancelled or rejected. */
   async function showOrder(order, already) {
     setResult(orderText(order, already), "success");
-    applyOrder(order, already, await orderDetails(order.order_id), false);
+    const details = await orderDetails(order.order_id);
+    applyOrder(order, already, details, false);
+    if (details && details.status === "pending" && store.get(`flash.checkout.${order.order_id}`)) {
+      awaitCheckout(order, already);
+    }
   }
 
   /**

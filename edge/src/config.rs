@@ -17,6 +17,7 @@ pub struct Config {
     pub captcha: CaptchaConfig,
     pub limits: LimitsConfig,
     pub pages: PagesConfig,
+    pub payments: PaymentsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -186,6 +187,43 @@ pub struct PagesConfig {
     pub final_max_age_seconds: u32,
     /// `max-age` of the sale page.
     pub page_max_age_seconds: u32,
+}
+
+/// How a buyer pays: the shop's checkout page, and in dev mode a stand-in for the payment
+/// service. Payment itself is confirmed only by the service's signed webhook, which the edge
+/// passes to the origin (`POST /api/payments/webhook`) without holding its secret.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentsConfig {
+    /// The shop's checkout page for an order: an `https://` (or `http://`) URL with `{order}`
+    /// (the order id) and optionally `{return}` (the sale page to come back to), both filled in
+    /// and URL-encoded by the page. Unset: the page offers no checkout (dev mode pays itself).
+    pub checkout_url: Option<String>,
+    /// Dev mode only: a copy of the origin's `payments.webhook_secret`, with which
+    /// `POST /api/dev/pay` signs a webhook as the payment service would (at least 32 bytes).
+    /// Never set in production: there the secret lives on the origins only.
+    pub dev_webhook_secret: Option<String>,
+}
+
+impl PaymentsConfig {
+    /// Why `checkout_url` is not a usable template, if it is not.
+    fn checkout_problem(&self) -> Option<&'static str> {
+        let url = self.checkout_url.as_deref()?;
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Some("must start with https:// (or http://)");
+        }
+        if !url.contains("{order}") {
+            return Some("must contain {order}");
+        }
+        let filled = url.replace("{order}", "1").replace("{return}", "x");
+        if filled.contains(['{', '}']) {
+            return Some("knows only the placeholders {order} and {return}");
+        }
+        if url.len() > 2048 || filled.parse::<http::Uri>().is_err() {
+            return Some("must be a URL of at most 2048 bytes");
+        }
+        None
+    }
 }
 
 impl Default for HttpConfig {
@@ -551,6 +589,17 @@ impl Config {
             "pages.sold_out_max_age_seconds",
             "must be at least pages.status_max_age_seconds",
         );
+        if let Some(rule) = self.payments.checkout_problem() {
+            problems.push(format!("payments.checkout_url: {rule}"));
+        }
+        if self
+            .payments
+            .dev_webhook_secret
+            .as_ref()
+            .is_some_and(|s| s.len() < 32)
+        {
+            problems.push("payments.dev_webhook_secret: must be at least 32 bytes".into());
+        }
         problems
     }
 }
@@ -681,6 +730,41 @@ mod tests {
         let err = Config::parse(&text, "t").unwrap_err().to_string();
         assert!(err.contains("captcha.previous_secrets[1]"), "{err}");
         assert!(!err.contains("captcha.previous_secrets[0]"), "{err}");
+    }
+
+    #[test]
+    fn payments_checkout_url_and_dev_secret_are_checked() {
+        let base = "[identity]\nkey = \"0123456789abcdef0123456789abcdef\"\n\
+                    [captcha]\nsecret = \"0123456789abcdef0123456789abcdef\"\n[payments]\n";
+        for (payments, ok) in [
+            ("", true),
+            (
+                "checkout_url = \"https://shop.example/checkout?order={order}&return={return}\"",
+                true,
+            ),
+            ("checkout_url = \"http://127.0.0.1:9/pay/{order}\"", true),
+            ("checkout_url = \"https://shop.example/checkout\"", false),
+            ("checkout_url = \"javascript:alert(1)//{order}\"", false),
+            (
+                "checkout_url = \"https://shop.example/{order}/{uid}\"",
+                false,
+            ),
+            ("checkout_url = \"https://shop example/{order}\"", false),
+            (
+                "dev_webhook_secret = \"0123456789abcdef0123456789abcdef\"",
+                true,
+            ),
+            ("dev_webhook_secret = \"short\"", false),
+        ] {
+            let field = payments.split(' ').next().unwrap_or_default();
+            match Config::parse(&format!("{base}{payments}\n"), "t") {
+                Ok(_) => assert!(ok, "{payments} must be refused"),
+                Err(e) => {
+                    assert!(!ok, "{payments}: {e}");
+                    assert!(e.to_string().contains(&format!("payments.{field}")), "{e}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::{
@@ -174,6 +174,19 @@ impl Origins {
         json: Option<Bytes>,
         request_id: &str,
     ) -> Result<Answer, ForwardError> {
+        self.send_with_headers(method, path, json, &[], request_id)
+            .await
+    }
+
+    /// [`Origins::send`] with `headers` added to the request (a payment webhook's signature).
+    pub async fn send_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        json: Option<Bytes>,
+        headers: &[(HeaderName, HeaderValue)],
+        request_id: &str,
+    ) -> Result<Answer, ForwardError> {
         let mut last = String::from("no origin configured");
         for target in self.order() {
             let uri: Uri =
@@ -189,6 +202,9 @@ impl Origins {
             }
             if json.is_some() {
                 req = req.header(header::CONTENT_TYPE, "application/json");
+            }
+            for (name, value) in headers {
+                req = req.header(name, value);
             }
             let req = req
                 .body(Full::new(json.clone().unwrap_or_default()))

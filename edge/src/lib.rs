@@ -17,6 +17,7 @@ pub mod limits;
 pub mod metrics;
 pub mod pages;
 pub mod pass;
+pub mod payments;
 pub mod reload;
 pub mod routes;
 pub mod sales;

@@ -11,7 +11,10 @@ use askama::Template;
 use sha2::{Digest, Sha256};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
-use crate::sales::{format_price, SaleInfo, State};
+use crate::{
+    config::Config,
+    sales::{format_price, SaleInfo, State},
+};
 
 const SALE_JS: &[u8] = include_bytes!("../../static/sale.js");
 const SALE_CSS: &[u8] = include_bytes!("../../static/sale.css");
@@ -46,6 +49,24 @@ fn versioned(path: &str, content: &[u8]) -> String {
     url
 }
 
+/// How the page's "Pay now" pays, from the config only (never from a request): the shop's
+/// checkout URL template (`{order}`, `{return}` filled in by the page), else in dev mode the
+/// edge's `POST /api/dev/pay`, else nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Checkout<'a> {
+    pub url: &'a str,
+    pub dev_pay: bool,
+}
+
+impl<'a> Checkout<'a> {
+    pub fn from_config(config: &'a Config) -> Self {
+        Self {
+            url: config.payments.checkout_url.as_deref().unwrap_or(""),
+            dev_pay: config.http.dev_mode && config.payments.dev_webhook_secret.is_some(),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "sale.html")]
 struct SalePage<'a> {
@@ -63,6 +84,8 @@ struct SalePage<'a> {
     style_url: &'a str,
     worker_url: &'a str,
     icon_url: &'a str,
+    checkout_url: &'a str,
+    dev_pay: bool,
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -74,6 +97,7 @@ pub fn sale_page(
     info: &SaleInfo,
     now: OffsetDateTime,
     sold_out: bool,
+    checkout: Checkout<'_>,
 ) -> Result<String, askama::Error> {
     let status = info.status(now, sold_out);
     let (state, state_text) = match status.state {
@@ -103,6 +127,8 @@ pub fn sale_page(
         style_url: &ASSETS.style,
         worker_url: &ASSETS.worker,
         icon_url: &ASSETS.icon,
+        checkout_url: checkout.url,
+        dev_pay: checkout.dev_pay,
     }
     .render()
 }
@@ -125,7 +151,13 @@ mod tests {
             price_cents: 12900,
             currency: "EUR".into(),
         };
-        let html = sale_page(&info, datetime!(2026-11-22 17:00 UTC), false).unwrap();
+        let html = sale_page(
+            &info,
+            datetime!(2026-11-22 17:00 UTC),
+            false,
+            Checkout::default(),
+        )
+        .unwrap();
         assert!(html.contains("129.00 EUR"), "{html}");
         assert!(html.contains("data-sale=\"7\""));
         assert!(html.contains("2026-11-22 18:00:00 UTC"));
@@ -149,7 +181,20 @@ mod tests {
             price_cents: 5,
             currency: "EUR".into(),
         };
-        let html = sale_page(&info, datetime!(2026-11-22 18:30 UTC), true).unwrap();
+        let checkout = Checkout {
+            url: "https://shop.example/checkout?order={order}&return={return}",
+            dev_pay: false,
+        };
+        let html = sale_page(&info, datetime!(2026-11-22 18:30 UTC), true, checkout).unwrap();
+        assert!(
+            html.contains(
+                "data-checkout=\"https://shop.example/checkout?order={order}&#38;return={return}\""
+            ) || html.contains(
+                "data-checkout=\"https://shop.example/checkout?order={order}&amp;return={return}\""
+            ),
+            "{html}"
+        );
+        assert!(html.contains("data-dev-pay=\"false\""), "{html}");
         for (path, content) in [
             ("/static/sale.js", SALE_JS),
             ("/static/sale.css", SALE_CSS),

@@ -15,6 +15,7 @@ pub struct Config {
     pub recovery: RecoveryConfig,
     pub sales: SalesConfig,
     pub holds: HoldsConfig,
+    pub payments: PaymentsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,6 +88,38 @@ pub struct HoldsConfig {
     pub sweep_batch: u32,
 }
 
+/// The payment service's webhooks (`POST /v1/payments/webhook`): the only way an order is paid.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentsConfig {
+    /// HMAC-SHA256 key the payment service signs its webhooks with (at least 32 bytes). Lives
+    /// only on the origins (and, in dev mode, in the edge's `payments.dev_webhook_secret`).
+    pub webhook_secret: String,
+    /// Keys still accepted during a rotation (each at least 32 bytes): the new key goes into
+    /// `webhook_secret`, the old one here until the payment service signs with the new one.
+    pub previous_webhook_secrets: Vec<String>,
+    /// Largest difference, in seconds, between a webhook's signed `t=` and the origin's clock.
+    pub tolerance_seconds: u32,
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        Self {
+            webhook_secret: String::new(),
+            previous_webhook_secrets: Vec::new(),
+            tolerance_seconds: 300,
+        }
+    }
+}
+
+impl PaymentsConfig {
+    /// Every key a webhook may be signed with, the current one first.
+    pub fn secrets(&self) -> impl Iterator<Item = &str> + Clone {
+        std::iter::once(self.webhook_secret.as_str())
+            .chain(self.previous_webhook_secrets.iter().map(String::as_str))
+    }
+}
+
 impl Default for HoldsConfig {
     fn default() -> Self {
         Self {
@@ -148,6 +181,9 @@ impl Default for SalesConfig {
         }
     }
 }
+
+/// Shortest secret accepted, in bytes.
+const MIN_SECRET_BYTES: usize = 32;
 
 /// Why a configuration file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -294,6 +330,24 @@ impl Config {
             "holds.sweep_batch",
             "must be between 1 and 10000",
         );
+        check(
+            self.payments.webhook_secret.len() >= MIN_SECRET_BYTES,
+            "payments.webhook_secret",
+            "must be at least 32 bytes (the key the payment service signs webhooks with)",
+        );
+        check(
+            self.payments
+                .previous_webhook_secrets
+                .iter()
+                .all(|s| s.len() >= MIN_SECRET_BYTES),
+            "payments.previous_webhook_secrets",
+            "each must be at least 32 bytes",
+        );
+        check(
+            (1..=3600).contains(&self.payments.tolerance_seconds),
+            "payments.tolerance_seconds",
+            "must be between 1 and 3600",
+        );
         problems
     }
 
@@ -325,7 +379,12 @@ mod tests {
     fn shipped_file_is_valid_and_matches_the_defaults() {
         let text = include_str!("../../deploy/origin.toml");
         let shipped = Config::parse(text, "deploy/origin.toml").unwrap();
-        let defaults = Config::default();
+        // The webhook secret has no default: the file ships a placeholder ./deploy/up replaces.
+        let mut defaults = Config::default();
+        defaults
+            .payments
+            .webhook_secret
+            .clone_from(&shipped.payments.webhook_secret);
         assert_eq!(format!("{shipped:?}"), format!("{defaults:?}"));
     }
 
@@ -337,9 +396,41 @@ mod tests {
             "http.body_limit_bytes",
             "recovery.batch",
             "recovery.max_lease_ms",
+            "payments.webhook_secret",
         ] {
             assert!(err.contains(field), "{err} should name {field}");
         }
+    }
+
+    #[test]
+    fn webhook_secrets_are_at_least_32_bytes_and_the_tolerance_bounded() {
+        let key = "0123456789abcdef0123456789abcdef";
+        let check = |payments: &str, bad: &[&str]| {
+            let problems = match Config::parse(&format!("[payments]\n{payments}"), "t") {
+                Ok(_) => Vec::new(),
+                Err(ConfigError::Invalid { problems, .. }) => problems,
+                Err(e) => panic!("{e}"),
+            };
+            for field in bad {
+                assert!(
+                    problems.iter().any(|p| p.starts_with(field)),
+                    "{payments}: {problems:?} should name {field}"
+                );
+            }
+            assert_eq!(problems.len(), bad.len(), "{payments}: {problems:?}");
+        };
+        check(&format!("webhook_secret = \"{key}\"\n"), &[]);
+        check("webhook_secret = \"short\"\n", &["payments.webhook_secret"]);
+        check(
+            &format!(
+                "webhook_secret = \"{key}\"\nprevious_webhook_secrets = [\"{key}\", \"old\"]\n"
+            ),
+            &["payments.previous_webhook_secrets"],
+        );
+        check(
+            &format!("webhook_secret = \"{key}\"\ntolerance_seconds = 0\n"),
+            &["payments.tolerance_seconds"],
+        );
     }
 
     #[test]

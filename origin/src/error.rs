@@ -32,6 +32,18 @@ pub enum Error {
     /// `origin reconcile --sale ID --repair` rebuilds it, no unit can be reserved.
     #[error("sale {0} has no stock key in Redis")]
     StockUnavailable(i64),
+    /// A payment webhook without a `Payment-Signature` header.
+    #[error("the Payment-Signature header is missing")]
+    SignatureMissing,
+    /// A `Payment-Signature` header that is not `t=<unix>,v1=<hex>[,v1=<hex>...]`.
+    #[error("the Payment-Signature header is malformed: {0}")]
+    SignatureMalformed(&'static str),
+    /// No `v1=` of the header is the HMAC of this body with any webhook secret.
+    #[error("the payment signature does not match the body")]
+    BadSignature,
+    /// A signed `t=` further from the origin's clock than `payments.tolerance_seconds`.
+    #[error("the payment signature's timestamp is {skew} s from now, beyond {tolerance} s")]
+    StaleTimestamp { skew: i64, tolerance: i64 },
     #[error("no such endpoint")]
     NoRoute,
     #[error("method not allowed on this endpoint")]
@@ -83,6 +95,10 @@ impl Error {
             Self::BadRequest { .. }
             | Self::TooLarge { .. }
             | Self::UnknownSale(_)
+            | Self::SignatureMissing
+            | Self::SignatureMalformed(_)
+            | Self::BadSignature
+            | Self::StaleTimestamp { .. }
             | Self::NoRoute
             | Self::MethodNotAllowed => Fault::Client,
             Self::Redis { .. }
@@ -100,6 +116,10 @@ impl Error {
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             Self::UnknownSale(_) => (StatusCode::NOT_FOUND, "unknown_sale"),
+            Self::SignatureMissing => (StatusCode::BAD_REQUEST, "signature_missing"),
+            Self::SignatureMalformed(_) => (StatusCode::BAD_REQUEST, "signature_malformed"),
+            Self::BadSignature => (StatusCode::UNAUTHORIZED, "bad_signature"),
+            Self::StaleTimestamp { .. } => (StatusCode::UNAUTHORIZED, "stale_timestamp"),
             Self::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Redis { .. } => (StatusCode::SERVICE_UNAVAILABLE, "redis_unavailable"),
@@ -156,6 +176,17 @@ mod tests {
         check(Error::bad_request("invalid_uid", "x"), 400, "invalid_uid");
         check(Error::TooLarge { limit: 10 }, 413, "body_too_large");
         check(Error::UnknownSale(3), 404, "unknown_sale");
+        check(Error::SignatureMissing, 400, "signature_missing");
+        check(Error::SignatureMalformed("x"), 400, "signature_malformed");
+        check(Error::BadSignature, 401, "bad_signature");
+        check(
+            Error::StaleTimestamp {
+                skew: 301,
+                tolerance: 300,
+            },
+            401,
+            "stale_timestamp",
+        );
         check(Error::StockUnavailable(3), 503, "stock_unavailable");
         check(Error::Timeout("reserve"), 503, "timeout");
         check(Error::Protocol("x"), 500, "internal");

@@ -1,5 +1,7 @@
-//! Holds and payment. An order is a soft hold: `pending` until `expires_at`. Payment marks it
-//! `paid` in one guarded UPDATE (still pending, not expired; idempotent by payment id). A hold
+//! Holds and payment. An order is a soft hold: `pending` until `expires_at`. A payment, confirmed
+//! only by the payment service's signed webhook (`payments.rs`), marks it `paid` in one guarded
+//! UPDATE (still pending, not expired, the sale's amount and currency; idempotent by payment id,
+//! which pays one order once). A hold
 //! can be extended once. Expiry (the sweeper) or the user cancels it, and its unit goes back to
 //! Redis through a second two-phase message: the database side first, in one transaction (barrier
 //! row, `cancelled`, `sold - 1`, a `returns` row), then `restock.lua` with its Redis barrier, then
@@ -19,6 +21,7 @@ use crate::{
     database::Database,
     error::{Error, Result},
     metrics::Metrics,
+    payments::PaymentEvent,
     reservations::Reservations,
 };
 
@@ -94,6 +97,8 @@ pub enum Outcome {
         code: &'static str,
         order: Order,
     },
+    /// Another user's order: the API answers it exactly as [`Outcome::Unknown`], so order ids
+    /// (sequential) tell a user nothing about other users' orders.
     NotYours,
     Unknown,
 }
@@ -155,46 +160,99 @@ impl Holds {
         })
     }
 
-    /// Marks the order paid if it is still a live hold; the same payment id again answers the
-    /// same. A payment after expiry is refused `hold_expired` (the shop refunds).
-    pub async fn pay(&self, id: i64, uid: &str, payment_id: &str) -> Result<Outcome> {
+    /// Marks the order paid by a verified payment webhook (`payments.rs`) if it is still a live
+    /// hold of `event.uid`, and the amount and currency are its sale's. One guarded UPDATE (the
+    /// hold live by the database's clock, the price matching), so payment and expiry never both
+    /// win. The same payment again answers the same and changes nothing; a payment after expiry
+    /// is refused `hold_expired` (the shop refunds it).
+    pub async fn confirm_payment(&self, event: &PaymentEvent) -> Result<Outcome> {
         let client = self.db.client().await?;
+        let (id, uid, payment_id) = (
+            event.order_id,
+            event.uid.as_str(),
+            event.payment_id.as_str(),
+        );
         let paid = client
             .query_opt(
                 &format!(
                     "UPDATE orders SET status = 'paid', payment_id = $3, paid_at = now()
                      WHERE id = $1 AND uid = $2 AND status = 'pending' AND expires_at > now()
+                       AND EXISTS (SELECT 1 FROM sales WHERE sales.id = orders.sale_id
+                                   AND price_cents = $4 AND currency = $5)
                      RETURNING {ORDER_COLUMNS}"
                 ),
-                &[&id, &uid, &payment_id],
+                &[&id, &uid, &payment_id, &event.amount_cents, &event.currency],
             )
             .await;
         let outcome = match paid {
-            Ok(Some(row)) => Outcome::Done(Order::from_row(&row)),
+            Ok(Some(row)) => {
+                let order = Order::from_row(&row);
+                self.metrics.hold("paid");
+                tracing::info!(order = id, %uid, payment_id, "order paid");
+                return Ok(Outcome::Done(order));
+            }
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => match self.load(id).await? {
-                Some(order) if order.uid == uid => Outcome::Refused {
+                Some(order) => Outcome::Refused {
                     code: "payment_id_used",
                     order,
                 },
-                Some(_) => Outcome::NotYours,
                 None => Outcome::Unknown,
             },
             Err(e) => return Err(Error::postgres("pay order")(e)),
-            Ok(None) => match self.explain(id, uid).await? {
-                Outcome::Refused { order, .. }
-                    if order.status == "paid"
-                        && order.payment_id.as_deref() == Some(payment_id) =>
-                {
-                    Outcome::Done(order)
-                }
-                other => other,
-            },
+            Ok(None) => self.explain_payment(event).await?,
         };
-        if let Outcome::Done(order) = &outcome {
-            self.metrics.hold("paid");
-            tracing::info!(order = order.id, %uid, payment_id, "order paid");
+        match &outcome {
+            Outcome::Done(_) => tracing::info!(
+                order = id,
+                payment_id,
+                "payment replayed: answered as before"
+            ),
+            Outcome::Refused { code, order } => tracing::warn!(
+                order = id, %uid, payment_id, code, status = %order.status,
+                amount_cents = event.amount_cents, currency = %event.currency,
+                "payment refused"
+            ),
+            _ => tracing::warn!(order = id, payment_id, "payment for an unknown order"),
         }
         Ok(outcome)
+    }
+
+    /// After the payment's guarded UPDATE changed nothing: why, checked in the order the
+    /// UPDATE's guard reads (owner, price, then the hold); the same payment id on a paid order
+    /// is the payment again.
+    async fn explain_payment(&self, event: &PaymentEvent) -> Result<Outcome> {
+        let client = self.db.client().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT {ORDER_COLUMNS}, now(),
+                        (SELECT price_cents FROM sales WHERE sales.id = orders.sale_id),
+                        (SELECT currency FROM sales WHERE sales.id = orders.sale_id)
+                     FROM orders WHERE id = $1"
+                ),
+                &[&event.order_id],
+            )
+            .await
+            .map_err(Error::postgres("read order"))?;
+        let Some(row) = row else {
+            return Ok(Outcome::Unknown);
+        };
+        let order = Order::from_row(&row);
+        let now: OffsetDateTime = row.get(ORDER_COLUMN_COUNT);
+        let price: i64 = row.get(ORDER_COLUMN_COUNT + 1);
+        let currency: String = row.get(ORDER_COLUMN_COUNT + 2);
+        let code = if order.uid != event.uid {
+            "uid_mismatch"
+        } else if price != event.amount_cents {
+            "amount_mismatch"
+        } else if currency != event.currency {
+            "currency_mismatch"
+        } else if order.status == "paid" && order.payment_id.as_deref() == Some(&event.payment_id) {
+            return Ok(Outcome::Done(order));
+        } else {
+            order.refusal(now)
+        };
+        Ok(Outcome::Refused { code, order })
     }
 
     /// Extends a live hold once, by `extend_seconds`, up to `max_hold_seconds` from creation;

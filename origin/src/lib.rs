@@ -12,6 +12,7 @@ pub mod database;
 pub mod error;
 pub mod holds;
 pub mod metrics;
+pub mod payments;
 pub mod purchase;
 pub mod reconcile;
 pub mod recovery;

@@ -110,7 +110,8 @@ impl EdgeOptions {
              [limits.uid]\nper_second = {:?}\nburst = {}\ndry_run = {}\n\
              [limits.global]\nper_second = {}\nlease = {}\ndry_run = {}\n\
              [limits.captcha.ip]\nper_second = {:?}\nburst = {}\n\
-             [limits.captcha.uid]\nper_second = {:?}\nburst = {}\n",
+             [limits.captcha.uid]\nper_second = {:?}\nburst = {}\n\
+             [payments]\ndev_webhook_secret = \"{}\"\n",
             self.origin_timeout_ms,
             self.retry_dead_after_ms,
             self.pass_ttl_seconds,
@@ -131,6 +132,7 @@ impl EdgeOptions {
             self.captcha_ip.1,
             self.captcha_uid.0,
             self.captcha_uid.1,
+            crate::origin_process::PAYMENT_WEBHOOK_SECRET,
         )
     }
 }

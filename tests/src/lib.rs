@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod net;
 pub mod nginx_server;
 pub mod origin_process;
+pub mod payments;
 pub mod postgres_server;
 pub mod redis_server;
 pub mod shopper;

@@ -15,6 +15,10 @@ use tokio::process::{Child, Command};
 
 use crate::{net, wait};
 
+/// The payment webhook secret of test origins (and the dev copy of test edges); tests sign the
+/// payment service's webhooks with it.
+pub const PAYMENT_WEBHOOK_SECRET: &str = "test-payment-webhook-secret-0123456789-abcdef";
+
 /// How long an origin may take to answer `/healthz`.
 const START_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -74,7 +78,8 @@ impl OriginProcess {
              [redis]\nurl = \"{redis_url}\"\ncommand_timeout_ms = 5000\n\
              [postgres]\nurl = \"{postgres_url}\"\nstatement_timeout_ms = {}\n\
              [recovery]\ntimeout_ms = {}\npoll_interval_ms = {}\nlease_ms = {}\nmax_lease_ms = 4000\n\
-             [holds]\nextend_seconds = {}\n",
+             [holds]\nextend_seconds = {}\n\
+             [payments]\nwebhook_secret = \"{PAYMENT_WEBHOOK_SECRET}\"\n",
             options.body_limit_bytes,
             options.max_uid_bytes,
             options.statement_timeout_ms,

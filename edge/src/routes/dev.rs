@@ -1,12 +1,26 @@
-//! `POST /api/dev/token {"uid"}`: mints a user JWT, for local use. It answers 404 (as if it did
-//! not exist) unless `http.dev_mode` is on.
+//! Dev mode's stand-ins, for local use; each answers 404 (as if it did not exist) unless
+//! `http.dev_mode` is on. `POST /api/dev/token {"uid"}` mints a user JWT. `POST /api/dev/pay
+//! {"order_id"}` (user JWT) plays the shop's payment service for the user's own order: it signs
+//! a `payment.succeeded` webhook (payment id `dev-<order>`, the sale's price and currency) with
+//! `payments.dev_webhook_secret` and sends it to the origin's webhook, which verifies it as it
+//! verifies the real service's: the same signed path, nothing the browser could forge.
 
-use axum::{extract::State, response::Response, Json};
+use axum::{
+    extract::State,
+    http::{HeaderMap, HeaderName, HeaderValue, Method},
+    response::{IntoResponse, Response},
+    Extension, Json,
+};
+use hyper::body::Bytes;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
-use super::{counted, ApiJson};
-use crate::{clock, error::Error, identity, state::AppState};
+use super::{
+    counted,
+    orders::{admit, order_id, pass_through, query_uid},
+    ApiJson, Ctx,
+};
+use crate::{clock, error::Error, identity, payments, state::AppState};
 
 /// Lifetime of a dev token.
 const DEV_TOKEN_SECONDS: u64 = 3600;
@@ -57,4 +71,96 @@ pub async fn token(
             counted(&state, "dev", "failed", e.code(), e)
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevPayBody {
+    order_id: i64,
+}
+
+pub async fn pay(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    headers: HeaderMap,
+    body: Result<ApiJson<DevPayBody>, Error>,
+) -> Response {
+    let runtime = state.runtime.load();
+    let secret = match &runtime.config.payments.dev_webhook_secret {
+        Some(secret) if runtime.config.http.dev_mode => secret.clone(),
+        _ => return counted(&state, "dev", "refused", "dev_mode_off", Error::NoRoute),
+    };
+    let uid = match admit(&state, &ctx, &headers) {
+        Ok(uid) => uid,
+        Err(refusal) => {
+            let reason = refusal.reason();
+            return counted(&state, "dev", "refused", reason, refusal);
+        }
+    };
+    let order = match body.and_then(|ApiJson(b)| order_id(&b.order_id.to_string())) {
+        Ok(order) => order,
+        Err(e) => return counted(&state, "dev", "failed", e.code(), e),
+    };
+    // The order as its owner reads it: another user's (or no) order is passed back, 404.
+    let path = format!("/v1/orders/{order}?uid={}", query_uid(&uid));
+    let read = match runtime
+        .origins
+        .send(Method::GET, &path, None, &ctx.request_id)
+        .await
+    {
+        Ok(answer) => answer,
+        Err(e) => {
+            let e = Error::OriginUnavailable(e.to_string());
+            return counted(&state, "dev", "failed", e.code(), e);
+        }
+    };
+    let sale = serde_json::from_slice::<Value>(&read.body)
+        .ok()
+        .and_then(|o| o["sale"].as_i64());
+    let Some(sale) = sale.filter(|_| read.status.is_success()) else {
+        return counted(
+            &state,
+            "dev",
+            "refused",
+            "order",
+            (read.status, read.body).into_response(),
+        );
+    };
+    let info = match state
+        .sales
+        .get(&runtime.origins, sale, &ctx.request_id)
+        .await
+    {
+        Ok(info) => info,
+        Err(e) => return counted(&state, "dev", "failed", e.code(), e),
+    };
+    let event = json!({
+        "type": "payment.succeeded",
+        "payment_id": format!("dev-{order}"),
+        "order_id": order,
+        "uid": uid,
+        "amount_cents": info.price_cents,
+        "currency": info.currency,
+    });
+    let body = Bytes::from(event.to_string());
+    let signature = payments::sign(&secret, clock::unix_now(), &body);
+    let Ok(signature) = HeaderValue::from_str(&signature) else {
+        let e = Error::Internal("dev payment signature".into());
+        return counted(&state, "dev", "failed", e.code(), e);
+    };
+    tracing::info!(order, %uid, "dev payment signed");
+    let header = [(
+        HeaderName::from_static(payments::SIGNATURE_HEADER),
+        signature,
+    )];
+    pass_through(
+        &state,
+        &ctx,
+        "dev",
+        Method::POST,
+        "/v1/payments/webhook",
+        Some(body),
+        &header,
+    )
+    .await
 }

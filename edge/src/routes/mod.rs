@@ -1,5 +1,6 @@
 //! The edge's HTTP API as an axum `Router` built from state (so tests can drive it in memory):
-//! sale status and page, captcha, buy, dev tokens, health. Shared request plumbing lives here:
+//! sale status and page, captcha, buy, orders, the payment webhook, dev tokens and payments,
+//! health. Shared request plumbing lives here:
 //! the request id, the client IP, JSON bodies answered in the API's error format, and the
 //! per-route metrics. Documented in docs/API.md.
 
@@ -7,6 +8,7 @@ mod buy;
 mod captcha;
 mod dev;
 mod orders;
+mod payments;
 mod sale;
 
 pub use captcha::{image_wear, pass_level};
@@ -43,8 +45,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/captcha/audio/{handle}", get(captcha::audio))
         .route("/api/sales/{id}/buy", post(buy::buy))
         .route("/api/dev/token", post(dev::token))
+        .route("/api/dev/pay", post(dev::pay))
+        .route("/api/payments/webhook", post(payments::webhook))
         .route("/api/orders/{id}", get(orders::get).delete(orders::cancel))
-        .route("/api/orders/{id}/pay", post(orders::pay))
         .route("/api/orders/{id}/extend", post(orders::extend))
         .fallback(|| async { Error::NoRoute })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
@@ -118,6 +121,8 @@ fn route_name(path: &str) -> &'static str {
         "page"
     } else if path.starts_with("/api/orders/") {
         "orders"
+    } else if path == "/api/payments/webhook" {
+        "payments"
     } else if path.starts_with("/api/dev/") {
         "dev"
     } else if path == "/healthz" {

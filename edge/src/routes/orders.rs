@@ -1,19 +1,19 @@
-//! A user's order, through the edge: `GET /api/orders/{id}`, `POST /api/orders/{id}/pay`
-//! `{"payment_id"}`, `POST /api/orders/{id}/extend`, `DELETE /api/orders/{id}`. The uid is the
-//! verified user JWT's, so a user can only see, pay, extend or cancel their own order (the origin
-//! answers 403 otherwise). The origin's answer is passed back as is.
+//! A user's order, through the edge: `GET /api/orders/{id}`, `POST /api/orders/{id}/extend`,
+//! `DELETE /api/orders/{id}`. The uid is the verified user JWT's, so a user can only see, extend
+//! or cancel their own order (another user's is answered as an unknown one, 404, by the origin).
+//! The origin's answer is passed back as is. Nobody pays here: only the payment service's signed
+//! webhook (`payments.rs`) does.
 
 use axum::{
     extract::{Path, State},
-    http::{header, HeaderMap, Method},
+    http::{header, HeaderMap, HeaderName, HeaderValue, Method},
     response::{IntoResponse, Response},
     Extension,
 };
 use hyper::body::Bytes;
-use serde::Deserialize;
 use serde_json::json;
 
-use super::{counted, ApiJson, Ctx};
+use super::{counted, Ctx};
 use crate::{
     error::{Error, Refusal},
     limits::{self, Decision},
@@ -22,20 +22,14 @@ use crate::{
 
 const ROUTE: &str = "orders";
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PayBody {
-    payment_id: String,
-}
-
-fn order_id(raw: &str) -> Result<i64, Error> {
+pub(super) fn order_id(raw: &str) -> Result<i64, Error> {
     raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
         Error::bad_request("invalid_order_id", "order id must be a positive integer")
     })
 }
 
 /// The IP limit and the user: `Ok(uid)` or the refusal to send.
-fn admit(state: &AppState, ctx: &Ctx, headers: &HeaderMap) -> Result<String, Refusal> {
+pub(super) fn admit(state: &AppState, ctx: &Ctx, headers: &HeaderMap) -> Result<String, Refusal> {
     let runtime = state.runtime.load();
     let ip = &runtime.config.limits.ip;
     if let deny @ Decision::Deny { .. } = runtime.ip.check(ctx.client_ip) {
@@ -71,26 +65,43 @@ async fn forward(
     path: String,
     body: Option<serde_json::Value>,
 ) -> Response {
-    let origins = state.runtime.load().origins.clone();
     let payload = body.map(|b| Bytes::from(b.to_string()));
-    match origins.send(method, &path, payload, &ctx.request_id).await {
+    pass_through(state, ctx, ROUTE, method, &path, payload, &[]).await
+}
+
+/// Sends the request to an origin and passes its answer back as is (status, body, content
+/// type), counted under `route`.
+pub(super) async fn pass_through(
+    state: &AppState,
+    ctx: &Ctx,
+    route: &'static str,
+    method: Method,
+    path: &str,
+    body: Option<Bytes>,
+    headers: &[(HeaderName, HeaderValue)],
+) -> Response {
+    let origins = state.runtime.load().origins.clone();
+    match origins
+        .send_with_headers(method, path, body, headers, &ctx.request_id)
+        .await
+    {
         Ok(answer) => {
             state.metrics.origin(answer.status.as_str());
             let mut resp = (answer.status, answer.body).into_response();
             if let Some(v) = answer.headers.get(header::CONTENT_TYPE) {
                 resp.headers_mut().insert(header::CONTENT_TYPE, v.clone());
             }
-            counted(state, ROUTE, "forwarded", "", resp)
+            counted(state, route, "forwarded", "", resp)
         }
         Err(e) => {
             state.metrics.origin("unreachable");
             let e = Error::OriginUnavailable(e.to_string());
-            counted(state, ROUTE, "failed", e.code(), e)
+            counted(state, route, "failed", e.code(), e)
         }
     }
 }
 
-fn query_uid(uid: &str) -> String {
+pub(super) fn query_uid(uid: &str) -> String {
     let mut out = String::with_capacity(uid.len());
     for b in uid.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -139,32 +150,6 @@ pub async fn cancel(
     headers: HeaderMap,
 ) -> Response {
     by_owner(&state, &ctx, &id, &headers, Method::DELETE).await
-}
-
-pub async fn pay(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<Ctx>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Result<ApiJson<PayBody>, Error>,
-) -> Response {
-    let uid = match admit(&state, &ctx, &headers) {
-        Ok(uid) => uid,
-        Err(refusal) => return refused(&state, refusal),
-    };
-    let (id, body) = match (order_id(&id), body) {
-        (Ok(id), Ok(ApiJson(body))) => (id, body),
-        (Err(e), _) | (_, Err(e)) => return counted(&state, ROUTE, "failed", e.code(), e),
-    };
-    let payload = json!({"uid": uid, "payment_id": body.payment_id});
-    forward(
-        &state,
-        &ctx,
-        Method::POST,
-        format!("/v1/orders/{id}/pay"),
-        Some(payload),
-    )
-    .await
 }
 
 pub async fn extend(

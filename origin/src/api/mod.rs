@@ -1,8 +1,10 @@
 //! The origin's internal HTTP API as an axum `Router` built from state, so tests can drive it in
-//! memory: sale creation and status, reservation, orders (`orders`), health and metrics.
+//! memory: sale creation and status, reservation, orders (`orders`), the payment service's
+//! webhook (`payments`), health and metrics.
 //! Documented in docs/API.md.
 
 mod orders;
+mod payments;
 
 use std::sync::Arc;
 
@@ -50,8 +52,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sales/{id}", get(sale_status))
         .route("/v1/sales/{id}/reserve", post(reserve))
         .route("/v1/orders/{id}", get(orders::order).delete(orders::cancel_order))
-        .route("/v1/orders/{id}/pay", post(orders::pay))
         .route("/v1/orders/{id}/extend", post(orders::extend))
+        .route("/v1/payments/webhook", post(payments::webhook))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -1,5 +1,8 @@
-//! A user's order at the origin: read it, pay it (idempotent by payment id), extend it once,
-//! cancel it. The uid comes from the edge (the verified user JWT's) and must be the order's.
+//! A user's order at the origin: read it, extend it once, cancel it; and the answer of a payment
+//! webhook (`api/payments.rs`) about it. The uid comes from the edge (the verified user JWT's)
+//! and must be the order's: another user's order is answered exactly as an unknown one (404
+//! `unknown_order`, the same body), so sequential ids tell nothing. Payment is not here: only
+//! the payment service's signed webhook pays an order.
 
 use axum::{
     extract::{Path, Query, State},
@@ -24,7 +27,7 @@ fn order_id(raw: &str) -> Result<i64> {
 }
 
 /// The answer to an operation on an order.
-fn order_answer(outcome: Outcome) -> Response {
+pub(super) fn order_answer(outcome: Outcome) -> Response {
     let now = OffsetDateTime::now_utc();
     match outcome {
         Outcome::Done(order) => {
@@ -45,18 +48,16 @@ fn order_answer(outcome: Outcome) -> Response {
                 "already_paid" => "the order is paid already (with another payment id)",
                 "already_extended" => "a hold can be extended once",
                 "payment_id_used" => "this payment id paid another order",
+                "uid_mismatch" => "the order was not bought for this uid",
+                "amount_mismatch" => "the amount paid is not the sale's price",
+                "currency_mismatch" => "the currency paid is not the sale's",
                 "not_expired" => "the hold has not expired",
                 _ => "the order is not a live hold",
             },
             json!({"order": order, "status": order.status}),
         ),
-        Outcome::NotYours => refusal(
-            StatusCode::FORBIDDEN,
-            "not_your_order",
-            "this order belongs to another user",
-            json!({}),
-        ),
-        Outcome::Unknown => refusal(
+        // The same answer, byte for byte: an id of another user's order reveals nothing.
+        Outcome::NotYours | Outcome::Unknown => refusal(
             StatusCode::NOT_FOUND,
             "unknown_order",
             "no such order",
@@ -100,30 +101,6 @@ pub(super) async fn cancel_order(
     let id = order_id(&id)?;
     let uid = uid_of(query, state.config.http.max_uid_bytes)?;
     Ok(order_answer(state.holds.cancel(id, Some(&uid)).await?))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct PayBody {
-    uid: String,
-    payment_id: String,
-}
-
-pub(super) async fn pay(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<PayBody>,
-) -> Result<Response> {
-    let id = order_id(&id)?;
-    valid_uid(&body.uid, state.config.http.max_uid_bytes)?;
-    let p = &body.payment_id;
-    if p.is_empty() || p.len() > 128 || !p.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(Error::bad_request(
-            "invalid_payment_id",
-            "payment_id must be 1 to 128 printable ASCII characters",
-        ));
-    }
-    Ok(order_answer(state.holds.pay(id, &body.uid, p).await?))
 }
 
 pub(super) async fn extend(
