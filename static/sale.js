@@ -10,7 +10,8 @@
  * - the status: `GET /api/sales/ID/status` every 0.7 s (±30 % jitter; nginx's micro-cache keeps
  *   an answer 1 to 2 s, so a sell-out shows about 2 s after it: the cache's share plus the wait
  *   for the next poll; every poll but one a second is a cache hit; slower when sold
- *   out or hidden, backing off to 10 s on errors, stopped once the sale has ended); an expired
+ *   out or hidden, backing off (2 s doubling to 10 s, jittered) on a 404, a 5xx or a network error, which the
+ *   page shows as a passing problem and never gives up on, stopped once the sale has ended); an expired
  *   copy from a cache is followed by one quick second look, as the cache is refreshing then;
  * - the user: a JWT in localStorage `flash.jwt`; when missing or expired, the edge's dev endpoint
  *   mints one for a random uid kept in `flash.uid` (404 there means production: "log in");
@@ -520,6 +521,7 @@
       const left = sale.remaining !== null && sale.remaining > 0 ? ` ${sale.remaining} left.` : "";
       const ends = sale.endsAt !== null ? ` Ends in ${formatLeft(sale.endsAt - now)}.` : "";
       text = `The sale is live.${left}${ends}`;
+      if (statusTrouble) text += " (Checking the sale again…)";
     } else {
       text = stateText(state);
     }
@@ -611,6 +613,8 @@
   let polling = false;
   let backoff = 0;
   let retriedSoon = false;
+  // The last status poll failed: the page says so (render) and keeps what it knew.
+  let statusTrouble = false;
 
   function applyStatus(status, received) {
     const serverMs = parseTime(status.server_time);
@@ -656,15 +660,16 @@
         ok = true;
         // Ask again shortly, once: the cache is refreshing right now.
         soon = !retriedSoon && staleAnswer(answer);
-      } else if (answer.status === 404) {
-        sale.state = "unknown";
       }
+      // A 404 or 5xx is a reason to ask again later (backoff below), never to give up: a cache
+      // or a proxy can answer one for a moment, and a later good status restores the page.
     } catch {
       ok = false;
     } finally {
       polling = false;
     }
     backoff = ok ? 0 : Math.min(MAX_BACKOFF_MS, backoff ? backoff * 2 : FIRST_BACKOFF_MS);
+    statusTrouble = !ok;
     retriedSoon = soon;
     refresh();
     schedulePoll(soon);
@@ -672,7 +677,7 @@
 
   function schedulePoll(soon = false) {
     const state = effectiveState();
-    if (state === "ended" || state === "unknown") return; // nothing will change any more
+    if (state === "ended") return; // nothing will change any more
     const base = soon
       ? SOON_POLL_MS
       : backoff || (state === "sold_out" || document.hidden ? SLOW_POLL_MS : POLL_MS);

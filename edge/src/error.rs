@@ -53,6 +53,8 @@ pub enum Error {
     ImageGone,
     #[error("no such endpoint")]
     NoRoute,
+    #[error("the path is not canonical (no //, /./, /../, %XX or \\)")]
+    NonCanonicalPath,
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
     #[error("redis {what}: {source}")]
@@ -93,6 +95,7 @@ impl Error {
             ),
             Self::UnknownSale(_) => (StatusCode::NOT_FOUND, "unknown_sale"),
             Self::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
+            Self::NonCanonicalPath => (StatusCode::BAD_REQUEST, "non_canonical_path"),
             Self::ImageGone => (StatusCode::NOT_FOUND, "captcha_image_gone"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Redis { .. } => (StatusCode::SERVICE_UNAVAILABLE, "redis_unavailable"),
@@ -129,8 +132,19 @@ impl IntoResponse for Error {
             }
             .to_string()
         };
-        (status, Json(json!({"error": code, "message": message}))).into_response()
+        no_store((status, Json(json!({"error": code, "message": message}))).into_response())
     }
+}
+
+/// Marks an answer `Cache-Control: no-store`: no error or refusal may be kept by nginx or a
+/// CDN under its URL (it is not the URL's answer for everyone). A route whose error is the true
+/// answer for its URL overrides it (the status route's unknown sale, buy's sold-out 410).
+fn no_store(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    resp
 }
 
 impl Refusal {
@@ -148,7 +162,7 @@ impl Refusal {
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        match self {
+        let resp = match self {
             Self::Unauthorized { reason } => (
                 StatusCode::UNAUTHORIZED,
                 [("www-authenticate", "Bearer")],
@@ -199,7 +213,8 @@ impl IntoResponse for Refusal {
                     "message": "every image captcha is in use, try again in a second"})),
             )
                 .into_response(),
-        }
+        };
+        no_store(resp)
     }
 }
 

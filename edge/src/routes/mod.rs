@@ -82,6 +82,12 @@ async fn context(
             .request("other", "failed", "headers_too_large");
         return Error::HeadersTooLarge { limit }.into_response();
     }
+    if !canonical_path(req.uri().path()) {
+        state
+            .metrics
+            .request("other", "failed", "non_canonical_path");
+        return Error::NonCanonicalPath.into_response();
+    }
     let request_id = req
         .headers()
         .get("x-request-id")
@@ -107,6 +113,24 @@ async fn context(
         .metrics
         .latency(route, started.elapsed().as_secs_f64());
     resp
+}
+
+/// Whether a path is spelt the one way nginx and the router read alike: no empty segment
+/// (`//`), no `.` or `..` segment, no percent-encoding and no backslash. nginx normalises
+/// before it routes and keys its cache; the router matches the raw text, so any other spelling
+/// could be cached as one URL and answered as another: such paths are refused, never guessed.
+fn canonical_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    if path.contains(['%', '\\']) {
+        return false;
+    }
+    let segments: Vec<&str> = rest.split('/').collect();
+    // A trailing slash is an empty last segment: allowed (the router answers it 404).
+    segments.iter().enumerate().all(|(i, segment)| {
+        (!segment.is_empty() || i + 1 == segments.len()) && *segment != "." && *segment != ".."
+    })
 }
 
 /// A bounded set of route names for metrics.
@@ -205,5 +229,43 @@ pub fn within_limit(
             limit,
             headers: limits::headers(&deny),
         }),
+    }
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::canonical_path;
+
+    fn check(path: &str, expected: bool) {
+        assert_eq!(canonical_path(path), expected, "{path}");
+    }
+
+    #[test]
+    fn status_micro_cache_poisoning_paths_are_not_canonical() {
+        for path in [
+            "/",
+            "/api/sales/55/status",
+            "/sale/1",
+            "/api/captcha",
+            "/api/x/",
+        ] {
+            check(path, true);
+        }
+        for path in [
+            "//api/sales/55/status",
+            "/api//sales/55/status",
+            "/./api/sales/55/status",
+            "/api/sales/./55/status",
+            "/x/../api/sales/55/status",
+            "/api/sales/55/status/..",
+            "/api/sales/%35%35/status",
+            "/api%2fsales/55/status",
+            "/api/sales/55/%2e%2e/status",
+            "/api\\sales/55/status",
+            "api/sales/55/status",
+            "",
+        ] {
+            check(path, false);
+        }
     }
 }

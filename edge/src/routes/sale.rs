@@ -38,6 +38,18 @@ pub async fn status(
     .await;
     match answer {
         Ok(resp) => counted(&state, "status", "served", "", resp),
+        Err(e @ Error::UnknownSale(_)) => {
+            // The true answer for this very URL (nginx passes the path it keys its cache on):
+            // cacheable like a live status, so a flood of one unknown id costs one request a
+            // second. Every other error stays `no-store`.
+            let max_age = state.runtime.load().config.pages.status_max_age_seconds;
+            let mut resp = counted(&state, "status", "failed", e.code(), e);
+            if let Ok(value) = header::HeaderValue::from_str(&format!("public, max-age={max_age}"))
+            {
+                resp.headers_mut().insert(header::CACHE_CONTROL, value);
+            }
+            resp
+        }
         Err(e) => counted(&state, "status", "failed", e.code(), e),
     }
 }
