@@ -36,6 +36,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
+    config.warn_weak_secrets();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

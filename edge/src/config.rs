@@ -31,8 +31,11 @@ pub struct HttpConfig {
     pub max_header_bytes: usize,
     /// Peers whose `X-Forwarded-For` is believed (nginx, the CDN): CIDR blocks.
     pub trusted_proxies: Vec<String>,
-    /// Dev mode: enables `POST /api/dev/token`, which mints user JWTs. Never in production.
+    /// Dev mode: enables `POST /api/dev/token`, which mints user JWTs, and lets weak secrets
+    /// through with a warning. Never in production.
     pub dev_mode: bool,
+    /// Slow clients and the connection cap (`[http.connections]`). Not reloadable.
+    pub connections: service::listener::ConnectionConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -234,6 +237,7 @@ impl Default for HttpConfig {
             max_header_bytes: 16384,
             trusted_proxies: vec!["127.0.0.1/32".into(), "::1/128".into()],
             dev_mode: false,
+            connections: service::listener::ConnectionConfig::default(),
         }
     }
 }
@@ -457,6 +461,11 @@ impl Config {
             "must list at least one http:// URL",
         );
         check(
+            self.http.connections.header_buffer_bytes >= self.http.max_header_bytes,
+            "http.connections.header_buffer_bytes",
+            "must be at least http.max_header_bytes (whose 431 is the JSON one)",
+        );
+        check(
             (1..=60_000).contains(&self.origin.timeout_ms),
             "origin.timeout_ms",
             "must be between 1 and 60000",
@@ -551,6 +560,15 @@ impl Config {
             "captcha.cooldown_seconds",
             "must be at most 3600",
         );
+        problems.extend(self.http.connections.validate("http.connections"));
+        for (field, value) in self.secrets() {
+            service::secret::check(&mut problems, field, &value, self.http.dev_mode);
+        }
+        let mut check = |ok: bool, field: &str, rule: &str| {
+            if !ok {
+                problems.push(format!("{field}: {rule}"));
+            }
+        };
         for (name, rate) in [
             ("limits.ip", &self.limits.ip),
             ("limits.uid", &self.limits.uid),
@@ -604,6 +622,37 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The secrets whose strength is checked (`service::secret`), by field: refused when weak
+    /// unless dev mode is on, and then warned about at start. The HS256 user JWT key, from
+    /// `identity.key` or the file of `identity.key_file` (an unreadable file is reported when the
+    /// verifier is built), and the captcha secret.
+    pub fn secrets(&self) -> Vec<(&'static str, String)> {
+        let mut secrets = Vec::new();
+        if self.identity.algorithm == Algorithm::HS256 {
+            if let Some(key) = &self.identity.key {
+                secrets.push(("identity.key", key.clone()));
+            } else if let Some(Ok(text)) =
+                self.identity.key_file.as_ref().map(std::fs::read_to_string)
+            {
+                let key = text.trim_end_matches(['\r', '\n']).to_string();
+                secrets.push(("identity.key_file", key));
+            }
+        }
+        secrets.push(("captcha.secret", self.captcha.secret.clone()));
+        secrets
+    }
+
+    /// At start, with dev mode on: a loud warning for every weak secret it lets through.
+    pub fn warn_weak_secrets(&self) {
+        if self.http.dev_mode {
+            for (field, value) in self.secrets() {
+                service::secret::warn_if_weak(field, &value);
+            }
+        }
+    }
+}
+
 /// "key.path: what is wrong (line L)": the key as a dotted path from the top of the file (a value
 /// of the wrong type names its own key; an unknown key, the table it was found in).
 fn parse_message(text: &str, error: &serde_path_to_error::Error<toml::de::Error>) -> String {
@@ -631,10 +680,83 @@ fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
 mod tests {
     use super::*;
 
+    /// Random secrets (`openssl rand -base64 48`), as an SRE sets them.
+    const STRONG_KEY: &str = "kwXa7qdT53uYkzE5dFshI7OzT9hkie2aN06jd83EjIYc0/IwimVmdKTLSXyC1SE+";
+    const STRONG_CAPTCHA: &str = "PO3S0uFANDIaGNZEfQufUpswWZj8Q998nAMo3OQuhgHTxEqKaIIGDZ4uQeBPKaic";
+
+    /// The shipped file with its secrets set, as `./deploy/up` renders it.
+    fn shipped_with(key: &str, secret: &str, dev_mode: bool) -> String {
+        include_str!("../../deploy/edge.toml")
+            .replace("key = \"\"", &format!("key = \"{key}\""))
+            .replace("secret = \"\"", &format!("secret = \"{secret}\""))
+            .replace("dev_mode = false", &format!("dev_mode = {dev_mode}"))
+    }
+
     #[test]
-    fn shipped_file_is_valid() {
-        let text = include_str!("../../deploy/edge.toml");
-        Config::parse(text, "deploy/edge.toml").unwrap();
+    fn shipped_file_is_valid_once_its_secrets_are_set() {
+        let text = shipped_with(STRONG_KEY, STRONG_CAPTCHA, false);
+        assert_ne!(text, include_str!("../../deploy/edge.toml"));
+        Config::parse(&text, "deploy/edge.toml").unwrap();
+    }
+
+    #[test]
+    fn the_shipped_file_as_is_is_refused_naming_both_secrets() {
+        let err = Config::parse(include_str!("../../deploy/edge.toml"), "deploy/edge.toml")
+            .unwrap_err()
+            .to_string();
+        for field in ["identity.key: ", "captcha.secret: "] {
+            assert!(err.contains(field), "{err} should name {field}");
+        }
+    }
+
+    #[test]
+    fn weak_secrets_are_refused_without_dev_mode_and_let_through_with_it() {
+        let placeholder_key = "dev-only-user-jwt-secret-change-me-0123456789";
+        let placeholder_captcha = "dev-only-captcha-secret-change-me-0123456789";
+        let weak = shipped_with(placeholder_key, placeholder_captcha, false);
+        let err = Config::parse(&weak, "t").unwrap_err().to_string();
+        assert!(err.contains("identity.key: is a placeholder"), "{err}");
+        assert!(err.contains("captcha.secret: is a placeholder"), "{err}");
+        let dev = shipped_with(placeholder_key, placeholder_captcha, true);
+        let config = Config::parse(&dev, "t").unwrap();
+        assert_eq!(
+            config.secrets(),
+            vec![
+                ("identity.key", placeholder_key.to_string()),
+                ("captcha.secret", placeholder_captcha.to_string())
+            ]
+        );
+        // A key for a public-key algorithm is no secret.
+        let mut eddsa = config;
+        eddsa.identity.algorithm = Algorithm::EdDSA;
+        assert_eq!(eddsa.secrets().len(), 1);
+    }
+
+    #[test]
+    fn an_hs256_key_file_is_checked_too() {
+        let dir = tempfile_dir();
+        let path = dir.join("user-jwt.key");
+        std::fs::write(&path, "dev-only-user-jwt-secret-change-me-0123456789\n").unwrap();
+        let text = shipped_with(STRONG_KEY, STRONG_CAPTCHA, false).replace(
+            &format!("key = \"{STRONG_KEY}\""),
+            &format!("key_file = \"{}\"", path.display()),
+        );
+        let err = Config::parse(&text, "t").unwrap_err().to_string();
+        assert!(err.contains("identity.key_file: is a placeholder"), "{err}");
+        std::fs::write(&path, format!("{STRONG_KEY}\n")).unwrap();
+        Config::parse(&text, "t").unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A fresh folder under the temp dir (the edge has no tempfile dependency).
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "edge-config-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 
     #[test]
@@ -676,8 +798,9 @@ mod tests {
 
     #[test]
     fn admin_listen_must_be_loopback() {
-        let base = "[identity]\nkey = \"0123456789abcdef0123456789abcdef\"\n\
-                    [captcha]\nsecret = \"0123456789abcdef0123456789abcdef\"\n";
+        let base = format!(
+            "[identity]\nkey = \"{STRONG_KEY}\"\n[captcha]\nsecret = \"{STRONG_CAPTCHA}\"\n"
+        );
         for (listen, ok) in [
             ("127.0.0.1:9081", true),
             ("127.0.0.2:9081", true),

@@ -43,6 +43,8 @@ pub struct Metrics {
     events: Family<NameLabel, Counter>,
     reloads: Family<NameLabel, Counter>,
     dry_run: Family<NameLabel, Counter>,
+    /// The listeners' connections (`service::listener`).
+    pub connections: service::listener::ConnectionMetrics,
 }
 
 impl Default for Metrics {
@@ -98,6 +100,8 @@ impl Default for Metrics {
             "Requests a limit in dry-run mode would have refused, by limit",
             dry_run.clone(),
         );
+        let connections = service::listener::ConnectionMetrics::default();
+        connections.register(&mut registry);
         Self {
             registry: Arc::new(registry),
             requests,
@@ -108,6 +112,7 @@ impl Default for Metrics {
             events,
             reloads,
             dry_run,
+            connections,
         }
     }
 }

@@ -50,12 +50,16 @@ pub fn reload(state: &AppState) -> Reloaded {
 }
 
 /// The fields that differ between `running` and `loaded` but keep their running value until the
-/// next start: the listen addresses, Redis, and the image captcha pool (drawn ahead at the
+/// next start: the listen addresses and their connection limits, Redis, and the image captcha pool (drawn ahead at the
 /// size and pace it was started with).
 pub fn not_reloaded(running: &Config, loaded: &Config) -> Vec<&'static str> {
     [
         ("http.listen", running.http.listen != loaded.http.listen),
         ("admin.listen", running.admin.listen != loaded.admin.listen),
+        (
+            "http.connections",
+            running.http.connections != loaded.http.connections,
+        ),
         ("redis", running.redis != loaded.redis),
         (
             "captcha.image_slots",
@@ -102,6 +106,10 @@ mod tests {
         check(|c| c.limits.ip.burst += 1, &[]);
         check(|c| c.http.listen.set_port(1), &["http.listen"]);
         check(|c| c.admin.listen.set_port(1), &["admin.listen"]);
+        check(
+            |c| c.http.connections.max_connections += 1,
+            &["http.connections"],
+        );
         check(|c| c.redis.command_timeout_ms += 1, &["redis"]);
         check(|c| c.captcha.image_slots += 1, &["captcha.image_slots"]);
         check(

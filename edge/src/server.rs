@@ -1,10 +1,11 @@
 //! Assembles the edge from its config: Redis, the first runtime, the sale event subscription,
 //! the IP limiter's housekeeping, SIGHUP reloads, the admin server (`/metrics`) and the public
-//! API, until shutdown.
+//! API, both on `service::listener` (slow-client timers, connection cap), until shutdown.
 
-use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
 use axum::{routing::get, Router};
+use service::listener;
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
@@ -103,21 +104,38 @@ pub async fn run(
         stop_rx.clone(),
     ));
 
+    let connections = state.runtime.load().config.http.connections.clone();
     let admin_router = admin_router(state.clone());
     let mut admin_stop = stop_rx.clone();
-    let admin_server = tokio::spawn(async move {
-        axum::serve(admin, admin_router)
-            .with_graceful_shutdown(async move {
-                let _ = admin_stop.changed().await;
-            })
+    let admin_server = tokio::spawn({
+        let connections = connections.clone();
+        let metrics = state.metrics.connections.clone();
+        async move {
+            listener::serve(
+                "admin",
+                admin,
+                admin_router,
+                &connections,
+                metrics,
+                async move {
+                    let _ = admin_stop.changed().await;
+                },
+            )
             .await
+        }
     });
 
     tracing::info!(addr = %listener.local_addr()?, "edge listening");
-    let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let metrics = state.metrics.connections.clone();
+    listener::serve(
+        "api",
+        listener,
+        routes::router(state),
+        &connections,
+        metrics,
+        shutdown,
+    )
+    .await?;
     let _ = stop_tx.send(true);
     housekeeping.abort();
     sighup.abort();

@@ -27,6 +27,8 @@ pub struct HttpConfig {
     pub body_limit_bytes: usize,
     /// Longest uid accepted, in bytes.
     pub max_uid_bytes: usize,
+    /// Slow clients and the connection cap (`[http.connections]`).
+    pub connections: service::listener::ConnectionConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,6 +138,7 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8082)),
             body_limit_bytes: 4096,
             max_uid_bytes: 128,
+            connections: service::listener::ConnectionConfig::default(),
         }
     }
 }
@@ -245,6 +248,12 @@ impl Config {
             "http.max_uid_bytes",
             "must be between 1 and 1024",
         );
+        problems.extend(self.http.connections.validate("http.connections"));
+        let mut check = |ok: bool, field: &str, rule: &str| {
+            if !ok {
+                problems.push(format!("{field}: {rule}"));
+            }
+        };
         check(
             self.redis.url.starts_with("redis://") || self.redis.url.starts_with("unix://"),
             "redis.url",

@@ -30,6 +30,8 @@ pub struct Metrics {
     in_flight: Gauge,
     branch_batches: Counter,
     branch_batch_size: Histogram,
+    /// The listeners' connections (`service::listener`).
+    pub connections: service::listener::ConnectionMetrics,
 }
 
 impl Default for Metrics {
@@ -83,6 +85,8 @@ impl Default for Metrics {
             "Transactions reserved in Redis and not yet completed, at the last poll",
             in_flight.clone(),
         );
+        let connections = service::listener::ConnectionMetrics::default();
+        connections.register(&mut registry);
         Self {
             registry: Arc::new(registry),
             reservations,
@@ -93,6 +97,7 @@ impl Default for Metrics {
             in_flight,
             branch_batches,
             branch_batch_size,
+            connections,
         }
     }
 }

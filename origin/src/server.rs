@@ -1,5 +1,6 @@
 //! Assembles the origin from its config: connects Redis and PostgreSQL, applies migrations,
-//! loads the sale catalog, starts the recovery poller and serves the API until shutdown.
+//! loads the sale catalog, starts the recovery poller and serves the API (on
+//! `service::listener`: slow-client timers, connection cap) until shutdown.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -80,9 +81,17 @@ pub async fn run(
     };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "origin listening");
-    axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let connections = state.config.http.connections.clone();
+    let metrics = state.metrics.connections.clone();
+    service::listener::serve(
+        "api",
+        listener,
+        api::router(state),
+        &connections,
+        metrics,
+        shutdown,
+    )
+    .await?;
     let _ = stop_tx.send(true);
     let _ = poller.await;
     tracing::info!("origin stopped");

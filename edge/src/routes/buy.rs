@@ -69,10 +69,25 @@ fn apply(
     }
 }
 
-/// `Cache-Control` of a buy answer: the sold-out 410 is the same for everyone and nginx may keep
-/// it a second; nothing else may be stored anywhere.
+/// Marks a buy answer that is the same for every caller: the generic sold-out (or ended) 410,
+/// with no user field. Only such an answer may be kept by nginx.
+#[derive(Debug, Clone, Copy)]
+struct SameForEveryone;
+
+/// The edge's own sold-out 410, the same for everyone.
+fn sold_out(state: &AppState) -> Response {
+    let mut resp = refused(state, Refusal::SoldOut);
+    resp.extensions_mut().insert(SameForEveryone);
+    resp
+}
+
+/// `Cache-Control` of a buy answer: a 410 marked [`SameForEveryone`] is public for a second
+/// (nginx keeps it and answers the crowd); every other answer, and a 410 carrying a user's
+/// fields (the database's refusal names the user's gid and order), is `no-store`.
 fn cache_control(mut resp: Response) -> Response {
-    let value = if resp.status() == StatusCode::GONE {
+    let value = if resp.status() == StatusCode::GONE
+        && resp.extensions().get::<SameForEveryone>().is_some()
+    {
         "public, max-age=1"
     } else {
         "no-store"
@@ -106,7 +121,7 @@ async fn filter(
         Err(e) => return failed(&state, e),
     };
     if state.soldout.is_sold_out(sale) {
-        return refused(&state, Refusal::SoldOut);
+        return sold_out(&state);
     }
     let runtime = state.runtime.load();
     let limits_cfg = &runtime.config.limits;
@@ -213,7 +228,11 @@ async fn filter(
         404 => "unknown_sale",
         _ => "other",
     };
+    let same_for_everyone = answer.status == StatusCode::GONE && is_generic_gone(&answer.body);
     let mut resp = (answer.status, answer.body).into_response();
+    if same_for_everyone {
+        resp.extensions_mut().insert(SameForEveryone);
+    }
     for name in [header::CONTENT_TYPE] {
         if let Some(v) = answer.headers.get(&name) {
             resp.headers_mut().insert(name, v.clone());
@@ -282,7 +301,7 @@ async fn admit(
     // The flag again: the sale may have sold out while this request was being admitted (a
     // crowd keeps many in flight), and the origin would only say so.
     if state.soldout.is_sold_out(sale) {
-        return Err(refused(state, Refusal::SoldOut));
+        return Err(sold_out(state));
     }
     Ok(())
 }
@@ -308,4 +327,39 @@ fn is_duplicate(body: &[u8]) -> bool {
 
 fn is_sold_out(body: &[u8]) -> bool {
     serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v["error"] == "sold_out")
+}
+
+/// The origin's 410 without a user field: `{"error": "sold_out" | "ended", "message": ...}`
+/// and nothing else. Its refusal of a unit the database had not (`gid`, `order_id`) is that
+/// user's own answer.
+fn is_generic_gone(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body).is_ok_and(|v| {
+        matches!(
+            v.get("error").and_then(|e| e.as_str()),
+            Some("sold_out" | "ended")
+        ) && v.keys().all(|k| k == "error" || k == "message")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_410_without_user_fields_is_the_same_for_everyone() {
+        let check = |body: &str, expected: bool| {
+            assert_eq!(is_generic_gone(body.as_bytes()), expected, "{body}");
+        };
+        check(r#"{"error":"sold_out","message":"no unit left"}"#, true);
+        check(r#"{"error":"ended","message":"the sale has ended"}"#, true);
+        check(r#"{"error":"sold_out"}"#, true);
+        check(
+            r#"{"error":"sold_out","message":"no unit left","gid":"7/alice","order_id":12}"#,
+            false,
+        );
+        check(r#"{"error":"sold_out","order_id":null}"#, false);
+        check(r#"{"error":"duplicate","message":"x"}"#, false);
+        check(r#"["sold_out"]"#, false);
+        check("not json", false);
+    }
 }
