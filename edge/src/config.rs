@@ -562,7 +562,7 @@ impl Config {
         );
         problems.extend(self.http.connections.validate("http.connections"));
         for (field, value) in self.secrets() {
-            service::secret::check(&mut problems, field, &value, self.http.dev_mode);
+            service::secret::check(&mut problems, &field, &value, self.http.dev_mode);
         }
         let mut check = |ok: bool, field: &str, rule: &str| {
             if !ok {
@@ -627,19 +627,22 @@ impl Config {
     /// unless dev mode is on, and then warned about at start. The HS256 user JWT key, from
     /// `identity.key` or the file of `identity.key_file` (an unreadable file is reported when the
     /// verifier is built), and the captcha secret.
-    pub fn secrets(&self) -> Vec<(&'static str, String)> {
+    pub fn secrets(&self) -> Vec<(String, String)> {
         let mut secrets = Vec::new();
         if self.identity.algorithm == Algorithm::HS256 {
             if let Some(key) = &self.identity.key {
-                secrets.push(("identity.key", key.clone()));
+                secrets.push(("identity.key".to_string(), key.clone()));
             } else if let Some(Ok(text)) =
                 self.identity.key_file.as_ref().map(std::fs::read_to_string)
             {
                 let key = text.trim_end_matches(['\r', '\n']).to_string();
-                secrets.push(("identity.key_file", key));
+                secrets.push(("identity.key_file".to_string(), key));
             }
         }
-        secrets.push(("captcha.secret", self.captcha.secret.clone()));
+        secrets.push(("captcha.secret".to_string(), self.captcha.secret.clone()));
+        for (i, old) in self.captcha.previous_secrets.iter().enumerate() {
+            secrets.push((format!("captcha.previous_secrets[{i}]"), old.clone()));
+        }
         secrets
     }
 
@@ -647,7 +650,7 @@ impl Config {
     pub fn warn_weak_secrets(&self) {
         if self.http.dev_mode {
             for (field, value) in self.secrets() {
-                service::secret::warn_if_weak(field, &value);
+                service::secret::warn_if_weak(&field, &value);
             }
         }
     }
@@ -722,8 +725,11 @@ mod tests {
         assert_eq!(
             config.secrets(),
             vec![
-                ("identity.key", placeholder_key.to_string()),
-                ("captcha.secret", placeholder_captcha.to_string())
+                ("identity.key".to_string(), placeholder_key.to_string()),
+                (
+                    "captcha.secret".to_string(),
+                    placeholder_captcha.to_string()
+                )
             ]
         );
         // A key for a public-key algorithm is no secret.
@@ -838,27 +844,36 @@ mod tests {
 
     #[test]
     fn each_previous_captcha_secret_is_validated_like_the_secret() {
-        let base = "[identity]\nkey = \"0123456789abcdef0123456789abcdef\"\n\
-                    [captcha]\nsecret = \"0123456789abcdef0123456789abcdef\"\n";
+        let base = &format!(
+            "[identity]\nkey = \"{STRONG_KEY}\"\n[captcha]\nsecret = \"{STRONG_CAPTCHA}\"\n"
+        );
         let config = Config::parse(base, "t").unwrap();
         assert!(
             config.captcha.previous_secrets.is_empty(),
             "none by default"
         );
-        let good = "the-old-captcha-secret-0123456789abcdef";
-        let text = format!("{base}previous_secrets = [\"{good}\", \"{good}-2\"]\n");
+        let good = "Le7rq0i1MPcRiITYtf0o9ZNgO98AOkkIUoBvrRNEb4QHQGqd";
+        let text = format!("{base}previous_secrets = [\"{good}\", \"{STRONG_KEY}\"]\n");
         let config = Config::parse(&text, "t").unwrap();
         assert_eq!(config.captcha.previous_secrets.len(), 2);
         let text = format!("{base}previous_secrets = [\"{good}\", \"short\"]\n");
         let err = Config::parse(&text, "t").unwrap_err().to_string();
         assert!(err.contains("captcha.previous_secrets[1]"), "{err}");
         assert!(!err.contains("captcha.previous_secrets[0]"), "{err}");
+        // Held to the secret's standard: a long placeholder is refused too.
+        let text = format!(
+            "{base}previous_secrets = [\"dev-only-old-captcha-secret-change-me-0123456789\"]\n"
+        );
+        let err = Config::parse(&text, "t").unwrap_err().to_string();
+        assert!(
+            err.contains("captcha.previous_secrets[0]: is a placeholder"),
+            "{err}"
+        );
     }
 
     #[test]
     fn payments_checkout_url_and_dev_secret_are_checked() {
-        let base = "[identity]\nkey = \"0123456789abcdef0123456789abcdef\"\n\
-                    [captcha]\nsecret = \"0123456789abcdef0123456789abcdef\"\n[payments]\n";
+        let base = &format!("[identity]\nkey = \"{STRONG_KEY}\"\n[captcha]\nsecret = \"{STRONG_CAPTCHA}\"\n[payments]\n");
         for (payments, ok) in [
             ("", true),
             (

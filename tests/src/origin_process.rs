@@ -17,7 +17,7 @@ use crate::{net, wait};
 
 /// The payment webhook secret of test origins (and the dev copy of test edges); tests sign the
 /// payment service's webhooks with it.
-pub const PAYMENT_WEBHOOK_SECRET: &str = "test-payment-webhook-secret-0123456789-abcdef";
+pub const PAYMENT_WEBHOOK_SECRET: &str = "mGsrxHVGTmHgi1tjH+RZvF1GNfuFalw5Ma/Rt9KP6UYclKdI";
 
 /// How long an origin may take to answer `/healthz`.
 const START_DEADLINE: Duration = Duration::from_secs(30);

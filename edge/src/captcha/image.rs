@@ -49,7 +49,14 @@ pub enum ImageError {
     Drawn { wanted: usize, drawn: usize },
     #[error("the captcha crate could not encode the PNG")]
     Png,
+    #[error("the captcha crate failed {0} draws in a row")]
+    Failed(usize),
 }
+
+/// Draws before giving up: the captcha crate's crop (`view`) underflows, and panics in a debug
+/// build, when the random glyphs come out narrower than the view, about one draw in a few
+/// hundred; a new draw picks new glyphs.
+const DRAW_ATTEMPTS: usize = 4;
 
 /// Draws a captcha of `chars` characters from `ALPHABET`, with its audio.
 pub fn generate(chars: usize) -> Result<ImageCaptcha, ImageError> {
@@ -66,6 +73,15 @@ pub fn draw(chars: usize) -> Result<(String, Vec<u8>), ImageError> {
     if !(1..=MAX_CHARS).contains(&chars) {
         return Err(ImageError::Length(chars));
     }
+    for _ in 0..DRAW_ATTEMPTS {
+        if let Ok(drawn) = std::panic::catch_unwind(|| draw_once(chars)) {
+            return drawn;
+        }
+    }
+    Err(ImageError::Failed(DRAW_ATTEMPTS))
+}
+
+fn draw_once(chars: usize) -> Result<(String, Vec<u8>), ImageError> {
     let mut captcha = Captcha::new();
     captcha
         .set_chars(ALPHABET)
