@@ -185,8 +185,6 @@ impl Default for SalesConfig {
     }
 }
 
-/// Shortest secret accepted, in bytes.
-
 /// Why a configuration file was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
