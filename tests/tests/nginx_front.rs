@@ -513,6 +513,56 @@ async fn sold_out_buys_come_from_the_cache_and_no_purchase_is_ever_cached() {
     world.stack.books(sale).await.unwrap().check().unwrap();
 }
 
+/// Issue 10, finding 6: when the database refuses a unit Redis granted, the origin's 410 carries
+/// that user's `gid` (their uid) and `order_id`; it used to be marked public and served by nginx
+/// to everyone. Now only the generic sold-out answer is shared.
+#[tokio::test(flavor = "multi_thread")]
+async fn finding_6_one_users_sold_out_answer_is_never_shown_to_another() {
+    let world = World::start().await;
+    let sale = world.stack.create_sale(2).await.unwrap();
+    let (status, _, body) = buy_through(&world, sale, "alice", "198.51.100.11").await;
+    assert_eq!(status, 200, "{body}");
+    // PostgreSQL says the sale is full while Redis still has a unit: Redis grants the next buyer,
+    // the database refuses them (as after a Redis that lost writes).
+    let db = world.stack.postgres.client().await.unwrap();
+    db.execute("UPDATE sales SET total = sold WHERE id = $1", &[&sale])
+        .await
+        .unwrap();
+    let (status, cache, mallory) = buy_through(&world, sale, "mallory-7", "198.51.100.12").await;
+    assert_eq!(status, 410, "{mallory}");
+    assert_ne!(cache, "HIT");
+    let private = mallory.to_string();
+    assert!(
+        private.contains("mallory-7"),
+        "the refused user is told their own outcome: {private}"
+    );
+    // Everyone after them gets their own answer or the generic one, never mallory's fields.
+    for (n, who) in ["bob", "carol"].into_iter().enumerate() {
+        let (status, _, body) =
+            buy_through(&world, sale, who, &format!("198.51.100.{}", 20 + n)).await;
+        assert_eq!(status, 410, "{body}");
+        let text = body.to_string();
+        assert!(!text.contains("mallory"), "{who} got {text}");
+        assert!(
+            body.get("gid").is_none() || body["gid"] == format!("{sale}/{who}"),
+            "{who} got {text}"
+        );
+    }
+    for n in 0..5 {
+        let resp = world
+            .http()
+            .post(format!("{}/api/sales/{sale}/buy", world.nginx.url()))
+            .header("x-forwarded-for", format!("198.51.100.{}", 40 + n))
+            .json(&json!({"pass_token": "x"}))
+            .send()
+            .await
+            .unwrap();
+        let text = resp.text().await.unwrap();
+        assert!(!text.contains("mallory"), "an anonymous caller got {text}");
+        assert!(!text.contains("order_id"), "an anonymous caller got {text}");
+    }
+}
+
 /// A buy without identity through nginx from address `ip`, which must carry every security
 /// header: the answer's status and its `X-Cache-Status`.
 async fn anonymous_buy(world: &World, sale: i64, ip: &str) -> (u16, String) {
