@@ -3,6 +3,11 @@
 //! shipped or a weak secret (finding 9): the review minted a user JWT and a pass token with the
 //! placeholders printed in deploy/edge.toml and bought with no captcha; now the edge run with
 //! that file exits 64 before it answers anything.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration tests: a failed unwrap is a failed test, with its message"
+)]
 
 use std::{path::Path, process::Stdio, time::Duration};
 
