@@ -133,8 +133,7 @@ pub fn check(problems: &mut Vec<String>, field: &str, value: &str, dev_mode: boo
     }
     if let Some(weakness) = weakness(value) {
         problems.push(format!(
-            "{field}: {weakness}; set a random one (openssl rand -base64 48), or turn on \
-             http.dev_mode for a test"
+            "{field}: {weakness}; set a random one (openssl rand -base64 48)"
         ));
     }
 }
