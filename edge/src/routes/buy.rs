@@ -48,27 +48,6 @@ fn failed(state: &AppState, error: Error) -> Response {
     counted(state, ROUTE, "failed", error.code(), error)
 }
 
-/// A limit's decision: `Ok` to go on, or the 429 (a dry-run limit logs, counts and goes on).
-fn apply(
-    state: &AppState,
-    limit: &'static str,
-    decision: Decision,
-    dry_run: bool,
-) -> Result<(), Refusal> {
-    match decision {
-        Decision::Allow(_) => Ok(()),
-        Decision::Deny { .. } if dry_run => {
-            state.metrics.dry_run(limit);
-            tracing::info!(limit, "dry run: would be rate limited");
-            Ok(())
-        }
-        deny @ Decision::Deny { .. } => Err(Refusal::RateLimited {
-            limit,
-            headers: limits::headers(&deny),
-        }),
-    }
-}
-
 /// Marks a buy answer that is the same for every caller: the generic sold-out (or ended) 410,
 /// with no user field. Only such an answer may be kept by nginx.
 #[derive(Debug, Clone, Copy)]
@@ -125,7 +104,7 @@ async fn filter(
     }
     let runtime = state.runtime.load();
     let limits_cfg = &runtime.config.limits;
-    if let Err(refusal) = apply(
+    if let Err(refusal) = super::within_limit(
         &state,
         "ip",
         runtime.ip.check(ctx.client_ip),
@@ -168,7 +147,9 @@ async fn filter(
     let global_taken = match state.global.acquire(sale, &limits_cfg.global).await {
         Ok(decision) => {
             let taken = decision.is_allowed();
-            if let Err(refusal) = apply(&state, "global", decision, limits_cfg.global.dry_run) {
+            if let Err(refusal) =
+                super::within_limit(&state, "global", decision, limits_cfg.global.dry_run)
+            {
                 return refused(&state, refusal);
             }
             taken
