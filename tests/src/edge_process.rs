@@ -50,6 +50,8 @@ pub struct EdgeOptions {
     /// `captcha.image_serves` and `captcha.image_max_age_seconds`.
     pub image_serves: u32,
     pub image_max_age_seconds: u64,
+    /// `http.connections.max_connections` (each listener).
+    pub max_connections: usize,
     /// `EDGE_LOG`: debug for the tests (their failures print the log), the shipped `info` for
     /// the benchmark.
     pub log: &'static str,
@@ -77,6 +79,7 @@ impl Default for EdgeOptions {
             captcha_uid: (10_000.0, 10_000),
             image_serves: 200,
             image_max_age_seconds: 60,
+            max_connections: 4096,
             log: "info,edge=debug",
         }
     }
@@ -99,6 +102,7 @@ impl EdgeOptions {
             .join(", ");
         format!(
             "[http]\nlisten = \"127.0.0.1:{port}\"\ndev_mode = true\n\
+             [http.connections]\nmax_connections = {}\n\
              [admin]\nlisten = \"127.0.0.1:{admin}\"\n\
              [redis]\nurl = \"{redis_url}\"\ncommand_timeout_ms = 5000\n\
              [origin]\nurls = [{origins}]\ntimeout_ms = {}\nconnect_timeout_ms = 200\nretry_dead_after_ms = {}\n\
@@ -112,6 +116,7 @@ impl EdgeOptions {
              [limits.captcha.ip]\nper_second = {:?}\nburst = {}\n\
              [limits.captcha.uid]\nper_second = {:?}\nburst = {}\n\
              [payments]\ndev_webhook_secret = \"{}\"\n",
+            self.max_connections,
             self.origin_timeout_ms,
             self.retry_dead_after_ms,
             self.pass_ttl_seconds,

@@ -184,6 +184,18 @@ impl NginxServer {
         self.child.as_ref().and_then(Child::id)
     }
 
+    /// Stops nginx, empties its cache and starts it again on the same port: a restart that
+    /// forgot every cached answer, so nothing stale can stand in for a failing edge.
+    pub async fn restart_cold(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        let cache = self.dir.path().join("cache");
+        if cache.exists() {
+            std::fs::remove_dir_all(&cache)
+                .with_context(|| format!("emptying {}", cache.display()))?;
+        }
+        self.run().await
+    }
+
     /// Renders, tests and starts the config on the current port; waits until nginx answers.
     async fn run(&mut self) -> anyhow::Result<()> {
         let settings =

@@ -33,6 +33,8 @@ pub struct OriginOptions {
     pub max_uid_bytes: usize,
     /// Seconds one extension adds to a hold.
     pub extend_seconds: u32,
+    /// `http.connections.max_connections`.
+    pub max_connections: usize,
     /// `ORIGIN_LOG`: debug for the tests (their failures print the log), the shipped `info` for
     /// the benchmark.
     pub log: &'static str,
@@ -48,6 +50,7 @@ impl Default for OriginOptions {
             body_limit_bytes: 4096,
             max_uid_bytes: 128,
             extend_seconds: 300,
+            max_connections: 4096,
             log: "info,origin=debug",
         }
     }
@@ -75,6 +78,7 @@ impl OriginProcess {
         let port = net::free_port();
         let config = format!(
             "[http]\nlisten = \"127.0.0.1:{port}\"\nbody_limit_bytes = {}\nmax_uid_bytes = {}\n\
+             [http.connections]\nmax_connections = {}\n\
              [redis]\nurl = \"{redis_url}\"\ncommand_timeout_ms = 5000\n\
              [postgres]\nurl = \"{postgres_url}\"\nstatement_timeout_ms = {}\n\
              [recovery]\ntimeout_ms = {}\npoll_interval_ms = {}\nlease_ms = {}\nmax_lease_ms = 4000\n\
@@ -82,6 +86,7 @@ impl OriginProcess {
              [payments]\nwebhook_secret = \"{PAYMENT_WEBHOOK_SECRET}\"\n",
             options.body_limit_bytes,
             options.max_uid_bytes,
+            options.max_connections,
             options.statement_timeout_ms,
             options.recovery_timeout_ms,
             options.poll_interval_ms,

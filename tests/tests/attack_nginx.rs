@@ -7,7 +7,7 @@
     reason = "integration tests: a failed unwrap is a failed test, with its message"
 )]
 
-use std::{collections::BTreeMap, path::Path, time::Duration};
+use std::{collections::BTreeMap, net::IpAddr, path::Path, time::Duration};
 
 use flash_tests::{
     edge_process::{EdgeOptions, EdgeProcess},
@@ -15,6 +15,7 @@ use flash_tests::{
     nginx_server::NginxServer,
     origin_process::OriginOptions,
     stack::Stack,
+    wait,
 };
 use tempfile::TempDir;
 use tokio::{
@@ -126,12 +127,14 @@ async fn ipv6_escapes_nginx_limits() {
         .await
         .unwrap();
     let port = nginx.port();
-    // 60 buys at once, each from the address `address(n)`: how many nginx answered 429.
-    async fn limited(port: u16, address: impl Fn(u32) -> String) -> u32 {
+    // 60 buys at once of `sale` (the access log tells the batches apart; the limit is per
+    // client, whatever the sale), each from the address `address(n)`: how many nginx answered
+    // 429.
+    async fn limited(port: u16, sale: u32, address: impl Fn(u32) -> String) -> u32 {
         let mut tasks = tokio::task::JoinSet::new();
         for n in 0..60 {
             let request = format!(
-                "POST /api/sales/1/buy HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                "POST /api/sales/{sale}/buy HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                 address(n)
             );
             tasks.spawn(raw(port, request));
@@ -142,18 +145,67 @@ async fn ipv6_escapes_nginx_limits() {
         }
         by_status.get(&429).copied().unwrap_or(0)
     }
-    let ipv4 = limited(port, |_| "203.0.113.7".to_string()).await;
-    let one_64 = limited(port, |n| format!("2001:db8:0:7::{:x}", n + 1)).await;
-    let one_64_spelt = limited(port, |n| format!("2001:DB8:0000:8:{:x}::1", n + 1)).await;
-    let many_64 = limited(port, |n| format!("2001:db8:{:x}::1", n + 100)).await;
-    println!("429s of 60 buys: one IPv4 {ipv4}, one /64 {one_64} (spelt otherwise {one_64_spelt}), 60 /64s {many_64}");
+    // The client address nginx read from each of the 60 buys of `sale` (the access log's first
+    // field): a spelling it could not parse would leave 127.0.0.1, limited for another reason.
+    async fn addresses_read(nginx: &NginxServer, sale: u32) -> Vec<IpAddr> {
+        let path = format!("/api/sales/{sale}/buy ");
+        let read = || {
+            nginx
+                .access_log()
+                .lines()
+                .filter(|line| line.contains(&path))
+                .map(|line| line.split(' ').next().unwrap().parse::<IpAddr>().unwrap())
+                .collect::<Vec<_>>()
+        };
+        wait::until(
+            "the batch in the access log",
+            Duration::from_secs(10),
+            || async { Ok(read().len() == 60) },
+        )
+        .await
+        .unwrap();
+        read()
+    }
+    let ipv4 = limited(port, 1, |_| "203.0.113.7".to_string()).await;
+    let one_64 = limited(port, 2, |n| format!("2001:db8:0:7::{:x}", n + 1)).await;
+    // One /64 as a client may spell it: compressed or not, zero-padded, upper case, the host
+    // part anywhere in the last four groups, an IPv4-style tail; each request the next spelling
+    // and another host.
+    let spellings: [fn(u32) -> String; 7] = [
+        |n| format!("2001:db8:0:8::{:x}", n + 1),
+        |n| format!("2001:0db8:0000:0008:0000:0000:0000:{:04x}", n + 1),
+        |n| format!("2001:DB8:0:8:0:0:0:{:X}", n + 1),
+        |n| format!("2001:db8:0:8:{:x}::", n + 1),
+        |n| format!("2001:db8::8:{:x}:0:0:1", n + 1),
+        |n| format!("2001:db8:0:8:0:0:1.2.3.{}", n + 1),
+        |n| format!("2001:DB8:0000:8:{:x}::1", n + 1),
+    ];
+    let one_64_spelt = limited(port, 3, |n| spellings[n as usize % spellings.len()](n)).await;
+    let many_64 = limited(port, 4, |n| format!("2001:db8:{:x}::1", n + 100)).await;
+    println!("429s of 60 buys: one IPv4 {ipv4}, one /64 {one_64} (in {} spellings {one_64_spelt}), 60 /64s {many_64}", spellings.len());
     assert!(ipv4 >= 30, "{ipv4}");
     assert!(one_64 >= 30, "one /64 got {one_64} 429s");
     assert!(one_64_spelt >= 30, "{one_64_spelt}");
+    for address in addresses_read(&nginx, 3).await {
+        let IpAddr::V6(v6) = address else {
+            panic!("{address} read from a spelling of 2001:db8:0:8::/64")
+        };
+        assert_eq!(v6.segments()[..4], [0x2001, 0xdb8, 0, 8], "{v6}");
+    }
     assert_eq!(many_64, 0);
-    // An IPv4-mapped address is its IPv4 address: 60 of one mapped address are limited.
-    let mapped = limited(port, |_| "::ffff:203.0.113.9".to_string()).await;
+    // An IPv4-mapped address is its IPv4 address, however it is spelt: 60 buys of one address
+    // sent plain and mapped in three forms share one bucket.
+    let mapped: [&str; 4] = [
+        "203.0.113.9",
+        "::ffff:203.0.113.9",
+        "::FFFF:cb00:7109",
+        "0:0:0:0:0:ffff:203.0.113.9",
+    ];
+    let mapped = limited(port, 5, |n| mapped[n as usize % mapped.len()].to_string()).await;
     assert!(mapped >= 30, "{mapped}");
+    for address in addresses_read(&nginx, 5).await {
+        assert_eq!(address.to_canonical().to_string(), "203.0.113.9");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
