@@ -130,6 +130,21 @@ async fn finding_9_the_edge_does_not_start_on_the_shipped_or_a_weak_secret() {
         child.try_wait().unwrap().is_none(),
         "the edge keeps running"
     );
+    // Dev mode is off in the shipped file: its stand-ins for the identity provider and the
+    // payment service do not exist (a token for any uid, a payment signed by the edge).
+    for (path, body) in [
+        ("/api/dev/token", r#"{"uid":"mallory"}"#),
+        ("/api/dev/pay", r#"{"order_id":1}"#),
+    ] {
+        let answer = http
+            .post(format!("http://127.0.0.1:{port}{path}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 404, "{path} with dev mode off");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

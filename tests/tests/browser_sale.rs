@@ -5,7 +5,9 @@
 //! reload, a reload remembers the order, an open page of a sale that ends turns "Sale ended", a
 //! hold's time left ticks and, once it lapses, the holder's page tells it and the second page
 //! offers the unit again (both without a reload), and the image captcha (picture, audio, labelled
-//! box) tells a wrong answer in words; the status JSON comes from nginx's cache; screenshots of
+//! box) tells a wrong answer in words; a run of failed status polls (404s, refused connections,
+//! 503s) leaves Buy enabled while the page backs off and comes back; the status JSON comes from
+//! nginx's cache; screenshots of
 //! each state are kept in the run's artifacts folder (and copied to docs/screenshots/ with
 //! `UPDATE_SCREENSHOTS=1`), and no page logs a console error.
 #![allow(
