@@ -7,9 +7,8 @@
 //! offers the unit again (both without a reload), and the image captcha (picture, audio, labelled
 //! box) tells a wrong answer in words; a run of failed status polls (404s, refused connections,
 //! 503s) leaves Buy enabled while the page backs off and comes back; the status JSON comes from
-//! nginx's cache; screenshots of
-//! each state are kept in the run's artifacts folder (and copied to docs/screenshots/ with
-//! `UPDATE_SCREENSHOTS=1`), and no page logs a console error.
+//! nginx's cache; screenshots of each state are kept in the run's artifacts folder (and copied to
+//! docs/screenshots/ with `UPDATE_SCREENSHOTS=1`), and no page logs a console error.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
