@@ -1,6 +1,7 @@
 //! A real `redis-server` for one test: a free loopback port, a temp dir holding its AOF and log,
 //! append-only persistence with `everysec` fsync like production, and no RDB snapshots. It can be
-//! killed (SIGKILL, a crash) and restarted on the same port and dir, so the AOF is replayed. Also
+//! killed (SIGKILL, a crash) and restarted on the same port and dir, so the AOF is replayed, or
+//! restarted from an older copy of its AOF or with no data at all (the ways Redis loses writes). Also
 //! reads `INFO commandstats`, so tests can count the commands a service sent.
 //!
 //! The binary is `redis-server` from `PATH`, or the path in the `REDIS_SERVER` variable.
@@ -157,6 +158,46 @@ impl RedisServer {
         self.run().await
     }
 
+    /// A copy of the AOF as it is on disk now (the running server keeps appending to its own):
+    /// starting from it later is a Redis that lost every write made since, as a restart from an
+    /// older backup or a failover to a lagging replica is.
+    pub fn copy_aof(&self) -> anyhow::Result<AofCopy> {
+        let copy = tempfile::Builder::new()
+            .prefix("flash-redis-aof-")
+            .tempdir()
+            .context("creating the temp dir of an AOF copy")?;
+        copy_dir(&self.aof_dir(), copy.path())?;
+        Ok(AofCopy(copy))
+    }
+
+    /// Kills the server and starts it again on the same port from `copy` (see
+    /// [`Self::copy_aof`]), waiting until it has loaded it.
+    pub async fn restart_from(&mut self, copy: &AofCopy) -> anyhow::Result<()> {
+        self.kill();
+        let aof = self.aof_dir();
+        if aof.exists() {
+            std::fs::remove_dir_all(&aof).with_context(|| format!("removing {}", aof.display()))?;
+        }
+        std::fs::create_dir(&aof).with_context(|| format!("creating {}", aof.display()))?;
+        copy_dir(copy.0.path(), &aof)?;
+        self.run().await
+    }
+
+    /// Kills the server and starts it again on the same port with no data at all: a node
+    /// replaced by an empty one, or restarted without its AOF.
+    pub async fn restart_empty(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        let aof = self.aof_dir();
+        if aof.exists() {
+            std::fs::remove_dir_all(&aof).with_context(|| format!("removing {}", aof.display()))?;
+        }
+        self.run().await
+    }
+
+    fn aof_dir(&self) -> PathBuf {
+        self.dir.path().join("appendonlydir")
+    }
+
     /// Spawns the server and waits until it is ready; kills it if it is not.
     async fn run(&mut self) -> anyhow::Result<()> {
         let child = self.spawn()?;
@@ -225,6 +266,19 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The files of an AOF directory at one moment ([`RedisServer::copy_aof`]); removed when dropped.
+pub struct AofCopy(TempDir);
+
+/// Copies the files of `from` (an AOF directory has no subdirectories) into `to`.
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), to.join(entry.file_name()))
+            .with_context(|| format!("copying {}", entry.path().display()))?;
+    }
+    Ok(())
 }
 
 fn remove_if_present(path: &Path) -> anyhow::Result<()> {
