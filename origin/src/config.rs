@@ -38,6 +38,9 @@ pub struct RedisConfig {
     pub url: String,
     /// Time allowed for one Redis command.
     pub command_timeout_ms: u64,
+    /// The keys of a sale (barriers, transaction records) expire this long after its end; a
+    /// sale ended longer ago is not healed back into Redis. dtm keeps its barriers a day.
+    pub keys_retention_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -68,6 +71,9 @@ pub struct RecoveryConfig {
     pub max_lease_ms: u64,
     /// Transactions claimed per sale and poll.
     pub batch: u32,
+    /// Lifetime of a sale's heal lock, renewed by each step of the heal: an origin that dies
+    /// healing holds the sale back this long at most.
+    pub heal_lock_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -148,6 +154,7 @@ impl Default for RedisConfig {
         Self {
             url: "redis://127.0.0.1:6380/".into(),
             command_timeout_ms: 1000,
+            keys_retention_seconds: 86_400,
         }
     }
 }
@@ -172,6 +179,7 @@ impl Default for RecoveryConfig {
             lease_ms: 2000,
             max_lease_ms: 60_000,
             batch: 64,
+            heal_lock_ms: 10_000,
         }
     }
 }
@@ -260,6 +268,16 @@ impl Config {
             (1..=60_000).contains(&self.redis.command_timeout_ms),
             "redis.command_timeout_ms",
             "must be between 1 and 60000",
+        );
+        check(
+            (60..=30 * 86_400).contains(&self.redis.keys_retention_seconds),
+            "redis.keys_retention_seconds",
+            "must be between 60 and 2592000 (30 days)",
+        );
+        check(
+            (100..=600_000).contains(&self.recovery.heal_lock_ms),
+            "recovery.heal_lock_ms",
+            "must be between 100 and 600000",
         );
         check(
             self.postgres.url.parse::<tokio_postgres::Config>().is_ok(),

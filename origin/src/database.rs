@@ -44,6 +44,19 @@ pub struct UnitsHeld {
     pub returning: i64,
 }
 
+/// What a heal rebuilds a sale's Redis side from, read in one snapshot of PostgreSQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealSource {
+    pub total: i64,
+    pub ends_at: Option<OffsetDateTime>,
+    /// Every order of the sale, whatever its status: (gid, id, rejected).
+    pub orders: Vec<(String, i64, bool)>,
+    /// Orders holding a unit (pending, paid).
+    pub live: i64,
+    /// Every cancelled order whose unit has gone or is going back (its `returns` row).
+    pub returns: Vec<i64>,
+}
+
 #[derive(Clone)]
 pub struct Database {
     pool: Pool,
@@ -216,6 +229,62 @@ impl Database {
             live: row.get(0),
             returning: row.get(1),
         })
+    }
+
+    /// The sale's orders and returns as one snapshot (`REPEATABLE READ`); `None` for an unknown
+    /// sale.
+    pub async fn heal_source(&self, sale: i64) -> Result<Option<HealSource>> {
+        let mut client = self.client().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(Error::postgres("begin heal snapshot"))?;
+        let Some(row) = tx
+            .query_opt("SELECT total, ends_at FROM sales WHERE id = $1", &[&sale])
+            .await
+            .map_err(Error::postgres("heal sale"))?
+        else {
+            return Ok(None);
+        };
+        let total: i32 = row.get(0);
+        let orders: Vec<(String, i64, bool)> = tx
+            .query(
+                "SELECT gid, id, status FROM orders WHERE sale_id = $1",
+                &[&sale],
+            )
+            .await
+            .map_err(Error::postgres("heal orders"))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get::<_, &str>(2) == "rejected"))
+            .collect();
+        let live = tx
+            .query_one(
+                "SELECT count(*) FROM orders WHERE sale_id = $1 AND status IN ('pending', 'paid')",
+                &[&sale],
+            )
+            .await
+            .map_err(Error::postgres("heal live orders"))?
+            .get(0);
+        let returns = tx
+            .query("SELECT order_id FROM returns WHERE sale_id = $1", &[&sale])
+            .await
+            .map_err(Error::postgres("heal returns"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        tx.commit()
+            .await
+            .map_err(Error::postgres("end heal snapshot"))?;
+        Ok(Some(HealSource {
+            total: i64::from(total),
+            ends_at: row.get(1),
+            orders,
+            live,
+            returns,
+        }))
     }
 
     /// How many of `gids` already have a live order (their branch committed, completion not yet).

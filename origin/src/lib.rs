@@ -10,6 +10,7 @@ pub mod config;
 pub mod crash;
 pub mod database;
 pub mod error;
+pub mod heal;
 pub mod holds;
 pub mod metrics;
 pub mod payments;

@@ -1,5 +1,5 @@
 //! Prometheus metrics of the origin, served as text at `GET /metrics`: reservations by outcome,
-//! branch runs by result, recoveries, holds, and transactions in flight.
+//! branch runs by result, recoveries, holds, transactions in flight, and Redis losses and heals.
 
 use std::sync::Arc;
 
@@ -30,6 +30,10 @@ pub struct Metrics {
     in_flight: Gauge,
     branch_batches: Counter,
     branch_batch_size: Histogram,
+    losses: Family<OutcomeLabel, Counter>,
+    heals: Family<OutcomeLabel, Counter>,
+    heal_seconds: Histogram,
+    gate_closures: Counter,
     /// The listeners' connections (`service::listener`).
     pub connections: service::listener::ConnectionMetrics,
 }
@@ -45,6 +49,30 @@ impl Default for Metrics {
         let claims = Counter::default();
         let branch_batches = Counter::default();
         let branch_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 10));
+        let losses = Family::<OutcomeLabel, Counter>::default();
+        let heals = Family::<OutcomeLabel, Counter>::default();
+        let heal_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        let gate_closures = Counter::default();
+        registry.register(
+            "redis_losses",
+            "Times this origin noticed that Redis lost a sale's data, by how (missing_stock, repeated_fence)",
+            losses.clone(),
+        );
+        registry.register(
+            "heals",
+            "Heals of a sale's Redis side from PostgreSQL, by outcome (healed, busy, already_healed, lost_lock, expired, error)",
+            heals.clone(),
+        );
+        registry.register(
+            "heal_seconds",
+            "Time from noticing a loss to the sale healed, by the origin that healed it",
+            heal_seconds.clone(),
+        );
+        registry.register(
+            "stock_closed_by_database",
+            "Times PostgreSQL refused a unit Redis had handed out and the stock in Redis was set to 0",
+            gate_closures.clone(),
+        );
         registry.register(
             "branch_batches",
             "Database transactions written by the branch writers (each holds one or more branches)",
@@ -97,6 +125,10 @@ impl Default for Metrics {
             in_flight,
             branch_batches,
             branch_batch_size,
+            losses,
+            heals,
+            heal_seconds,
+            gate_closures,
             connections,
         }
     }
@@ -125,6 +157,20 @@ impl Metrics {
     }
     pub fn claim(&self) {
         self.claims.inc();
+    }
+    pub fn loss(&self, how: &'static str) {
+        self.losses
+            .get_or_create(&OutcomeLabel { outcome: how })
+            .inc();
+    }
+    pub fn heal(&self, outcome: &'static str) {
+        self.heals.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+    pub fn healed_in(&self, seconds: f64) {
+        self.heal_seconds.observe(seconds);
+    }
+    pub fn gate_closed(&self) {
+        self.gate_closures.inc();
     }
     pub fn set_in_flight(&self, n: i64) {
         self.in_flight.set(n);

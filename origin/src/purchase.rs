@@ -3,11 +3,14 @@
 //! completion in Redis (`complete.lua`). A failure after phase 1 is not
 //! the client's loss: the transaction stays due and the recovery poller finishes it.
 
+use std::sync::Arc;
+
 use crate::{
     branches::{Branch, BranchOutcome, BranchWriter},
     crash,
     database::Database,
     error::Result,
+    heal::{Fences, Healer},
     metrics::Metrics,
     reservations::{gid, Completion, EarlierTx, Reservation, Reservations},
 };
@@ -29,11 +32,13 @@ pub enum Purchase {
     },
     SoldOut,
     /// Redis granted a unit the database did not have: a `rejected` order records it and the
-    /// unit went back to Redis.
+    /// stock in Redis was closed (set to what PostgreSQL has left: none).
     RejectedByDatabase {
         gid: String,
         order_id: i64,
     },
+    /// The sale is being rebuilt from PostgreSQL after Redis lost data: nothing was taken.
+    Healing,
     /// Redis has no stock key for the sale: an unknown sale, or one whose stock Redis lost (the
     /// caller tells which, off the hot path).
     NoStock,
@@ -45,6 +50,8 @@ pub struct Purchases {
     db: Database,
     branches: BranchWriter,
     metrics: Metrics,
+    fences: Arc<Fences>,
+    healer: Healer,
 }
 
 impl Purchases {
@@ -53,13 +60,20 @@ impl Purchases {
         db: Database,
         branches: BranchWriter,
         metrics: Metrics,
+        healer: Healer,
     ) -> Self {
         Self {
             redis,
             db,
             branches,
             metrics,
+            fences: Arc::default(),
+            healer,
         }
+    }
+
+    pub fn healer(&self) -> &Healer {
+        &self.healer
     }
 
     pub fn redis(&self) -> &Reservations {
@@ -70,10 +84,11 @@ impl Purchases {
         &self.db
     }
 
-    /// Reserves a unit of `sale` for `uid` and turns it into an order.
-    pub async fn reserve(&self, sale: i64, uid: &str) -> Result<Purchase> {
+    /// Reserves a unit of `sale` for `uid` and turns it into an order. The Redis keys of the
+    /// purchase expire at `expire_at_ms` (unix ms, 0: never).
+    pub async fn reserve(&self, sale: i64, uid: &str, expire_at_ms: i64) -> Result<Purchase> {
         let gid = gid(sale, uid);
-        let reservation = match self.redis.reserve(sale, uid).await {
+        let reservation = match self.redis.reserve(sale, uid, expire_at_ms).await {
             Ok(r) => r,
             Err(e) => {
                 self.metrics.reservation("error");
@@ -81,7 +96,16 @@ impl Purchases {
             }
         };
         let left = match reservation {
-            Reservation::Reserved { left } => left,
+            Reservation::Reserved { left, fence } => {
+                if let Some(loss) = self.fences.observe(sale, fence) {
+                    self.healer.notice(sale, loss);
+                }
+                left
+            }
+            Reservation::Healing => {
+                self.metrics.reservation("healing");
+                return Ok(Purchase::Healing);
+            }
             Reservation::Duplicate(earlier) => {
                 self.metrics.reservation("duplicate");
                 return Ok(Purchase::Duplicate { gid, earlier });
@@ -109,6 +133,26 @@ impl Purchases {
         };
         if let Err(error) = self.complete(&gid, outcome).await {
             tracing::warn!(%gid, %error, "completion failed, left to recovery");
+        }
+        if !outcome.fresh {
+            // The gid's order predates this reservation: Redis had lost its barrier. The unit
+            // went back (complete.lua) and the buyer is told about the order they have.
+            tracing::warn!(%gid, order_id = outcome.order_id, "a purchase repeated an order Redis had forgotten");
+            return Ok(Purchase::Duplicate {
+                gid,
+                earlier: EarlierTx {
+                    state: "succeeded".into(),
+                    outcome: Some(
+                        if outcome.rejected {
+                            "rejected"
+                        } else {
+                            "pending"
+                        }
+                        .into(),
+                    ),
+                    order_id: Some(outcome.order_id),
+                },
+            });
         }
         Ok(if outcome.rejected {
             Purchase::RejectedByDatabase {
@@ -157,16 +201,22 @@ impl Purchases {
     async fn complete(&self, gid: &str, outcome: BranchOutcome) -> Result<()> {
         match self
             .redis
-            .complete(gid, outcome.rejected, outcome.order_id)
+            .complete(gid, outcome.rejected, outcome.order_id, outcome.fresh)
             .await?
         {
-            Completion::Completed { returned: true } => {
-                tracing::info!(%gid, "unit returned to stock")
+            Completion::Completed { returned, closed } => {
+                if returned {
+                    tracing::info!(%gid, "unit of a repeated order returned to stock");
+                }
+                if closed {
+                    self.metrics.gate_closed();
+                    tracing::warn!(%gid, "PostgreSQL had no unit left: the stock in Redis is set to 0 (sold out)");
+                }
             }
             Completion::Missing => {
                 tracing::warn!(%gid, "transaction record missing in Redis at completion")
             }
-            Completion::Completed { returned: false } | Completion::Already => {}
+            Completion::Already => {}
         }
         Ok(())
     }

@@ -19,6 +19,15 @@ static REPAIR_STOCK: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/repair_stock.lua")));
 static RESTOCK: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/restock.lua")));
+static HEAL_BEGIN: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/heal_begin.lua")));
+static HEAL_KEYS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/heal_keys.lua")));
+static HEAL_FINISH: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/heal_finish.lua")));
+
+/// One fence epoch: a heal moves a sale's fence to the next multiple of this.
+pub const FENCE_EPOCH: i64 = 1 << 32;
 
 /// The global transaction id of a user's purchase in a sale: `<sale>/<uid>`.
 pub fn gid(sale: i64, uid: &str) -> String {
@@ -43,6 +52,10 @@ impl SaleKeys {
             prefix: format!("{{s:{sale}}}"),
         }
     }
+    /// `{s:<sale>}:`, the start of every key of the sale.
+    pub fn prefix(&self) -> String {
+        format!("{}:", self.prefix)
+    }
     pub fn stock(&self) -> String {
         format!("{}:stock", self.prefix)
     }
@@ -64,22 +77,34 @@ impl SaleKeys {
     pub fn events(&self) -> String {
         format!("{}:events", self.prefix)
     }
-    /// Counts every raise of the stock (a rejected unit, a returned hold) and every repair.
+    /// Counts every raise of the stock (a returned unit or hold) and every repair or heal.
     pub fn restocks(&self) -> String {
         format!("{}:restocks", self.prefix)
+    }
+    /// The heal lock: while it exists no unit is handed out.
+    pub fn healing(&self) -> String {
+        format!("{}:healing", self.prefix)
+    }
+    /// Counts the units handed out, in epochs of [`FENCE_EPOCH`] moved on by every heal.
+    pub fn fence(&self) -> String {
+        format!("{}:fence", self.prefix)
     }
 }
 
 /// What `reserve.lua` answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reservation {
-    /// One unit taken; `left` units remain.
+    /// One unit taken; `left` units remain. `fence` is unique in this Redis's history: one
+    /// handed out twice means Redis forgot writes.
     Reserved {
         left: i64,
+        fence: i64,
     },
     /// The user's transaction exists already.
     Duplicate(EarlierTx),
     SoldOut,
+    /// The sale is being rebuilt from PostgreSQL: no unit is handed out meanwhile.
+    Healing,
     /// The sale has no stock key in Redis.
     Unknown,
 }
@@ -131,9 +156,56 @@ pub enum StockRepair {
 /// What `complete.lua` answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Completion {
-    Completed { returned: bool },
+    /// Marked succeeded now. `returned`: the unit went back to stock (a repeat of an older
+    /// order). `closed`: PostgreSQL had no unit, so the stock was set to 0.
+    Completed {
+        returned: bool,
+        closed: bool,
+    },
     Already,
     Missing,
+}
+
+/// What `heal_begin.lua` answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealStart {
+    /// The lock is ours; `restocks` is the restock count now (the finish's guard).
+    Started { restocks: i64 },
+    /// Another healer holds the lock.
+    Busy,
+    /// The loss was healed since it was noticed.
+    Healed,
+}
+
+/// How a sale's loss was noticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loss {
+    /// The stock key is gone.
+    MissingStock,
+    /// A fence of this epoch was handed out twice.
+    RepeatedFence { epoch: i64 },
+}
+
+/// One order as a heal writes it back: gid, whether PostgreSQL rejected it, its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealedOrder {
+    pub gid: String,
+    pub rejected: bool,
+    pub order_id: i64,
+}
+
+/// What `heal_finish.lua` answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealFinish {
+    Healed {
+        stock: i64,
+    },
+    /// A unit came back during the heal; `restocks` is the count now.
+    Moved {
+        restocks: i64,
+    },
+    /// The lock expired or another healer took it.
+    Lost,
 }
 
 /// The Redis side, over one auto-reconnecting multiplexed connection.
@@ -193,6 +265,9 @@ impl Reservations {
             &*OPEN_STOCK,
             &*REPAIR_STOCK,
             &*RESTOCK,
+            &*HEAL_BEGIN,
+            &*HEAL_KEYS,
+            &*HEAL_FINISH,
         ] {
             tokio::time::timeout(self.timeout, script.load_async(&mut conn))
                 .await
@@ -202,8 +277,9 @@ impl Reservations {
         Ok(())
     }
 
-    /// Phase 1: barrier, stock and transaction record in one round trip.
-    pub async fn reserve(&self, sale: i64, uid: &str) -> Result<Reservation> {
+    /// Phase 1: barrier, stock and transaction record in one round trip. The barrier and the
+    /// record expire at `expire_at_ms` (unix ms; 0: never).
+    pub async fn reserve(&self, sale: i64, uid: &str, expire_at_ms: i64) -> Result<Reservation> {
         let keys = SaleKeys::new(sale);
         let gid = gid(sale, uid);
         let mut inv = RESERVE.prepare_invoke();
@@ -211,16 +287,27 @@ impl Reservations {
             .key(keys.barrier(&gid))
             .key(keys.tx(&gid))
             .key(keys.due())
+            .key(keys.healing())
+            .key(keys.fence())
+            .key(keys.restocks())
             .arg(&gid)
             .arg(uid)
             .arg(self.branch_timeout_ms)
-            .arg(keys.events());
+            .arg(keys.events())
+            .arg(expire_at_ms);
         let reply: Vec<Value> = self.run("reserve", &inv).await?;
         parse_reservation(&reply).ok_or(Error::Protocol("reserve.lua reply"))
     }
 
-    /// Marks a transaction succeeded (idempotent); gives the unit back if `rejected`.
-    pub async fn complete(&self, gid: &str, rejected: bool, order_id: i64) -> Result<Completion> {
+    /// Marks a transaction succeeded (idempotent). A `rejected` order closes the stock; a repeat
+    /// (`fresh` false) of an order older than the transaction gives its unit back.
+    pub async fn complete(
+        &self,
+        gid: &str,
+        rejected: bool,
+        order_id: i64,
+        fresh: bool,
+    ) -> Result<Completion> {
         let (sale, _) = split_gid(gid).ok_or(Error::Protocol("gid"))?;
         let keys = SaleKeys::new(sale);
         let mut inv = COMPLETE.prepare_invoke();
@@ -231,14 +318,100 @@ impl Reservations {
             .arg(gid)
             .arg(if rejected { "rejected" } else { "pending" })
             .arg(order_id)
-            .arg(keys.events());
+            .arg(keys.events())
+            .arg(if fresh { "fresh" } else { "repeat" });
         let reply: Vec<Value> = self.run("complete", &inv).await?;
-        match (text(reply.first()).as_deref(), int(reply.get(1))) {
-            (Some("COMPLETED"), Some(n)) => Ok(Completion::Completed { returned: n == 1 }),
-            (Some("ALREADY"), _) => Ok(Completion::Already),
-            (Some("MISSING"), _) => Ok(Completion::Missing),
-            _ => Err(Error::Protocol("complete.lua reply")),
+        parse_completion(&reply).ok_or(Error::Protocol("complete.lua reply"))
+    }
+
+    /// Takes the heal lock of `sale` for `lock` after `loss` was noticed.
+    pub async fn heal_begin(
+        &self,
+        sale: i64,
+        token: &str,
+        lock: Duration,
+        loss: Loss,
+    ) -> Result<HealStart> {
+        let keys = SaleKeys::new(sale);
+        let mut inv = HEAL_BEGIN.prepare_invoke();
+        inv.key(keys.healing())
+            .key(keys.fence())
+            .key(keys.stock())
+            .key(keys.restocks())
+            .arg(token)
+            .arg(millis(lock))
+            .arg(match loss {
+                Loss::MissingStock => "missing".to_string(),
+                Loss::RepeatedFence { epoch } => epoch.to_string(),
+            });
+        let reply: Vec<Value> = self.run("heal_begin", &inv).await?;
+        parse_heal_start(&reply).ok_or(Error::Protocol("heal_begin.lua reply"))
+    }
+
+    /// Writes back the missing barriers and records of `orders` and the return barriers of
+    /// `returns`, expiring at `expire_at_ms`; `None` when the lock is lost. Else the barriers
+    /// and return barriers written now.
+    pub async fn heal_keys(
+        &self,
+        sale: i64,
+        token: &str,
+        lock: Duration,
+        expire_at_ms: i64,
+        orders: &[HealedOrder],
+        returns: &[i64],
+    ) -> Result<Option<(i64, i64)>> {
+        let keys = SaleKeys::new(sale);
+        let mut inv = HEAL_KEYS.prepare_invoke();
+        inv.key(keys.healing())
+            .arg(token)
+            .arg(keys.prefix())
+            .arg(millis(lock))
+            .arg(expire_at_ms)
+            .arg(orders.len());
+        for order in orders {
+            inv.arg(&order.gid)
+                .arg(if order.rejected {
+                    "rejected"
+                } else {
+                    "pending"
+                })
+                .arg(order.order_id);
         }
+        for order_id in returns {
+            inv.arg(order_id);
+        }
+        let reply: Vec<Value> = self.run("heal_keys", &inv).await?;
+        match (
+            text(reply.first()).as_deref(),
+            int(reply.get(1)),
+            int(reply.get(2)),
+        ) {
+            (Some("WRITTEN"), Some(barriers), Some(returns)) => Ok(Some((barriers, returns))),
+            (Some("LOST"), _, _) => Ok(None),
+            _ => Err(Error::Protocol("heal_keys.lua reply")),
+        }
+    }
+
+    /// Sets the rebuilt `stock` and drops the lock, if no unit came back since `restocks`.
+    pub async fn heal_finish(
+        &self,
+        sale: i64,
+        token: &str,
+        stock: i64,
+        restocks: i64,
+    ) -> Result<HealFinish> {
+        let keys = SaleKeys::new(sale);
+        let mut inv = HEAL_FINISH.prepare_invoke();
+        inv.key(keys.healing())
+            .key(keys.stock())
+            .key(keys.fence())
+            .key(keys.restocks())
+            .arg(token)
+            .arg(stock)
+            .arg(restocks)
+            .arg(keys.events());
+        let reply: Vec<Value> = self.run("heal_finish", &inv).await?;
+        parse_heal_finish(&reply).ok_or(Error::Protocol("heal_finish.lua reply"))
     }
 
     /// Claims up to `batch` due transactions of a sale, each with a lease that doubles per attempt.
@@ -396,10 +569,51 @@ fn int(v: Option<&Value>) -> Option<i64> {
     }
 }
 
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn parse_completion(reply: &[Value]) -> Option<Completion> {
+    Some(match text(reply.first())?.as_str() {
+        "COMPLETED" => Completion::Completed {
+            returned: int(reply.get(1))? == 1,
+            closed: int(reply.get(2))? == 1,
+        },
+        "ALREADY" => Completion::Already,
+        "MISSING" => Completion::Missing,
+        _ => return None,
+    })
+}
+
+fn parse_heal_start(reply: &[Value]) -> Option<HealStart> {
+    Some(match text(reply.first())?.as_str() {
+        "STARTED" => HealStart::Started {
+            restocks: int(reply.get(1))?,
+        },
+        "BUSY" => HealStart::Busy,
+        "HEALED" => HealStart::Healed,
+        _ => return None,
+    })
+}
+
+fn parse_heal_finish(reply: &[Value]) -> Option<HealFinish> {
+    Some(match text(reply.first())?.as_str() {
+        "HEALED" => HealFinish::Healed {
+            stock: int(reply.get(1))?,
+        },
+        "MOVED" => HealFinish::Moved {
+            restocks: int(reply.get(1))?,
+        },
+        "LOST" => HealFinish::Lost,
+        _ => return None,
+    })
+}
+
 fn parse_reservation(reply: &[Value]) -> Option<Reservation> {
     Some(match text(reply.first())?.as_str() {
         "RESERVED" => Reservation::Reserved {
             left: int(reply.get(1))?,
+            fence: int(reply.get(2))?,
         },
         "DUPLICATE" => {
             let nonempty = |i| text(reply.get(i)).filter(|s| !s.is_empty());
@@ -410,6 +624,7 @@ fn parse_reservation(reply: &[Value]) -> Option<Reservation> {
             })
         }
         "SOLD_OUT" => Reservation::SoldOut,
+        "HEALING" => Reservation::Healing,
         "UNKNOWN" => Reservation::Unknown,
         _ => return None,
     })
@@ -429,10 +644,12 @@ mod tests {
             assert_eq!(parse_reservation(&reply), expected, "{reply:?}");
         };
         check(
-            vec![bulk("RESERVED"), Value::Int(3)],
-            Some(Reservation::Reserved { left: 3 }),
+            vec![bulk("RESERVED"), Value::Int(3), Value::Int(17)],
+            Some(Reservation::Reserved { left: 3, fence: 17 }),
         );
+        check(vec![bulk("RESERVED"), Value::Int(3)], None);
         check(vec![bulk("SOLD_OUT")], Some(Reservation::SoldOut));
+        check(vec![bulk("HEALING")], Some(Reservation::Healing));
         check(vec![bulk("UNKNOWN")], Some(Reservation::Unknown));
         check(
             vec![
@@ -460,6 +677,56 @@ mod tests {
     }
 
     #[test]
+    fn completion_and_heal_replies_parse() {
+        let check = |reply: Vec<Value>, expected: Option<Completion>| {
+            assert_eq!(parse_completion(&reply), expected, "{reply:?}");
+        };
+        check(
+            vec![bulk("COMPLETED"), Value::Int(0), Value::Int(1)],
+            Some(Completion::Completed {
+                returned: false,
+                closed: true,
+            }),
+        );
+        check(
+            vec![bulk("COMPLETED"), Value::Int(1), Value::Int(0)],
+            Some(Completion::Completed {
+                returned: true,
+                closed: false,
+            }),
+        );
+        check(vec![bulk("COMPLETED"), Value::Int(1)], None);
+        check(vec![bulk("ALREADY")], Some(Completion::Already));
+        check(vec![bulk("MISSING")], Some(Completion::Missing));
+        check(vec![bulk("DONE")], None);
+
+        let check = |reply: Vec<Value>, expected: Option<HealStart>| {
+            assert_eq!(parse_heal_start(&reply), expected, "{reply:?}");
+        };
+        check(
+            vec![bulk("STARTED"), Value::Int(4)],
+            Some(HealStart::Started { restocks: 4 }),
+        );
+        check(vec![bulk("STARTED")], None);
+        check(vec![bulk("BUSY")], Some(HealStart::Busy));
+        check(vec![bulk("HEALED")], Some(HealStart::Healed));
+
+        let check = |reply: Vec<Value>, expected: Option<HealFinish>| {
+            assert_eq!(parse_heal_finish(&reply), expected, "{reply:?}");
+        };
+        check(
+            vec![bulk("HEALED"), Value::Int(0)],
+            Some(HealFinish::Healed { stock: 0 }),
+        );
+        check(
+            vec![bulk("MOVED"), Value::Int(9)],
+            Some(HealFinish::Moved { restocks: 9 }),
+        );
+        check(vec![bulk("LOST")], Some(HealFinish::Lost));
+        check(vec![bulk("MOVED")], None);
+    }
+
+    #[test]
     fn gid_round_trips_and_keys_share_a_slot() {
         assert_eq!(split_gid(&gid(7, "a/b")), Some((7, "a/b")));
         assert_eq!(split_gid("x/y"), None);
@@ -471,6 +738,9 @@ mod tests {
             k.due(),
             k.restocks(),
             k.returned(3),
+            k.healing(),
+            k.fence(),
+            k.prefix(),
         ] {
             assert!(key.starts_with("{s:7}:"), "{key}");
         }

@@ -12,6 +12,7 @@ use crate::{
     config::Config,
     database::Database,
     error::Result,
+    heal::Healer,
     holds::Holds,
     metrics::Metrics,
     purchase::Purchases,
@@ -62,7 +63,14 @@ pub async fn run(
         config.postgres.branch_writers,
         config.postgres.branch_batch,
     );
-    let purchases = Purchases::new(redis, db, branches, metrics.clone());
+    let healer = Healer::new(
+        redis.clone(),
+        db.clone(),
+        metrics.clone(),
+        Duration::from_millis(config.recovery.heal_lock_ms),
+        Duration::from_secs(config.redis.keys_retention_seconds),
+    );
+    let purchases = Purchases::new(redis, db, branches, metrics.clone(), healer);
     let (stop_tx, stop_rx) = watch::channel(false);
     let poller = Poller {
         purchases: purchases.clone(),

@@ -182,10 +182,14 @@ fn commands_inside_scripts() -> HashSet<String> {
 // commandstats counts them like commands sent by a client, so the round-trip test needs them to
 // tell the two apart. A script change that changes a path fails that test until its path here is
 // updated.
-/// `reserve.lua` for a winner (plus a `publish` when it takes the last unit).
-const RESERVE_WON: &[&str] = &["exists", "get", "decr", "time", "set", "hset", "zadd"];
+/// `reserve.lua` for a winner (plus a `publish` when it takes the last unit): the barrier and the
+/// heal lock checked, the stock read and taken, the fence moved, the restock count kept in the
+/// record.
+const RESERVE_WON: &[&str] = &[
+    "exists", "exists", "get", "decr", "incr", "time", "set", "get", "hset", "zadd",
+];
 /// `reserve.lua` after sell-out.
-const RESERVE_SOLD_OUT: &[&str] = &["exists", "get"];
+const RESERVE_SOLD_OUT: &[&str] = &["exists", "exists", "get"];
 /// `reserve.lua` for a user who has a transaction already.
 const RESERVE_DUPLICATE: &[&str] = &["exists", "hmget"];
 /// `complete.lua` for a `pending` order.
@@ -503,8 +507,9 @@ async fn i4_reconcile_reports_zero_drift_then_a_hand_made_drift_and_repairs_it()
     assert_eq!((run.code, &run.report), (2, &Value::Null), "{run:?}");
     assert!(run.stderr.contains("no sale"), "{run:?}");
 
-    // Units the database no longer has: Redis grants them, PostgreSQL refuses: a `rejected` row
-    // records it and the unit goes back (I4).
+    // Units the database no longer has: Redis grants one, PostgreSQL refuses it: a `rejected`
+    // row records it (I4) and the stock in Redis closes at what PostgreSQL has left, none, so the
+    // next buyer is refused by Redis without reaching the database.
     assert_eq!(stack.reserve(sale, "c").await.unwrap().0, 200);
     let (status, body) = stack.reserve(sale, "d").await.unwrap();
     assert_eq!(
@@ -515,10 +520,11 @@ async fn i4_reconcile_reports_zero_drift_then_a_hand_made_drift_and_repairs_it()
     let books = stack.books(sale).await.unwrap();
     assert_eq!(
         (books.live(), books.rejected, books.redis_remaining),
-        (3, 1, 2),
+        (3, 1, 0),
         "{books:?}"
     );
 
+    // The repair has nothing left to do.
     let (ok, report) = stack.reconcile(sale, true).await.unwrap();
     assert!(ok, "repair must balance the books: {report}");
     assert_eq!(
@@ -585,10 +591,11 @@ async fn a_batch_of_branches_gives_each_gid_its_own_outcome() {
 }
 
 /// A crowd of winners the database has too few units for (Redis holds more than it should): the
-/// winners' branches are written in batches, the database's units go to exactly that many, and
-/// every other unit is rejected and returned to Redis once.
+/// winners' branches are written in batches, the database's units go to exactly that many, every
+/// other one is rejected, and no rejected unit goes back to Redis: PostgreSQL is the truth, so the
+/// stock in Redis closes at 0 and later buyers are refused there.
 #[tokio::test(flavor = "multi_thread")]
-async fn i1_i4_batched_winners_beyond_the_database_s_units_are_rejected_and_returned() {
+async fn i1_i4_batched_winners_beyond_the_database_s_units_are_rejected_and_the_stock_closes() {
     let stack = Arc::new(stack(OriginOptions::default()).await);
     let sale = stack.create_sale(20).await.unwrap();
     let mut conn = stack.redis.connection().await.unwrap();
@@ -614,7 +621,7 @@ async fn i1_i4_batched_winners_beyond_the_database_s_units_are_rejected_and_retu
     let books = stack.books(sale).await.unwrap();
     assert_eq!(
         (books.live(), books.rejected, books.redis_remaining),
-        (20, 30, 30),
+        (20, 30, 0),
         "{books:?}"
     );
     let text = metrics::scrape(&stack.http, &format!("{}/metrics", stack.origin.url()))
@@ -841,16 +848,20 @@ async fn db_order_id(stack: &Stack, sale: i64, uid: &str) -> i64 {
         .get(0)
 }
 
-/// A sale PostgreSQL knows whose stock Redis lost is 503 `stock_unavailable` (no unit can be
-/// sold, yet the sale is not unknown), with an error in the log, until reconcile's repair rebuilds
-/// the stock; an id nobody knows stays 404. A creation whose Redis step fails leaves no sale.
+/// A sale whose stock key Redis lost answers `503 stock_unavailable` (not `410`: nothing was
+/// sold, yet the sale is not unknown) and heals by itself, with no operator: its stock is
+/// rebuilt from PostgreSQL, and the earlier buyer, whose barrier is written back, is told
+/// `duplicate` with their order; an id nobody knows stays 404. A creation whose Redis step fails
+/// leaves no sale.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_sale_whose_redis_stock_is_lost_is_503_stock_unavailable_and_an_unknown_one_404() {
+async fn a_sale_whose_redis_stock_is_lost_is_503_then_heals_and_an_unknown_one_is_404() {
     let mut stack = stack(OriginOptions::default()).await;
     let sale = stack.create_sale(3).await.unwrap();
-    assert_eq!(stack.reserve(sale, "a").await.unwrap().0, 200);
+    let (_, first) = stack.reserve(sale, "a").await.unwrap();
+    let order = first["order_id"].as_i64().unwrap();
     let mut conn = stack.redis.connection().await.unwrap();
-    let _: () = conn.del(format!("{{s:{sale}}}:stock")).await.unwrap();
+    let keys: Vec<String> = conn.keys(format!("{{s:{sale}}}:*")).await.unwrap();
+    let _: () = conn.del(keys).await.unwrap();
 
     let (status, body) = stack.reserve(sale, "b").await.unwrap();
     assert_eq!(
@@ -865,32 +876,34 @@ async fn a_sale_whose_redis_stock_is_lost_is_503_stock_unavailable_and_an_unknow
         (404, Some("unknown_sale")),
         "{body}"
     );
-    let log = wait::until(
-        "the missing stock in the origin's log",
+    let healed = wait::until(
+        "the sale healed",
         std::time::Duration::from_secs(10),
-        || async {
-            Ok(stack
-                .origin
-                .log_tail()
-                .contains("has no stock key in Redis"))
-        },
+        || async { Ok(stack.reserve(sale, "b").await?.0 == 200) },
     )
     .await;
-    assert!(log.is_ok(), "{}", stack.origin.log_tail());
-    let books = stack.books(sale).await.unwrap();
-    assert_eq!(
-        (books.tx_states.values().sum::<i64>(), books.in_flight),
-        (1, 0),
-        "the refused attempt wrote nothing: {books:?}"
+    assert!(healed.is_ok(), "{}", stack.origin.log_tail());
+    assert!(
+        stack
+            .origin
+            .log_tail()
+            .contains("sale healed from PostgreSQL"),
+        "{}",
+        stack.origin.log_tail()
     );
-
-    let run = stack.reconcile_run(sale, true).await.unwrap();
+    let (status, again) = stack.reserve(sale, "a").await.unwrap();
     assert_eq!(
-        (run.code, &run.report["redis_remaining"]),
-        (0, &json!(2)),
-        "{run:?}"
+        (status, again["error"].as_str(), again["order_id"].as_i64()),
+        (409, Some("duplicate"), Some(order)),
+        "{again}"
     );
-    assert_eq!(stack.reserve(sale, "b").await.unwrap().0, 200);
+    let books = stack
+        .wait_balanced(sale, std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!((books.live(), books.redis_remaining), (2, 1), "{books:?}");
+    let run = stack.reconcile_run(sale, false).await.unwrap();
+    assert_eq!(run.code, 0, "no drift left: {run:?}");
 
     // Creating a sale while Redis is down: 503 and no sale row; once Redis is back, 201.
     let pg = stack.postgres.client().await.unwrap();

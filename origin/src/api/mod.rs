@@ -6,7 +6,7 @@
 mod orders;
 mod payments;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     extract::{rejection::JsonRejection, DefaultBodyLimit, FromRequest, Path, Request, State},
@@ -26,9 +26,11 @@ use tower_http::{
 use crate::{
     config::Config,
     error::{Error, Result},
+    heal::keys_expire_at,
     holds::Holds,
     metrics::Metrics,
     purchase::{Purchase, Purchases},
+    reservations::Loss,
     sales::{Catalog, CreateSale, Sale, SaleState},
 };
 
@@ -267,7 +269,11 @@ async fn reserve(
             SaleState::Live | SaleState::SoldOut => {}
         }
     }
-    let answer = match state.purchases.reserve(id, &uid).await? {
+    let retention = Duration::from_secs(state.config.redis.keys_retention_seconds);
+    let expire_at = known
+        .as_ref()
+        .map_or(0, |sale| keys_expire_at(sale.ends_at, retention));
+    let answer = match state.purchases.reserve(id, &uid, expire_at).await? {
         Purchase::Reserved {
             gid,
             order_id,
@@ -301,14 +307,16 @@ async fn reserve(
             "no unit left",
             json!({"gid": gid, "order_id": order_id}),
         ),
+        Purchase::Healing => return Err(Error::StockUnavailable(id)),
         Purchase::NoStock => return Err(no_stock(&state, id, known.is_some()).await),
     };
     Ok(answer)
 }
 
 /// Redis has no stock key for sale `id`: 404 when PostgreSQL does not know the sale either; a
-/// sale it knows has lost its stock in Redis, which is 503 `stock_unavailable` until reconcile
-/// rebuilds it. PostgreSQL is asked only here, never on the path of a sale with stock.
+/// sale it knows has lost its stock in Redis, which is 503 `stock_unavailable` while the healer
+/// rebuilds it from PostgreSQL. PostgreSQL is asked only here, never on the path of a sale with
+/// stock.
 async fn no_stock(state: &AppState, id: i64, known: bool) -> Error {
     let known = known
         || match state.purchases.db().sale(id).await {
@@ -323,12 +331,7 @@ async fn no_stock(state: &AppState, id: i64, known: bool) -> Error {
         return Error::UnknownSale(id);
     }
     state.metrics.reservation("stock_unavailable");
-    tracing::error!(
-        sale = id,
-        repair = "origin reconcile --sale <id> --repair",
-        "a sale PostgreSQL knows has no stock key in Redis (Redis lost data?): no unit can be \
-         reserved until the repair rebuilds it"
-    );
+    state.purchases.healer().notice(id, Loss::MissingStock);
     Error::StockUnavailable(id)
 }
 
