@@ -160,6 +160,7 @@ impl Healer {
         let how = match loss {
             Loss::MissingStock => "missing_stock",
             Loss::RepeatedFence { .. } => "repeated_fence",
+            Loss::Overcount { .. } => "overcount",
         };
         let fresh = self
             .inner

@@ -12,7 +12,7 @@ use crate::{
     error::Result,
     heal::{Fences, Healer},
     metrics::Metrics,
-    reservations::{gid, Completion, EarlierTx, Reservation, Reservations},
+    reservations::{gid, Completion, EarlierTx, Loss, Reservation, Reservations, FENCE_EPOCH},
 };
 
 /// What a reservation request comes to.
@@ -95,12 +95,12 @@ impl Purchases {
                 return Err(e);
             }
         };
-        let left = match reservation {
+        let (left, fence) = match reservation {
             Reservation::Reserved { left, fence } => {
                 if let Some(loss) = self.fences.observe(sale, fence) {
                     self.healer.notice(sale, loss);
                 }
-                left
+                (left, fence)
             }
             Reservation::Healing => {
                 self.metrics.reservation("healing");
@@ -133,6 +133,14 @@ impl Purchases {
         };
         if let Err(error) = self.complete(&gid, outcome).await {
             tracing::warn!(%gid, %error, "completion failed, left to recovery");
+        }
+        if outcome.rejected && outcome.fresh {
+            self.healer.notice(
+                sale,
+                Loss::Overcount {
+                    epoch: fence.div_euclid(FENCE_EPOCH),
+                },
+            );
         }
         if !outcome.fresh {
             // The gid's order predates this reservation: Redis had lost its barrier. The unit

@@ -184,6 +184,9 @@ pub enum Loss {
     MissingStock,
     /// A fence of this epoch was handed out twice.
     RepeatedFence { epoch: i64 },
+    /// PostgreSQL refused a unit handed out with a fence of this epoch: Redis had more units
+    /// than the database (it lost reservations, whose barriers are gone too).
+    Overcount { epoch: i64 },
 }
 
 /// One order as a heal writes it back: gid, whether PostgreSQL rejected it, its id.
@@ -342,7 +345,7 @@ impl Reservations {
             .arg(millis(lock))
             .arg(match loss {
                 Loss::MissingStock => "missing".to_string(),
-                Loss::RepeatedFence { epoch } => epoch.to_string(),
+                Loss::RepeatedFence { epoch } | Loss::Overcount { epoch } => epoch.to_string(),
             });
         let reply: Vec<Value> = self.run("heal_begin", &inv).await?;
         parse_heal_start(&reply).ok_or(Error::Protocol("heal_begin.lua reply"))
