@@ -176,7 +176,13 @@ async fn reconcile_command(
         config.holds.clone(),
         Metrics::default(),
     );
-    if repair {
+    let balanced = || async {
+        Ok::<_, anyhow::Error>(reconcile::report(&redis, &db, &holds, sale).await?.drift == 0)
+    };
+    if repair && balanced().await? {
+        // The origins heal what Redis loses by themselves: a repair is for what they could not.
+        eprintln!("origin: nothing to repair: the books of sale {sale} balance");
+    } else if repair {
         // A refused repair changes nothing; the exit code is the report's, below.
         match reconcile::repair(&redis, &db, sale).await? {
             reconcile::Repair::Repaired { from, to } => {

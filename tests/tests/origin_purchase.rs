@@ -524,13 +524,14 @@ async fn i4_reconcile_reports_zero_drift_then_a_hand_made_drift_and_repairs_it()
         "{books:?}"
     );
 
-    // The repair has nothing left to do.
-    let (ok, report) = stack.reconcile(sale, true).await.unwrap();
-    assert!(ok, "repair must balance the books: {report}");
+    // The repair has nothing left to do, and says so.
+    let run = stack.reconcile_run(sale, true).await.unwrap();
+    assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
-        (&report["redis_remaining"], &report["drift"]),
+        (&run.report["redis_remaining"], &run.report["drift"]),
         (&json!(0), &json!(0))
     );
+    assert!(run.stderr.contains("nothing to repair"), "{run:?}");
     stack.books(sale).await.unwrap().check().unwrap();
 }
 
