@@ -1,0 +1,315 @@
+//! The Lua scripts' paths that keep Redis behind PostgreSQL, each run against a real
+//! redis-server through the origin's own calls: the reply it gives and what it leaves in Redis.
+//! The fence and the heal lock in `reserve.lua`; `complete.lua` closing the stock on a refusal
+//! and giving back the unit of a repeated order; the heal's three steps with their guards.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration tests: a failed unwrap is a failed test, with its message"
+)]
+
+use std::time::Duration;
+
+use flash_tests::redis_server::RedisServer;
+use origin::reservations::{
+    gid, Completion, HealFinish, HealStart, HealedOrder, Loss, Reservation, Reservations, SaleKeys,
+    FENCE_EPOCH,
+};
+use redis::AsyncCommands;
+
+const SALE: i64 = 7;
+const LOCK: Duration = Duration::from_secs(10);
+
+/// Redis with sale 7 opened at `stock` units; recovery may take a transaction over at once.
+async fn redis_with(stock: u32) -> (RedisServer, Reservations, redis::aio::MultiplexedConnection) {
+    let server = RedisServer::start().await.unwrap();
+    let timeout = Duration::from_secs(5);
+    let conn = Reservations::connect(&server.url(), timeout).await.unwrap();
+    let redis = Reservations::new(conn, timeout, Duration::ZERO);
+    assert!(redis.open_stock(SALE, stock).await.unwrap());
+    let raw = server.connection().await.unwrap();
+    (server, redis, raw)
+}
+
+async fn int(conn: &mut redis::aio::MultiplexedConnection, key: String) -> Option<i64> {
+    conn.get(key).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reserve_hands_out_unique_fences_and_nothing_while_a_heal_holds_the_lock() {
+    let (_server, redis, mut conn) = redis_with(2).await;
+    let keys = SaleKeys::new(SALE);
+    let check = |got: Reservation, expected: Reservation| assert_eq!(got, expected);
+    check(
+        redis.reserve(SALE, "a", 0).await.unwrap(),
+        Reservation::Reserved { left: 1, fence: 1 },
+    );
+    let _: () = conn.set(keys.healing(), "someone").await.unwrap();
+    check(
+        redis.reserve(SALE, "b", 0).await.unwrap(),
+        Reservation::Healing,
+    );
+    assert_eq!(int(&mut conn, keys.stock()).await, Some(1), "nothing taken");
+    assert!(!conn
+        .exists::<_, bool>(keys.barrier(&gid(SALE, "b")))
+        .await
+        .unwrap());
+    // A buyer with a barrier is told so even during a heal.
+    assert!(matches!(
+        redis.reserve(SALE, "a", 0).await.unwrap(),
+        Reservation::Duplicate(_)
+    ));
+    let _: () = conn.del(keys.healing()).await.unwrap();
+    // The barrier and the record expire when asked to.
+    let expire_at = 4_102_444_800_000; // 2100-01-01
+    check(
+        redis.reserve(SALE, "b", expire_at).await.unwrap(),
+        Reservation::Reserved { left: 0, fence: 2 },
+    );
+    for key in [keys.barrier(&gid(SALE, "b")), keys.tx(&gid(SALE, "b"))] {
+        let at: i64 = redis::cmd("PEXPIRETIME")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(at, expire_at, "{key}");
+    }
+    let at: i64 = redis::cmd("PEXPIRETIME")
+        .arg(keys.barrier(&gid(SALE, "a")))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(at, -1, "0 means no expiry");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn complete_closes_the_stock_on_a_refusal_unless_a_unit_came_back_since() {
+    let (_server, redis, mut conn) = redis_with(5).await;
+    let keys = SaleKeys::new(SALE);
+    // Refused by PostgreSQL, nothing returned since the reservation: the stock closes.
+    redis.reserve(SALE, "a", 0).await.unwrap();
+    assert_eq!(
+        redis
+            .complete(&gid(SALE, "a"), true, 1, true)
+            .await
+            .unwrap(),
+        Completion::Completed {
+            returned: false,
+            closed: true
+        }
+    );
+    assert_eq!(int(&mut conn, keys.stock()).await, Some(0));
+    // A second completion changes nothing.
+    assert_eq!(
+        redis
+            .complete(&gid(SALE, "a"), true, 1, true)
+            .await
+            .unwrap(),
+        Completion::Already
+    );
+
+    // A unit came back between the reservation and the refusal: it may be real, the stock stays.
+    let _: () = conn.set(keys.stock(), 3).await.unwrap();
+    redis.reserve(SALE, "b", 0).await.unwrap();
+    assert!(redis.restock(SALE, 99).await.unwrap());
+    assert_eq!(
+        redis
+            .complete(&gid(SALE, "b"), true, 2, true)
+            .await
+            .unwrap(),
+        Completion::Completed {
+            returned: false,
+            closed: false
+        }
+    );
+    assert_eq!(
+        int(&mut conn, keys.stock()).await,
+        Some(3),
+        "3 - 1 taken + 1 back"
+    );
+
+    // A live order keeps its unit.
+    redis.reserve(SALE, "c", 0).await.unwrap();
+    assert_eq!(
+        redis
+            .complete(&gid(SALE, "c"), false, 3, true)
+            .await
+            .unwrap(),
+        Completion::Completed {
+            returned: false,
+            closed: false
+        }
+    );
+    assert_eq!(int(&mut conn, keys.stock()).await, Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn complete_gives_back_the_unit_of_an_order_older_than_the_transaction() {
+    let (_server, redis, mut conn) = redis_with(5).await;
+    let keys = SaleKeys::new(SALE);
+    // Redis had forgotten the buyer: the reservation took a unit, PostgreSQL had the order.
+    redis.reserve(SALE, "a", 0).await.unwrap();
+    assert_eq!(
+        redis
+            .complete(&gid(SALE, "a"), false, 1, false)
+            .await
+            .unwrap(),
+        Completion::Completed {
+            returned: true,
+            closed: false
+        }
+    );
+    assert_eq!(int(&mut conn, keys.stock()).await, Some(5));
+    assert_eq!(int(&mut conn, keys.restocks()).await, Some(1));
+
+    // Recovery running a transaction again (claimed once) finds its own order: the unit stays.
+    redis.reserve(SALE, "b", 0).await.unwrap();
+    let claim = redis
+        .claim_due(SALE, Duration::from_secs(5), Duration::from_secs(5), 10)
+        .await
+        .unwrap();
+    assert_eq!(claim.claimed, vec![(gid(SALE, "b"), 1)]);
+    assert_eq!(
+        redis
+            .complete(&gid(SALE, "b"), false, 2, false)
+            .await
+            .unwrap(),
+        Completion::Completed {
+            returned: false,
+            closed: false
+        }
+    );
+    assert_eq!(int(&mut conn, keys.stock()).await, Some(4));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_heal_starts_once_per_loss_writes_only_what_is_missing_and_moves_the_fence() {
+    let (_server, redis, mut conn) = redis_with(10).await;
+    let keys = SaleKeys::new(SALE);
+    redis.reserve(SALE, "kept", 0).await.unwrap();
+
+    // heal_begin: a loss healed already is left alone; the lock is taken once.
+    let check = |got: HealStart, expected: HealStart| assert_eq!(got, expected);
+    check(
+        redis
+            .heal_begin(SALE, "t1", LOCK, Loss::MissingStock)
+            .await
+            .unwrap(),
+        HealStart::Healed,
+    );
+    check(
+        redis
+            .heal_begin(SALE, "t1", LOCK, Loss::RepeatedFence { epoch: 1 })
+            .await
+            .unwrap(),
+        HealStart::Healed,
+    );
+    check(
+        redis
+            .heal_begin(SALE, "t1", LOCK, Loss::Overcount { epoch: 0 })
+            .await
+            .unwrap(),
+        HealStart::Started { restocks: 0 },
+    );
+    check(
+        redis
+            .heal_begin(SALE, "t2", LOCK, Loss::RepeatedFence { epoch: 0 })
+            .await
+            .unwrap(),
+        HealStart::Busy,
+    );
+
+    // heal_keys: not the lock's holder, nothing; else the missing keys only.
+    let orders = [
+        HealedOrder {
+            gid: gid(SALE, "kept"),
+            rejected: false,
+            order_id: 1,
+        },
+        HealedOrder {
+            gid: gid(SALE, "lost"),
+            rejected: false,
+            order_id: 2,
+        },
+        HealedOrder {
+            gid: gid(SALE, "refused"),
+            rejected: true,
+            order_id: 3,
+        },
+    ];
+    assert_eq!(
+        redis
+            .heal_keys(SALE, "t2", LOCK, 0, &orders, &[2])
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        redis
+            .heal_keys(SALE, "t1", LOCK, 0, &orders, &[2])
+            .await
+            .unwrap(),
+        Some((2, 1))
+    );
+    let kept: Option<String> = conn
+        .hget(keys.tx(&gid(SALE, "kept")), "state")
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.as_deref(),
+        Some("submitted"),
+        "a transaction in flight keeps its record"
+    );
+    let refused: Vec<Option<String>> = redis::cmd("HMGET")
+        .arg(keys.tx(&gid(SALE, "refused")))
+        .arg(&["state", "outcome", "order"])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        refused,
+        vec![
+            Some("succeeded".into()),
+            Some("rejected".into()),
+            Some("3".into())
+        ]
+    );
+    assert!(
+        matches!(
+            redis.reserve(SALE, "lost", 0).await.unwrap(),
+            Reservation::Duplicate(ref earlier) if earlier.order_id == Some(2)
+        ),
+        "the forgotten buyer is told about their order, even during the heal"
+    );
+    assert!(
+        !redis.restock(SALE, 2).await.unwrap(),
+        "a returned unit is not returned twice"
+    );
+
+    // heal_finish: guarded by the lock and by the restock count.
+    assert_eq!(
+        redis.heal_finish(SALE, "t2", 4, 0).await.unwrap(),
+        HealFinish::Lost
+    );
+    assert!(redis.restock(SALE, 50).await.unwrap());
+    assert_eq!(
+        redis.heal_finish(SALE, "t1", 4, 0).await.unwrap(),
+        HealFinish::Moved { restocks: 1 }
+    );
+    assert_eq!(
+        redis.heal_finish(SALE, "t1", -3, 1).await.unwrap(),
+        HealFinish::Healed { stock: 0 }
+    );
+    assert_eq!(int(&mut conn, keys.stock()).await, Some(0), "never below 0");
+    assert_eq!(int(&mut conn, keys.fence()).await, Some(FENCE_EPOCH));
+    assert_eq!(int(&mut conn, keys.restocks()).await, Some(2));
+    assert!(!conn.exists::<_, bool>(keys.healing()).await.unwrap());
+    let _: () = conn.set(keys.stock(), 1).await.unwrap();
+    assert_eq!(
+        redis.reserve(SALE, "after", 0).await.unwrap(),
+        Reservation::Reserved {
+            left: 0,
+            fence: FENCE_EPOCH + 1
+        }
+    );
+}
