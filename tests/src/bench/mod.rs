@@ -7,6 +7,7 @@
 
 pub mod baselines;
 pub mod cpu;
+pub mod loss;
 pub mod measure;
 pub mod parts;
 pub mod phases;

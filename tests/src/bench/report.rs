@@ -25,6 +25,7 @@ pub struct Results {
     pub crowd: Value,
     pub memory: Value,
     pub recovery: Value,
+    pub redis_loss: Value,
 }
 
 /// The summary object, from the phases' results.
@@ -40,6 +41,7 @@ pub fn summary(results: &Results) -> Value {
         crowd,
         memory,
         recovery,
+        redis_loss,
     } = results;
     let drift = crowd["drift"]
         .as_i64()
@@ -65,6 +67,10 @@ pub fn summary(results: &Results) -> Value {
         "origin_requests_per_unit": num(crowd, "origin_requests_per_unit"),
         "propagation_ms": num(propagation, "median_ms"),
         "recovery_seconds": num(recovery, "recovery_seconds"),
+        "heal_after_lost_tail_ms": num(redis_loss, "lost_tail_restart_to_healed_ms"),
+        "heal_after_empty_restart_ms": num(redis_loss, "empty_restart_to_healed_ms"),
+        "attempts_per_unit_lost": num(redis_loss, "lost_tail_attempts_per_unit_lost"),
+        "redis_outage_503_beyond_ms": num(redis_loss, "outage_503_beyond_ms"),
         "edge_rss_mb_1m_clients": num(memory, "edge_peak_rss_mb"),
         "origin_peak_rss_mb": num(memory, "origin_peak_rss_mb"),
         "bot_units": crowd["bot_units"],
@@ -174,6 +180,36 @@ pub fn table(summary: &Value, results: &Results) -> String {
             String::new(),
             r(&s["recovery_seconds"]),
             "<= 3",
+        ),
+        (
+            "Redis lost its tail: restart to healed, ms",
+            format!(
+                "noticed to healed {:.0}",
+                num(&results.redis_loss, "lost_tail_notice_to_healed_ms")
+            ),
+            r(&s["heal_after_lost_tail_ms"]),
+            "-",
+        ),
+        (
+            "Redis restarted empty: restart to healed, ms",
+            format!(
+                "noticed to healed {:.0}",
+                num(&results.redis_loss, "empty_notice_to_healed_ms")
+            ),
+            r(&s["heal_after_empty_restart_ms"]),
+            "-",
+        ),
+        (
+            "attempts in PostgreSQL per unit Redis lost",
+            String::new(),
+            r(&s["attempts_per_unit_lost"]),
+            "small",
+        ),
+        (
+            "Redis away 3 s: 503s beyond the outage, ms",
+            String::new(),
+            r(&s["redis_outage_503_beyond_ms"]),
+            "-",
         ),
         (
             "edge peak RSS after 1M clients, MB",

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use flash_tests::bench::{parts, phases, report, system, world::World};
+use flash_tests::bench::{loss, parts, phases, report, system, world::World};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -75,6 +75,9 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("bench: recovery ...");
     let recovery = phases::recovery(&mut world, 600).await?;
     report::line(&recovery);
+    eprintln!("bench: Redis losing data, and away ...");
+    let redis_loss = loss::redis_loss(&mut world, args.rounds).await?;
+    report::line(&redis_loss);
     // Last: its tens of thousands of orders keep PostgreSQL busy (autovacuum, checkpoints) for a
     // while after, which would slow the phases after it.
     eprintln!("bench: the origin alone vs redis-benchmark ...");
@@ -92,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
         crowd,
         memory,
         recovery,
+        redis_loss,
     };
     let summary = report::summary(&results);
     println!("{}", report::table(&summary, &results));
