@@ -8,8 +8,9 @@
 -- KEYS[4]  {s:<sale>}:restocks
 -- ARGV[1]  the healer's token
 -- ARGV[2]  the lock's lifetime in ms (each step of the heal renews it)
--- ARGV[3]  what was noticed: "missing" (no stock key) or the fence epoch a repeated fence
---          belonged to
+-- ARGV[3]  what was noticed: "missing" (no stock key), "drift" (the books drift at a quiet
+--          moment: checked by the caller, healed unless a heal is under way), or the fence
+--          epoch of a repeated fence or of a unit PostgreSQL refused
 --
 -- Replies:
 --   {"STARTED", restocks}   the lock is this healer's; restocks is the restock count now
@@ -23,7 +24,7 @@ if ARGV[3] == 'missing' then
   if redis.call('EXISTS', KEYS[3]) == 1 then
     return {'HEALED'}
   end
-else
+elseif ARGV[3] ~= 'drift' then
   local epoch = math.floor(tonumber(redis.call('GET', KEYS[2]) or '0') / 4294967296)
   if epoch ~= tonumber(ARGV[3]) then
     return {'HEALED'}

@@ -1,8 +1,8 @@
 //! The recovery poller, run by every origin: every poll it claims the due transactions of each
 //! known sale (`claim.lua` leases them, with a lease that doubles per attempt, so two origins never
 //! work one transaction at once), runs their branch again (idempotent) and completes them. It also
-//! sweeps expired holds, finishes unit returns a crash left open, and keeps the sale catalog fresh
-//! from PostgreSQL.
+//! sweeps expired holds, finishes unit returns a crash left open, keeps the sale catalog fresh
+//! from PostgreSQL and, as often, looks at each sale's books to heal what Redis lost.
 
 use std::time::Duration;
 
@@ -55,6 +55,7 @@ impl Poller {
             }
             if polls % CATALOG_REFRESH_POLLS == 0 {
                 self.refresh_catalog().await;
+                self.check_books().await;
             }
             polls += 1;
             let poll = self.poll_once().await;
@@ -74,6 +75,23 @@ impl Poller {
                 }
             }
             Err(error) => tracing::warn!(%error, "sale catalog refresh failed"),
+        }
+    }
+
+    /// Heals the sales whose books drift at a quiet moment (see `Healer::check_books`).
+    async fn check_books(&self) {
+        for id in self.catalog.ids() {
+            let Some(sale) = self.catalog.get(id) else {
+                continue;
+            };
+            if let Err(error) = self
+                .purchases
+                .healer()
+                .check_books(id, i64::from(sale.total))
+                .await
+            {
+                tracing::warn!(sale = id, %error, "checking the books failed");
+            }
         }
     }
 

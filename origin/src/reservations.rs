@@ -187,6 +187,9 @@ pub enum Loss {
     /// PostgreSQL refused a unit handed out with a fence of this epoch: Redis had more units
     /// than the database (it lost reservations, whose barriers are gone too).
     Overcount { epoch: i64 },
+    /// The books drift at a quiet moment (nothing in flight, nothing moved while PostgreSQL was
+    /// read): Redis lost what no reservation meets, such as a returned unit.
+    Drift { drift: i64 },
 }
 
 /// One order as a heal writes it back: gid, whether PostgreSQL rejected it, its id.
@@ -346,6 +349,7 @@ impl Reservations {
             .arg(match loss {
                 Loss::MissingStock => "missing".to_string(),
                 Loss::RepeatedFence { epoch } | Loss::Overcount { epoch } => epoch.to_string(),
+                Loss::Drift { .. } => "drift".to_string(),
             });
         let reply: Vec<Value> = self.run("heal_begin", &inv).await?;
         parse_heal_start(&reply).ok_or(Error::Protocol("heal_begin.lua reply"))
