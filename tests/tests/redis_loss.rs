@@ -18,7 +18,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use flash_tests::{metrics, origin_process::OriginOptions, stack::Stack, wait};
+use flash_tests::{
+    edge_process::{EdgeOptions, EdgeProcess},
+    metrics,
+    origin_process::OriginOptions,
+    stack::Stack,
+    wait,
+};
 use redis::AsyncCommands;
 use serde_json::Value;
 
@@ -366,4 +372,110 @@ async fn a_forgotten_return_is_found_by_the_books_and_healed() {
         410,
         "one unit came back, once"
     );
+}
+
+/// The edges' sold-out flags follow a heal. A sale of 3 sells out (both edges flag it); Redis is
+/// started from a copy taken before any sale, so it has the 3 units again and the edges, on
+/// their new subscription, clear their flags. The next buyer meets the loss: the sale heals to
+/// what PostgreSQL has left, none, and `sold_out` reaches both edges, which then refuse from
+/// memory without asking an origin.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_healed_full_sale_turns_sold_out_on_every_edge() {
+    let mut stack = stack().await;
+    let edge_binary = Path::new(env!("CARGO_BIN_EXE_edge-under-test"));
+    let mut edges = Vec::new();
+    for _ in 0..2 {
+        edges.push(
+            EdgeProcess::start(
+                edge_binary,
+                &stack.redis.url(),
+                &[stack.origin.url()],
+                &EdgeOptions::default(),
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    let sold_out_events = |edge: &EdgeProcess| {
+        let http = stack.http.clone();
+        let url = edge.metrics_url();
+        async move {
+            let text = metrics::scrape(&http, &url).await?;
+            anyhow::Ok(metrics::sample_sum(
+                &text,
+                "edge_sale_events_total",
+                &[("name", "sold_out")],
+            ))
+        }
+    };
+    let subscriptions =
+        |edge: &EdgeProcess| edge.log().matches("subscribed to sale events").count();
+    let sale = stack.create_sale(3).await.unwrap();
+    for edge in &edges {
+        wait::until("the edge subscribed", HEAL_DEADLINE, || async {
+            Ok(subscriptions(edge) >= 1)
+        })
+        .await
+        .unwrap();
+    }
+    let copy = stack.redis.copy_aof().unwrap();
+    for uid in ["a", "b", "c"] {
+        assert_eq!(stack.reserve(sale, uid).await.unwrap().0, 200);
+    }
+    for edge in &edges {
+        wait::until("the sale sold out on the edge", HEAL_DEADLINE, || async {
+            Ok(sold_out_events(edge).await? >= 1.0)
+        })
+        .await
+        .unwrap();
+    }
+    stack.wait_quiet(sale, HEAL_DEADLINE).await.unwrap();
+
+    stack.redis.restart_from(&copy).await.unwrap();
+    for edge in &edges {
+        wait::until("the edge subscribed again", HEAL_DEADLINE, || async {
+            Ok(subscriptions(edge) >= 2)
+        })
+        .await
+        .unwrap();
+    }
+    let mut before = Vec::new();
+    for edge in &edges {
+        before.push(sold_out_events(edge).await.unwrap());
+    }
+    let (status, body) = stack.reserve(sale, "newcomer").await.unwrap();
+    assert!(matches!(status, 410 | 503), "{status} {body}");
+    let noticed = Instant::now();
+    for (edge, before) in edges.iter().zip(before) {
+        wait::until(
+            "sold_out on the edge after the heal",
+            HEAL_DEADLINE,
+            || async { Ok(sold_out_events(edge).await? > before) },
+        )
+        .await
+        .unwrap();
+    }
+    println!(
+        "both edges had sold_out {:?} after the first buyer met the loss",
+        noticed.elapsed()
+    );
+    assert_healed(&stack, sale, &["a", "b", "c"].map(String::from).into()).await;
+    for edge in &edges {
+        let asked = edge
+            .metric(&stack.http, "edge_origin_requests_total", &[])
+            .await
+            .unwrap();
+        let answer = stack
+            .http
+            .post(format!("{}/api/sales/{sale}/buy", edge.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 410, "the edge refuses from its flag");
+        let asked_after = edge
+            .metric(&stack.http, "edge_origin_requests_total", &[])
+            .await
+            .unwrap();
+        assert_eq!(asked, asked_after, "no origin was asked");
+    }
 }
