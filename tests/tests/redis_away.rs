@@ -1,0 +1,696 @@
+//! Redis away in the middle of a sale: stopped for seconds under a crowd buying through the edge,
+//! and killed with SIGKILL under a crowd of reservations. While it is away every answer that
+//! needs it is a `503` JSON error with `Retry-After` and `Cache-Control: no-store`, within the
+//! configured timeouts (never a hang); the sale status still answers, without the count; once
+//! Redis is back (from its own AOF) the sale resumes by itself and sells out, every `reserved`
+//! answer has its order, and the books balance without running reconcile.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration tests: a failed unwrap is a failed test, with its message"
+)]
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    path::Path,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use flash_tests::{
+    edge_process::{EdgeOptions, EdgeProcess},
+    origin_process::OriginOptions,
+    shopper,
+    stack::Stack,
+    wait,
+};
+use redis::AsyncCommands;
+use serde_json::{json, Value};
+use tokio::{sync::Semaphore, time::Instant};
+
+fn origin_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_origin-crashable"))
+}
+
+fn edge_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_edge-under-test"))
+}
+
+/// The shipped Redis command timeouts (deploy/edge.toml, deploy/origin.toml) and the shipped
+/// origin timeout of the edge: what bounds an answer while Redis is away.
+const EDGE_REDIS_TIMEOUT_MS: u64 = 500;
+const ORIGIN_REDIS_TIMEOUT_MS: u64 = 1000;
+const EDGE_ORIGIN_TIMEOUT_MS: u64 = 2000;
+
+/// The longest a buy may take with Redis away: the global lease and the admission script each
+/// within the edge's Redis timeout, then the origin within its timeout; plus a second for a
+/// loaded two-core machine. Anything slower is a hang.
+const ANSWER_BOUND: Duration =
+    Duration::from_millis(2 * EDGE_REDIS_TIMEOUT_MS + EDGE_ORIGIN_TIMEOUT_MS + 1000);
+
+/// How long Redis stays away.
+const OUTAGE: Duration = Duration::from_secs(4);
+
+/// Error codes a buy or a captcha solution may meet while Redis is away.
+const AWAY_CODES: [&str; 5] = [
+    "limits_unavailable",
+    "redis_unavailable",
+    "timeout",
+    "origin_unavailable",
+    "stock_unavailable",
+];
+
+/// One answer a buyer got.
+#[derive(Debug, Clone)]
+struct Answer {
+    uid: String,
+    /// `buy`, `challenge` or `solve`.
+    route: &'static str,
+    sent: Instant,
+    took: Duration,
+    status: u16,
+    body: Value,
+    retry_after: Option<String>,
+    cache_control: Option<String>,
+}
+
+impl Answer {
+    fn code(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("")
+    }
+
+    /// Whether the answer's request went out and came back within `[from, to]`.
+    fn within(&self, from: Instant, to: Instant) -> bool {
+        self.sent >= from && self.sent + self.took <= to
+    }
+}
+
+/// The crowd's shared record: every answer, and the count of units answered `reserved`.
+#[derive(Default)]
+struct Record {
+    answers: Mutex<Vec<Answer>>,
+    reserved: std::sync::atomic::AtomicU64,
+}
+
+impl Record {
+    fn answers(&self) -> Vec<Answer> {
+        self.answers.lock().unwrap().clone()
+    }
+}
+
+/// Sends `req` and records its answer; a transport error (a hang cut off by the client's
+/// timeout, a broken connection) fails the test with what was sent.
+async fn send(
+    record: &Record,
+    uid: &str,
+    route: &'static str,
+    req: reqwest::RequestBuilder,
+) -> Answer {
+    let sent = Instant::now();
+    let resp = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{uid} {route}: no answer after {:?}: {e}", sent.elapsed()));
+    let status = resp.status().as_u16();
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let (retry_after, cache_control) = (header("retry-after"), header("cache-control"));
+    let text = resp.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(json!({"not_json": text}));
+    let answer = Answer {
+        uid: uid.to_string(),
+        route,
+        sent,
+        took: sent.elapsed(),
+        status,
+        body,
+        retry_after,
+        cache_control,
+    };
+    record.answers.lock().unwrap().push(answer.clone());
+    answer
+}
+
+/// Waits what a `503` or `429` asks (its `Retry-After`, at most 3 s): the pace of a client that
+/// honours the header, as the sale page does.
+async fn honour(answer: &Answer) {
+    let seconds: u64 = answer
+        .retry_after
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    tokio::time::sleep(Duration::from_secs(seconds.min(3))).await;
+}
+
+/// One buyer through the edge at `base`: earns a pass, buys, and goes on until the sale answers
+/// for good (reserved, duplicate, sold out); keeps a pass the edge did not spend (a `503
+/// limits_unavailable`), earns a new one otherwise.
+async fn buyer(http: reqwest::Client, base: String, sale: i64, uid: String, record: Arc<Record>) {
+    let jwt = shopper::jwt(&uid).unwrap();
+    let mut pass: Option<String> = None;
+    let give_up = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < give_up {
+        let token = match &pass {
+            Some(token) => token.clone(),
+            None => {
+                let challenge = send(
+                    &record,
+                    &uid,
+                    "challenge",
+                    http.get(format!("{base}/api/captcha?sale={sale}"))
+                        .bearer_auth(&jwt),
+                )
+                .await;
+                if challenge.status == 410 {
+                    return; // the sale is over
+                }
+                if challenge.status != 200 {
+                    honour(&challenge).await;
+                    continue;
+                }
+                let text = challenge.body["challenge"].as_str().unwrap().to_string();
+                let difficulty =
+                    u8::try_from(challenge.body["difficulty"].as_u64().unwrap()).unwrap();
+                let nonce = {
+                    let text = text.clone();
+                    tokio::task::spawn_blocking(move || {
+                        edge::captcha::pow::solve(&text, difficulty)
+                    })
+                    .await
+                    .unwrap()
+                };
+                // A solution refused for Redis's absence is sent again: the challenge was not
+                // spent.
+                loop {
+                    let solved = send(
+                        &record,
+                        &uid,
+                        "solve",
+                        http.post(format!("{base}/api/captcha"))
+                            .bearer_auth(&jwt)
+                            .json(&json!({"sale": sale, "challenge": text, "nonce": nonce})),
+                    )
+                    .await;
+                    if solved.status == 503 && Instant::now() < give_up {
+                        honour(&solved).await;
+                        continue;
+                    }
+                    assert_eq!(solved.status, 200, "{uid} solve: {:?}", solved.body);
+                    break solved.body["pass_token"].as_str().unwrap().to_string();
+                }
+            }
+        };
+        pass = Some(token.clone());
+        let bought = send(
+            &record,
+            &uid,
+            "buy",
+            http.post(format!("{base}/api/sales/{sale}/buy"))
+                .bearer_auth(&jwt)
+                .json(&json!({"pass_token": token})),
+        )
+        .await;
+        match (bought.status, bought.code()) {
+            (200, _) => {
+                record
+                    .reserved
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
+            (409, "duplicate") | (410, _) => return,
+            (503, "limits_unavailable") => honour(&bought).await,
+            (503, _) => {
+                pass = None; // spent by the edge before the origin failed
+                honour(&bought).await;
+            }
+            (403, "pass_token_spent") => pass = None,
+            (429, _) => honour(&bought).await,
+            (status, code) => panic!("{uid}: unexpected buy answer {status} {code}: {bought:?}"),
+        }
+    }
+    panic!("{uid}: no final answer in 90 s");
+}
+
+/// Uids with a live order of `sale`.
+async fn live_order_uids(stack: &Stack, sale: i64) -> HashSet<String> {
+    let db = stack.postgres.client().await.unwrap();
+    db.query(
+        "SELECT uid FROM orders WHERE sale_id = $1 AND status IN ('pending', 'paid')",
+        &[&sale],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+/// Answers by `route status code`, for the printout.
+fn tally<'a>(answers: impl Iterator<Item = &'a Answer>) -> BTreeMap<String, usize> {
+    let mut tally = BTreeMap::new();
+    for a in answers {
+        *tally
+            .entry(format!("{} {} {}", a.route, a.status, a.code()))
+            .or_insert(0) += 1;
+    }
+    tally
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_away_mid_crowd_answers_503_with_retry_after_and_the_sale_resumes() {
+    const STOCK: i64 = 60;
+    const BUYERS: usize = 160;
+    const AT_ONCE: usize = 24;
+    let mut stack = Stack::start(
+        origin_binary(),
+        OriginOptions {
+            redis_timeout_ms: ORIGIN_REDIS_TIMEOUT_MS,
+            ..OriginOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let edge = EdgeProcess::start(
+        edge_binary(),
+        &stack.redis.url(),
+        &[stack.origin.url()],
+        &EdgeOptions {
+            redis_timeout_ms: EDGE_REDIS_TIMEOUT_MS,
+            origin_timeout_ms: EDGE_ORIGIN_TIMEOUT_MS,
+            levels: vec![(0, 6, false)],
+            ..EdgeOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let sale = stack.create_sale(STOCK).await.unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+
+    let record = Arc::new(Record::default());
+    let gate = Arc::new(Semaphore::new(AT_ONCE));
+    let mut crowd = tokio::task::JoinSet::new();
+    for i in 0..BUYERS {
+        let (http, base, record, gate) = (http.clone(), edge.url(), record.clone(), gate.clone());
+        crowd.spawn(async move {
+            let _turn = gate.acquire_owned().await.unwrap();
+            buyer(http, base, sale, format!("buyer-{i}"), record).await;
+        });
+    }
+
+    // Mid-crowd: a third of the stock sold, Redis goes away.
+    wait::until("a third of the stock sold", Duration::from_secs(60), || {
+        let record = record.clone();
+        async move {
+            let sold = record.reserved.load(std::sync::atomic::Ordering::Relaxed);
+            Ok(sold >= u64::try_from(STOCK / 3).unwrap())
+        }
+    })
+    .await
+    .unwrap();
+    stack.redis.kill();
+    let killed = Instant::now();
+    println!(
+        "redis killed with {} units reserved",
+        record.reserved.load(std::sync::atomic::Ordering::Relaxed)
+    );
+
+    // The status still answers while Redis is away, without the count.
+    let status_url = format!("{}/api/sales/{sale}/status", edge.url());
+    wait::until(
+        "the edge's status without the count",
+        Duration::from_secs(5),
+        || {
+            let req = http.get(&status_url).send();
+            async move {
+                let resp = req.await?;
+                let ok = resp.status() == 200;
+                let body: Value = resp.json().await?;
+                Ok(ok && body["state"] == "live" && body.get("remaining_hint").is_none())
+            }
+        },
+    )
+    .await
+    .unwrap();
+    let origin_status = http
+        .get(format!("{}/v1/sales/{sale}", stack.origin.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(origin_status.status(), 200);
+    let body: Value = origin_status.json().await.unwrap();
+    assert_eq!(
+        (body["remaining"].clone(), body["state"].clone()),
+        (Value::Null, json!("live")),
+        "{body}"
+    );
+
+    // The crowd keeps buying through the outage.
+    wait::until("the outage's length and answers", OUTAGE * 3, || {
+        let record = record.clone();
+        async move {
+            let during = record
+                .answers()
+                .iter()
+                .filter(|a| a.route != "challenge" && a.sent >= killed)
+                .count();
+            Ok(killed.elapsed() >= OUTAGE && during >= 20)
+        }
+    })
+    .await
+    .unwrap();
+    let restarting = Instant::now();
+    stack.redis.restart().await.unwrap();
+    let back = Instant::now();
+    println!(
+        "redis away {:.1} s, back from its AOF in {:.2} s",
+        (restarting - killed).as_secs_f64(),
+        (back - restarting).as_secs_f64()
+    );
+
+    while let Some(done) = crowd.join_next().await {
+        done.unwrap();
+    }
+    let answers = record.answers();
+    let away: Vec<&Answer> = answers
+        .iter()
+        .filter(|a| a.route != "challenge" && a.within(killed, restarting))
+        .collect();
+    println!("while redis was away: {:#?}", tally(away.iter().copied()));
+    println!("the whole crowd: {:#?}", tally(answers.iter()));
+
+    // While Redis was away: every buy and every captcha solution was a 503 in JSON with
+    // Retry-After, never kept by a cache.
+    assert!(
+        away.len() >= 20,
+        "{} answers while Redis was away",
+        away.len()
+    );
+    assert!(
+        away.iter().any(|a| a.route == "buy"),
+        "no buy while Redis was away"
+    );
+    for a in &away {
+        assert_eq!(a.status, 503, "{a:?}");
+        assert!(AWAY_CODES.contains(&a.code()), "{a:?}");
+        assert!(a.body["message"].is_string(), "{a:?}");
+        let seconds: u64 = a
+            .retry_after
+            .as_deref()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            (1..=5).contains(&seconds),
+            "Retry-After {:?}: {a:?}",
+            a.retry_after
+        );
+        assert_eq!(a.cache_control.as_deref(), Some("no-store"), "{a:?}");
+    }
+
+    // Never a hang: every answer of the run came within the timeouts.
+    let slowest = answers.iter().max_by_key(|a| a.took).unwrap();
+    let slowest_away = away.iter().map(|a| a.took).max().unwrap();
+    println!(
+        "slowest answer {:?} ({} {} {}); slowest while Redis was away {slowest_away:?}; bound {ANSWER_BOUND:?}",
+        slowest.took,
+        slowest.route,
+        slowest.status,
+        slowest.code()
+    );
+    assert!(slowest.took <= ANSWER_BOUND, "{slowest:?}");
+
+    // The sale resumed by itself: units were reserved after Redis came back, and it sold out.
+    assert!(
+        answers
+            .iter()
+            .any(|a| a.route == "buy" && a.status == 200 && a.sent >= back),
+        "no unit reserved after Redis came back"
+    );
+    let books = stack
+        .wait_balanced(sale, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        (books.live(), books.redis_remaining),
+        (STOCK, 0),
+        "{books:?}"
+    );
+
+    // I5: every buyer told "reserved" has an order; every order's buyer was told reserved, or
+    // duplicate when its earlier answer was lost to the outage.
+    let ordered = live_order_uids(&stack, sale).await;
+    let told_reserved: HashSet<String> = answers
+        .iter()
+        .filter(|a| a.route == "buy" && a.status == 200)
+        .map(|a| a.uid.clone())
+        .collect();
+    let told_duplicate: HashSet<String> = answers
+        .iter()
+        .filter(|a| a.route == "buy" && a.status == 409)
+        .map(|a| a.uid.clone())
+        .collect();
+    for uid in &told_reserved {
+        assert!(
+            ordered.contains(uid),
+            "I5: {uid} was told reserved but has no order"
+        );
+    }
+    for uid in &ordered {
+        assert!(
+            told_reserved.contains(uid) || told_duplicate.contains(uid),
+            "{uid} has an order it was never told of"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_of_redis_under_load_loses_nothing() {
+    const STOCK: i64 = 300;
+    const UIDS: usize = 400;
+    const AT_ONCE: usize = 48;
+    let mut stack = Stack::start(
+        origin_binary(),
+        OriginOptions {
+            redis_timeout_ms: ORIGIN_REDIS_TIMEOUT_MS,
+            ..OriginOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut conn = stack.redis.connection().await.unwrap();
+    let fsync: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("appendfsync")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(fsync, ["appendfsync", "everysec"], "the production setting");
+    let sale = stack.create_sale(STOCK).await.unwrap();
+
+    // Every uid reserves until the origin answers for good; a 503 is retried after its
+    // Retry-After with the same uid (a unit it took already answers duplicate).
+    let record = Arc::new(Record::default());
+    let gate = Arc::new(Semaphore::new(AT_ONCE));
+    let mut crowd = tokio::task::JoinSet::new();
+    for i in 0..UIDS {
+        let (http, url, record, gate) = (
+            stack.http.clone(),
+            stack.origin.url(),
+            record.clone(),
+            gate.clone(),
+        );
+        crowd.spawn(async move {
+            let _turn = gate.acquire_owned().await.unwrap();
+            let uid = format!("load-{i}");
+            loop {
+                let answer = send(
+                    &record,
+                    &uid,
+                    "reserve",
+                    http.post(format!("{url}/v1/sales/{sale}/reserve"))
+                        .json(&json!({"uid": uid})),
+                )
+                .await;
+                match answer.status {
+                    200 => {
+                        record
+                            .reserved
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        return;
+                    }
+                    409 | 410 => return,
+                    503 => honour(&answer).await,
+                    other => panic!("{uid}: unexpected {other} {:?}", answer.body),
+                }
+            }
+        });
+    }
+
+    wait::until(
+        "a third of the stock reserved",
+        Duration::from_secs(60),
+        || {
+            let record = record.clone();
+            async move {
+                let sold = record.reserved.load(std::sync::atomic::Ordering::Relaxed);
+                Ok(sold >= u64::try_from(STOCK / 3).unwrap())
+            }
+        },
+    )
+    .await
+    .unwrap();
+    let pid = stack.redis.pid().unwrap();
+    stack.redis.kill();
+    let killed = Instant::now();
+    let before: HashSet<String> = record
+        .answers()
+        .iter()
+        .filter(|a| a.status == 200 && a.sent + a.took <= killed)
+        .map(|a| a.uid.clone())
+        .collect();
+    stack.redis.restart().await.unwrap();
+    println!(
+        "redis (pid {pid}) killed with SIGKILL after {} reservations answered; back from its AOF \
+         in {:.2} s",
+        before.len(),
+        killed.elapsed().as_secs_f64()
+    );
+
+    // Nothing Redis acknowledged is lost: every reservation answered before the kill still has
+    // its barrier and its transaction record after the restart.
+    let mut conn = stack.redis.connection().await.unwrap();
+    for uid in &before {
+        let gid = format!("{sale}/{uid}");
+        let barrier: bool = conn.exists(format!("{{s:{sale}}}:b:{gid}")).await.unwrap();
+        let tx: bool = conn.exists(format!("{{s:{sale}}}:tx:{gid}")).await.unwrap();
+        assert!(
+            barrier && tx,
+            "{gid}: barrier {barrier}, transaction {tx} after the restart"
+        );
+    }
+
+    while let Some(done) = crowd.join_next().await {
+        done.unwrap();
+    }
+    let answers = record.answers();
+    println!("answers: {:#?}", tally(answers.iter()));
+    for a in answers.iter().filter(|a| a.status == 503) {
+        assert!(AWAY_CODES.contains(&a.code()), "{a:?}");
+        assert!(a.retry_after.is_some(), "a 503 without Retry-After: {a:?}");
+    }
+
+    let books = stack
+        .wait_balanced(sale, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        (books.live(), books.redis_remaining),
+        (STOCK, 0),
+        "{books:?}"
+    );
+    let ordered = live_order_uids(&stack, sale).await;
+    for uid in answers.iter().filter(|a| a.status == 200).map(|a| &a.uid) {
+        assert!(
+            ordered.contains(uid),
+            "I5: {uid} was told reserved but has no order"
+        );
+    }
+}
+
+/// The origin's Redis away while the edge's still answers (an edge given a Redis of its own):
+/// the edge admits the buy, spending its pass, and passes on the origin's `503` with its
+/// `Retry-After`, `no-store`; the same pass is then refused as spent, which is why the page
+/// earns a new one after such an answer (and keeps its pass after the edge's own `503
+/// limits_unavailable`, which spends nothing). Once the origin's Redis is back, a new pass buys.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_origin_s_503_reaches_the_buyer_with_retry_after_and_its_pass_is_spent() {
+    let mut stack = Stack::start(
+        origin_binary(),
+        OriginOptions {
+            redis_timeout_ms: ORIGIN_REDIS_TIMEOUT_MS,
+            ..OriginOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let edge_redis = flash_tests::redis_server::RedisServer::start()
+        .await
+        .unwrap();
+    let edge = EdgeProcess::start(
+        edge_binary(),
+        &edge_redis.url(),
+        &[stack.origin.url()],
+        &EdgeOptions {
+            redis_timeout_ms: EDGE_REDIS_TIMEOUT_MS,
+            origin_timeout_ms: EDGE_ORIGIN_TIMEOUT_MS,
+            levels: vec![(0, 6, false)],
+            ..EdgeOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let sale = stack.create_sale(5).await.unwrap();
+    let http = &stack.http;
+    let jwt = shopper::jwt("alice").unwrap();
+    let buy = |pass: String| {
+        http.post(format!("{}/api/sales/{sale}/buy", edge.url()))
+            .bearer_auth(&jwt)
+            .json(&json!({"pass_token": pass}))
+            .send()
+    };
+    let pass = shopper::pass_token(http, &edge.url(), &jwt, sale, None)
+        .await
+        .unwrap();
+
+    stack.redis.kill();
+    let sent = Instant::now();
+    let resp = buy(pass.clone()).await.unwrap();
+    let took = sent.elapsed();
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let (status, retry_after, cache) = (
+        resp.status().as_u16(),
+        header("retry-after"),
+        header("cache-control"),
+    );
+    let body: Value = resp.json().await.unwrap();
+    println!("the origin's Redis away: {status} {body} Retry-After {retry_after:?} in {took:?}");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        ["redis_unavailable", "timeout"].contains(&body["error"].as_str().unwrap()),
+        "{body}"
+    );
+    assert!(body["message"].is_string(), "{body}");
+    assert_eq!(
+        retry_after.as_deref(),
+        Some("2"),
+        "the origin's Retry-After"
+    );
+    assert_eq!(cache.as_deref(), Some("no-store"));
+    assert!(took <= ANSWER_BOUND, "{took:?}");
+
+    let again = buy(pass).await.unwrap();
+    assert_eq!(again.status(), 403);
+    let body: Value = again.json().await.unwrap();
+    assert_eq!(body["error"], "pass_token_spent", "{body}");
+
+    stack.redis.restart().await.unwrap();
+    let pass = shopper::pass_token(http, &edge.url(), &jwt, sale, None)
+        .await
+        .unwrap();
+    let resp = buy(pass).await.unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let books = stack
+        .wait_balanced(sale, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!((books.live(), books.redis_remaining), (1, 4), "{books:?}");
+}
