@@ -3,7 +3,9 @@
 //! needs it is a `503` JSON error with `Retry-After` and `Cache-Control: no-store`, within the
 //! configured timeouts (never a hang); the sale status still answers, without the count; once
 //! Redis is back (from its own AOF) the sale resumes by itself and sells out, every `reserved`
-//! answer has its order, and the books balance without running reconcile.
+//! answer has its order, and the books balance without running reconcile. In a real Chromium the
+//! sale page, its Buy pressed while Redis is away, says the shop is busy in words, tries again
+//! no sooner than Retry-After asks, and completes the purchase by itself once Redis is back.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -18,7 +20,9 @@ use std::{
 };
 
 use flash_tests::{
+    browser::{Browser, Chromedriver},
     edge_process::{EdgeOptions, EdgeProcess},
+    nginx_server::NginxServer,
     origin_process::OriginOptions,
     shopper,
     stack::Stack,
@@ -693,4 +697,164 @@ async fn the_origin_s_503_reaches_the_buyer_with_retry_after_and_its_pass_is_spe
         .await
         .unwrap();
     assert_eq!((books.live(), books.redis_remaining), (1, 4), "{books:?}");
+}
+
+/// The sale page's purchase requests so far (the captcha solution's POST and the buy), by the
+/// Resource Timing API: their start times in ms of the page's clock, in order.
+async fn page_purchase_fetches(browser: &Browser) -> Vec<f64> {
+    let starts = browser
+        .run(
+            r#"return performance.getEntriesByType("resource")
+                   .filter(e => { const u = new URL(e.name);
+                                  return (u.pathname === "/api/captcha" && u.search === "")
+                                      || u.pathname.endsWith("/buy"); })
+                   .map(e => e.startTime).sort((a, b) => a - b);"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    starts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+/// nginx → edge → origin → Redis and PostgreSQL, as browser_sale.rs's World, the shipped Redis
+/// timeouts; Redis is stopped while a visitor presses Buy on the sale page.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_tells_the_shop_is_busy_waits_retry_after_and_buys_once_redis_is_back() {
+    let (stack, driver) = tokio::join!(
+        async {
+            Stack::start(
+                origin_binary(),
+                OriginOptions {
+                    redis_timeout_ms: ORIGIN_REDIS_TIMEOUT_MS,
+                    ..OriginOptions::default()
+                },
+            )
+            .await
+            .unwrap()
+        },
+        async { Chromedriver::start().await.unwrap() }
+    );
+    let mut stack = stack;
+    let edge = EdgeProcess::start(
+        edge_binary(),
+        &stack.redis.url(),
+        &[stack.origin.url()],
+        &EdgeOptions {
+            redis_timeout_ms: EDGE_REDIS_TIMEOUT_MS,
+            origin_timeout_ms: EDGE_ORIGIN_TIMEOUT_MS,
+            levels: vec![(0, 10, false)],
+            ..EdgeOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let static_root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../static")
+        .canonicalize()
+        .unwrap();
+    let nginx = NginxServer::start(
+        &[edge.url().trim_start_matches("http://").to_string()],
+        &static_root,
+    )
+    .await
+    .unwrap();
+    let browser = driver.session().await.unwrap();
+    let sale = stack.create_sale(3).await.unwrap();
+    browser
+        .goto(&format!("{}/sale/{sale}", nginx.url()))
+        .await
+        .unwrap();
+    let page = |what: &'static str, deadline: Duration, check: fn(&str, bool, &str) -> bool| {
+        let browser = &browser;
+        async move {
+            wait::until(what, deadline, || async {
+                let countdown = browser.text("#countdown").await?;
+                let enabled = browser.enabled("#buy").await?;
+                let result = browser.text("#result").await?;
+                Ok(check(&countdown, enabled, &result))
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"))
+        }
+    };
+    page(
+        "the live sale",
+        Duration::from_secs(20),
+        |countdown, enabled, _| countdown.starts_with("The sale is live. 3 left.") && enabled,
+    )
+    .await;
+
+    // Redis away; the page still shows the live sale (the status goes without the count).
+    stack.redis.kill();
+    page(
+        "the live sale without its count",
+        Duration::from_secs(15),
+        |countdown, enabled, _| countdown == "The sale is live." && enabled,
+    )
+    .await;
+
+    // Buy: the check is solved, its solution refused for Redis's absence (503, Retry-After 2).
+    browser.click("#buy").await.unwrap();
+    page(
+        "the busy message",
+        Duration::from_secs(20),
+        |_, enabled, result| {
+            result.starts_with("The shop is busy, trying again in ")
+                && result.ends_with(" s…")
+                && !enabled
+        },
+    )
+    .await;
+    let told = browser.text("#result").await.unwrap();
+    println!("the page says: {told}");
+    wait::until(
+        "three purchase requests",
+        Duration::from_secs(20),
+        || async { Ok(page_purchase_fetches(&browser).await.len() >= 3) },
+    )
+    .await
+    .unwrap();
+
+    // Redis back: the page's next try goes through, by itself.
+    stack.redis.restart().await.unwrap();
+    page(
+        "the order, without a press",
+        Duration::from_secs(30),
+        |_, enabled, result| result.starts_with("You got it: order ") && !enabled,
+    )
+    .await;
+    println!("then: {}", browser.text("#result").await.unwrap());
+
+    // Never sooner than Retry-After (2 s) between two tries, and no more tries than the wait
+    // allows.
+    let starts = page_purchase_fetches(&browser).await;
+    let gaps: Vec<f64> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+    println!("purchase requests at {starts:?} ms: gaps {gaps:?}");
+    assert!(starts.len() >= 4, "tries and the buy: {starts:?}");
+    let away_gaps = &gaps[..gaps.len() - 1]; // the last: the pass's solution, then its buy
+    for gap in away_gaps {
+        assert!(*gap >= 2000.0, "a try {gap:.0} ms after the last: {gaps:?}");
+    }
+    assert!(
+        starts.len() <= 7,
+        "at most 5 tries of the solution, then the buy: {starts:?}"
+    );
+
+    let books = stack
+        .wait_balanced(sale, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(books.live(), 1, "{books:?}");
+    let entries = browser.console().await.unwrap();
+    let unexpected: Vec<_> = entries
+        .iter()
+        .filter(|e| e.level == "SEVERE" || e.level == "WARNING")
+        .filter(|e| !(e.source == "network" && e.message.contains("status of 503 ")))
+        .collect();
+    assert!(unexpected.is_empty(), "console: {unexpected:#?}");
 }
