@@ -130,6 +130,11 @@ impl OriginProcess {
         wait::log_tail(&self.log_path(), 40)
     }
 
+    /// The whole log of the current run, for tests that look for a line.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
     async fn spawn(&mut self, crash_point: Option<&str>) -> anyhow::Result<()> {
         let log = std::fs::File::create(self.log_path())?;
         let mut cmd = Command::new(&self.binary);

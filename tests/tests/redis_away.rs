@@ -252,6 +252,20 @@ async fn live_order_uids(stack: &Stack, sale: i64) -> HashSet<String> {
     .collect()
 }
 
+/// A log without its colours (the origin's log writes ANSI escapes).
+fn plain(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| *c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Answers by `route status code`, for the printout.
 fn tally<'a>(answers: impl Iterator<Item = &'a Answer>) -> BTreeMap<String, usize> {
     let mut tally = BTreeMap::new();
@@ -295,6 +309,22 @@ async fn redis_away_mid_crowd_answers_503_with_retry_after_and_the_sale_resumes(
         .timeout(Duration::from_secs(15))
         .build()
         .unwrap();
+
+    // Buyers who earned their pass before Redis went away and press Buy while it is.
+    let mut held = Vec::new();
+    for i in 0..5 {
+        let uid = format!("held-{i}");
+        let jwt = shopper::jwt(&uid).unwrap();
+        let pass = shopper::pass_token(&http, &edge.url(), &jwt, sale, None)
+            .await
+            .unwrap();
+        held.push((uid, jwt, pass));
+    }
+    let held_buy = |jwt: &str, pass: &str| {
+        http.post(format!("{}/api/sales/{sale}/buy", edge.url()))
+            .bearer_auth(jwt)
+            .json(&json!({"pass_token": pass}))
+    };
 
     let record = Arc::new(Record::default());
     let gate = Arc::new(Semaphore::new(AT_ONCE));
@@ -354,6 +384,15 @@ async fn redis_away_mid_crowd_answers_503_with_retry_after_and_the_sale_resumes(
         "{body}"
     );
 
+    for (uid, jwt, pass) in &held {
+        let answer = send(&record, uid, "buy", held_buy(jwt, pass)).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (503, "limits_unavailable"),
+            "{answer:?}"
+        );
+    }
+
     // The crowd keeps buying through the outage.
     wait::until("the outage's length and answers", OUTAGE * 3, || {
         let record = record.clone();
@@ -376,6 +415,12 @@ async fn redis_away_mid_crowd_answers_503_with_retry_after_and_the_sale_resumes(
         (restarting - killed).as_secs_f64(),
         (back - restarting).as_secs_f64()
     );
+
+    // The edge spent nothing of a buy it refused for Redis's absence: the same pass buys now.
+    for (uid, jwt, pass) in &held {
+        let answer = send(&record, uid, "buy", held_buy(jwt, pass)).await;
+        assert_eq!(answer.status, 200, "{uid}'s kept pass: {answer:?}");
+    }
 
     while let Some(done) = crowd.join_next().await {
         done.unwrap();
@@ -427,6 +472,44 @@ async fn redis_away_mid_crowd_answers_503_with_retry_after_and_the_sale_resumes(
         slowest.code()
     );
     assert!(slowest.took <= ANSWER_BOUND, "{slowest:?}");
+
+    // What an SRE sees (README, "Redis away"): the failures counted by route and reason, and
+    // logged with their code.
+    let failed = |route: &'static str, reason: &'static str| {
+        let (edge, http) = (&edge, &http);
+        async move {
+            edge.metric(
+                http,
+                "edge_requests_total",
+                &[("route", route), ("outcome", "failed"), ("reason", reason)],
+            )
+            .await
+            .unwrap()
+        }
+    };
+    assert!(failed("buy", "limits_unavailable").await >= 1.0);
+    assert!(failed("captcha", "redis_unavailable").await >= 1.0);
+    let log = plain(&edge.log());
+    for line in [
+        "upstream failure code=\"limits_unavailable\"",
+        "upstream failure code=\"redis_unavailable\"",
+        "sale event stream failed, reconnecting",
+        "subscribed to sale events",
+    ] {
+        assert!(
+            log.contains(line),
+            "no {line:?} in the edge's log:\n{}",
+            edge.log_tail()
+        );
+    }
+    assert!(
+        stack
+            .origin
+            .log()
+            .contains("sale status without Redis's count"),
+        "{}",
+        stack.origin.log_tail()
+    );
 
     // The sale resumed by itself: units were reserved after Redis came back, and it sold out.
     assert!(
@@ -680,6 +763,38 @@ async fn the_origin_s_503_reaches_the_buyer_with_retry_after_and_its_pass_is_spe
     );
     assert_eq!(cache.as_deref(), Some("no-store"));
     assert!(took <= ANSWER_BOUND, "{took:?}");
+    let origin_metrics =
+        flash_tests::metrics::scrape(http, &format!("{}/metrics", stack.origin.url()))
+            .await
+            .unwrap();
+    let errors = flash_tests::metrics::sample_sum(
+        &origin_metrics,
+        "origin_reservations_total",
+        &[("outcome", "error")],
+    );
+    assert!(
+        errors >= 1.0,
+        "origin_reservations_total{{outcome=\"error\"}} {errors}"
+    );
+    let forwarded = edge
+        .metric(
+            http,
+            "edge_requests_total",
+            &[
+                ("route", "buy"),
+                ("outcome", "origin_refused"),
+                ("reason", "unavailable"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(forwarded, 1.0);
+    let log = plain(&stack.origin.log());
+    assert!(
+        log.contains("upstream failure error=redis reserve: ")
+            && log.contains("code=\"redis_unavailable\""),
+        "{log}"
+    );
 
     let again = buy(pass).await.unwrap();
     assert_eq!(again.status(), 403);
