@@ -1049,8 +1049,9 @@
 
   /**
    * A pass: a new challenge solved (or `kept.solution`, solved already and refused only for the
-   * shop's absence, sent again while the challenge lasts). Returns {pass} or {answer} (an answer
-   * to tell, or `away` when the shop was away: `kept.solution` then holds what to send again).
+   * shop's absence, sent again while the challenge lasts). Returns {pass}, {again} (solve a new
+   * one) or {answer} (an answer to tell, or `away` when the shop was away: `kept.solution` then
+   * holds what to send again).
    */
   async function earnPass(kept) {
     if (!kept.solution || kept.solution.expiresAt - clock.now() <= PASS_MARGIN_MS) {
@@ -1067,9 +1068,15 @@
       const expiresAt = Number.isFinite(challenge.data.expires_at) ? challenge.data.expires_at * 1000 : Infinity;
       kept.solution = { body, expiresAt };
     }
+    const resent = kept.solution.sent === true;
+    kept.solution.sent = true;
     const answer = await attempt("/api/captcha", { method: "POST", body: kept.solution.body, auth: true });
     if (unavailable(answer)) return { answer, away: true };
     kept.solution = null;
+    const code = answer.data && answer.data.error;
+    // Sent again after the shop was away, and spent: the store had taken it but its answer was
+    // lost. A new check, without a word.
+    if (resent && answer.status === 403 && code === "challenge_spent") return { again: true };
     if (answer.status !== 200 || !answer.data || typeof answer.data.pass_token !== "string") return { answer };
     const expiresAt = Number.isFinite(answer.data.expires_at) ? answer.data.expires_at * 1000 : clock.now() + 60000;
     keptPass = { token: answer.data.pass_token, expiresAt, uid: currentUid() };
@@ -1095,6 +1102,7 @@
             if (!(await waitWhileAway(earned.answer, ++away))) return;
             continue;
           }
+          if (earned.again) continue;
           if (!earned.pass) {
             explain(earned.answer);
             return;
