@@ -23,6 +23,13 @@
  *   reached the start yet (409 sale_not_started) or every image is in use (503 captcha_busy),
  *   and a pass refused because the captcha got harder since it was earned (403
  *   pass_level_too_low: solved again at the new level);
+ * - the shop away (a 502, 503 or 504 to the captcha's solution or the buy, or no answer at all:
+ *   Redis or an origin restarting): told in words ("trying again in N s"), and tried again by
+ *   itself after the answer's Retry-After, never sooner (plus up to half again at random, so a
+ *   crowd does not come back in step), a few times, then Buy is the visitor's again. What was
+ *   done is kept: a solved check refused for the store's absence is sent again (it was not
+ *   spent), and so is a pass the edge refused before spending it (503 limits_unavailable); a
+ *   pass the edge had admitted (any other such answer) is spent, and a new check is solved;
  * - the payment: "Pay now" goes to the shop's checkout (its URL from the page's template), or in
  *   dev mode asks the edge to sign the payment service's webhook; back from the checkout, the
  *   order is read again until the service's webhook has paid it;
@@ -59,6 +66,15 @@
   // Retries of a purchase step that only asks for a moment (see above), then it is told.
   const MAX_QUIET_RETRIES = 3;
   const MAX_QUIET_WAIT_MS = 5000;
+  // The shop away (see above): tries again after Retry-After (at least BUSY_MIN_WAIT_MS, no
+  // answer at all counting as FIRST_BACKOFF_MS), times 1 to 1 + BUSY_JITTER; at most
+  // BUSY_RETRIES times, and not at all when asked to wait longer than BUSY_MAX_WAIT_MS.
+  const BUSY_RETRIES = 4;
+  const BUSY_MIN_WAIT_MS = 1000;
+  const BUSY_MAX_WAIT_MS = 10000;
+  const BUSY_JITTER = 0.5;
+  // A kept pass is used again only with this much of its life left.
+  const PASS_MARGIN_MS = 5000;
 
   const root = document.getElementById("sale");
   if (!root) return;
@@ -986,6 +1002,87 @@
     }
   }
 
+  // A pass earned and not spent yet (the shop was away when it was sent): {token, expiresAt
+  // (server ms), uid}. Used by the next try, in this purchase or the visitor's next press.
+  let keptPass = null;
+
+  function usablePass() {
+    const pass = keptPass;
+    return pass && pass.uid === currentUid() && pass.expiresAt - clock.now() > PASS_MARGIN_MS ? pass : null;
+  }
+
+  /** The shop away for a moment: a 502, 503 (but captcha_busy, retried on its own) or 504. */
+  function unavailable(answer) {
+    const code = answer.data && answer.data.error;
+    return answer.status === 0 || answer.status === 502 || answer.status === 504 || (answer.status === 503 && code !== "captcha_busy");
+  }
+
+  /** `api`, with no answer at all (refused, cut off, timed out) as status 0. */
+  async function attempt(path, options) {
+    try {
+      return await api(path, options);
+    } catch {
+      return { status: 0, data: null, headers: null, received: performance.now() };
+    }
+  }
+
+  /**
+   * Waits before the `tries`th try again after `answer` (the shop away), saying so; false when
+   * it is not for the page to try again (tries used up, or asked to wait too long): then Buy is
+   * the visitor's again.
+   */
+  async function waitWhileAway(answer, tries) {
+    const asked = answer.headers ? retryAfterSeconds(answer.headers) * 1000 : FIRST_BACKOFF_MS;
+    const wait = Math.max(BUSY_MIN_WAIT_MS, asked);
+    if (tries > BUSY_RETRIES || wait > BUSY_MAX_WAIT_MS) {
+      setResult("The shop is still busy. Please press Buy again in a moment.", "error");
+      return false;
+    }
+    const ms = wait * (1 + BUSY_JITTER * Math.random());
+    hideCaptcha();
+    working("Waiting to try again…");
+    setResult(`The shop is busy, trying again in ${Math.ceil(ms / 1000)} s…`, "info");
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    working("Trying again…");
+    return true;
+  }
+
+  /**
+   * A pass: a new challenge solved (or `kept.solution`, solved already and refused only for the
+   * shop's absence, sent again while the challenge lasts). Returns {pass}, {again} (solve a new
+   * one) or {answer} (an answer to tell, or `away` when the shop was away: `kept.solution` then
+   * holds what to send again).
+   */
+  async function earnPass(kept) {
+    if (!kept.solution || kept.solution.expiresAt - clock.now() <= PASS_MARGIN_MS) {
+      kept.solution = null;
+      working("Checking you are a person…");
+      const challenge = await fetchChallenge();
+      if (challenge.status !== 200 || !challenge.data || typeof challenge.data.challenge !== "string") {
+        return { answer: challenge };
+      }
+      if (challenge.data.image && challenge.data.image.png) await showImage(challenge.data.image);
+      const solved = await solveCaptcha(challenge.data);
+      const body = { sale: sale.id, challenge: challenge.data.challenge, nonce: solved.nonce };
+      if (solved.answer) body.answer = solved.answer;
+      const expiresAt = Number.isFinite(challenge.data.expires_at) ? challenge.data.expires_at * 1000 : Infinity;
+      kept.solution = { body, expiresAt };
+    }
+    const resent = kept.solution.sent === true;
+    kept.solution.sent = true;
+    const answer = await attempt("/api/captcha", { method: "POST", body: kept.solution.body, auth: true });
+    if (unavailable(answer)) return { answer, away: true };
+    kept.solution = null;
+    const code = answer.data && answer.data.error;
+    // Sent again after the shop was away, and spent: the store had taken it but its answer was
+    // lost. A new check, without a word.
+    if (resent && answer.status === 403 && code === "challenge_spent") return { again: true };
+    if (answer.status !== 200 || !answer.data || typeof answer.data.pass_token !== "string") return { answer };
+    const expiresAt = Number.isFinite(answer.data.expires_at) ? answer.data.expires_at * 1000 : clock.now() + 60000;
+    keptPass = { token: answer.data.pass_token, expiresAt, uid: currentUid() };
+    return { pass: keptPass };
+  }
+
   async function purchase() {
     if (busy) return;
     working("Checking you are a person…");
@@ -995,32 +1092,47 @@
         setResult("Please log in to the shop.", "error");
         return;
       }
+      const kept = { solution: null };
+      let away = 0; // tries after the shop was away
       for (let round = 0; ; round++) {
-        const challenge = await fetchChallenge();
-        if (challenge.status !== 200 || !challenge.data || typeof challenge.data.challenge !== "string") {
-          explain(challenge);
-          return;
-        }
-        if (challenge.data.image && challenge.data.image.png) await showImage(challenge.data.image);
-        const solved = await solveCaptcha(challenge.data);
-        const solution = { sale: sale.id, challenge: challenge.data.challenge, nonce: solved.nonce };
-        if (solved.answer) solution.answer = solved.answer;
-        const pass = await api("/api/captcha", { method: "POST", body: solution, auth: true });
-        if (pass.status !== 200 || !pass.data || typeof pass.data.pass_token !== "string") {
-          explain(pass);
-          return;
+        let pass = usablePass();
+        if (!pass) {
+          const earned = await earnPass(kept);
+          if (earned.away) {
+            if (!(await waitWhileAway(earned.answer, ++away))) return;
+            continue;
+          }
+          if (earned.again) continue;
+          if (!earned.pass) {
+            explain(earned.answer);
+            return;
+          }
+          pass = earned.pass;
         }
         working("Buying…");
-        const bought = await api(`/api/sales/${sale.id}/buy`, {
+        const bought = await attempt(`/api/sales/${sale.id}/buy`, {
           method: "POST",
-          body: { pass_token: pass.data.pass_token },
+          body: { pass_token: pass.token },
           auth: true,
         });
         const code = bought.data && bought.data.error;
+        if (unavailable(bought)) {
+          // The edge's own 503 limits_unavailable spent nothing; any other came after it
+          // admitted the pass (or may have: no answer at all).
+          if (!(bought.status === 503 && code === "limits_unavailable")) keptPass = null;
+          if (!(await waitWhileAway(bought, ++away))) return;
+          continue;
+        }
+        keptPass = null; // spent, or refused for good
         if (bought.status === 403 && code === "pass_level_too_low" && round < MAX_QUIET_RETRIES) {
           // The captcha got harder since the pass was earned: solve it again at the new level.
           hideCaptcha();
           working("Checking you are a person…");
+          continue;
+        }
+        if (bought.status === 403 && code === "pass_token_spent" && away > 0 && round < BUSY_RETRIES + MAX_QUIET_RETRIES) {
+          // A pass kept through the shop's absence that the edge had spent after all (its Redis
+          // answered too late for it): a new check.
           continue;
         }
         explain(bought);

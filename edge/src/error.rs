@@ -12,6 +12,14 @@ use serde_json::json;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// `Retry-After` of the edge's own 503s (Redis or an origin away), in seconds: the origin's
+/// figure for the same outage (`origin::error::RETRY_AFTER_SECONDS`, passed on when the origin
+/// answers), so a buyer is told the same wait whichever service noticed first. A failed global
+/// lease is not asked for again for a second (`limits::global::FAILED_LEASE_BACKOFF`), and the
+/// Redis connection reconnects within its 500 ms backoff, so a store back from a restart serves
+/// the retry.
+pub const RETRY_AFTER_SECONDS: u32 = 2;
+
 /// A request the edge turns away on purpose.
 #[derive(Debug)]
 pub enum Refusal {
@@ -132,7 +140,14 @@ impl IntoResponse for Error {
             }
             .to_string()
         };
-        no_store((status, Json(json!({"error": code, "message": message}))).into_response())
+        let mut resp = (status, Json(json!({"error": code, "message": message}))).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from(RETRY_AFTER_SECONDS),
+            );
+        }
+        no_store(resp)
     }
 }
 
@@ -228,5 +243,43 @@ fn forbidden_message(code: &str) -> &'static str {
             "the captcha got harder since this pass was earned: solve a new captcha"
         }
         _ => "forbidden",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_503_says_when_to_try_again_and_is_never_cached() {
+        let check = |resp: Response, retry_after: Option<&str>| {
+            let header = |name| {
+                resp.headers()
+                    .get(name)
+                    .map(|v: &HeaderValue| v.to_str().unwrap_or("not text").to_string())
+            };
+            assert_eq!(
+                (
+                    header(http::header::RETRY_AFTER),
+                    header(http::header::CACHE_CONTROL)
+                ),
+                (
+                    retry_after.map(str::to_string),
+                    Some("no-store".to_string())
+                ),
+                "{}",
+                resp.status()
+            );
+        };
+        let two = Some("2");
+        check(
+            Error::LimitsUnavailable("admit".into()).into_response(),
+            two,
+        );
+        check(Error::OriginUnavailable("x".into()).into_response(), two);
+        check(Error::Timeout("challenge spend").into_response(), two);
+        check(Error::UnknownSale(1).into_response(), None);
+        check(Error::Internal("x".into()).into_response(), None);
+        check(Refusal::CaptchaBusy.into_response(), Some("1"));
     }
 }

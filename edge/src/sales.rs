@@ -27,7 +27,9 @@ pub struct SaleInfo {
     pub id: i64,
     pub name: String,
     pub stock: i64,
-    pub remaining: i64,
+    /// Redis's count; `None` when the origin could not read it (Redis away): the status then
+    /// goes without a count, on the time and the sold-out flag alone.
+    pub remaining: Option<i64>,
     #[serde(with = "time::serde::rfc3339")]
     pub starts_at: OffsetDateTime,
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -63,7 +65,9 @@ pub struct Status {
     pub ends_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     pub server_time: OffsetDateTime,
-    pub remaining_hint: i64,
+    /// Absent while Redis is away (the origin could not count).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining_hint: Option<i64>,
 }
 
 impl SaleInfo {
@@ -71,7 +75,7 @@ impl SaleInfo {
     pub fn status(&self, now: OffsetDateTime, sold_out: bool) -> Status {
         let state = if self.ends_at.is_some_and(|end| now >= end) {
             State::Ended
-        } else if sold_out || self.remaining <= 0 {
+        } else if sold_out || self.remaining.is_some_and(|left| left <= 0) {
             State::SoldOut
         } else if now < self.starts_at {
             State::Upcoming
@@ -84,9 +88,9 @@ impl SaleInfo {
             ends_at: self.ends_at,
             server_time: now,
             remaining_hint: if state == State::SoldOut {
-                0
+                Some(0)
             } else {
-                self.remaining.max(0)
+                self.remaining.map(|left| left.max(0))
             },
         }
     }
@@ -168,12 +172,12 @@ mod tests {
 
     const NOW: OffsetDateTime = datetime!(2026-11-22 12:00 UTC);
 
-    fn sale(remaining: i64, ends_at: Option<OffsetDateTime>) -> SaleInfo {
+    fn sale(remaining: impl Into<Option<i64>>, ends_at: Option<OffsetDateTime>) -> SaleInfo {
         SaleInfo {
             id: 1,
             name: "Sneakers".into(),
             stock: 10,
-            remaining,
+            remaining: remaining.into(),
             starts_at: NOW,
             ends_at,
             hold_seconds: 600,
@@ -198,7 +202,34 @@ mod tests {
         check(sale(5, None), NOW, true, State::SoldOut);
         check(sale(0, None), NOW, false, State::SoldOut);
         check(sale(5, Some(later)), later, false, State::Ended);
-        assert_eq!(sale(5, None).status(NOW, true).remaining_hint, 0);
+        assert_eq!(sale(5, None).status(NOW, true).remaining_hint, Some(0));
+    }
+
+    #[test]
+    fn without_redis_s_count_the_status_goes_on_the_time_and_the_flag() {
+        let check = |at: OffsetDateTime, flag: bool, expected: State, hint: Option<i64>| {
+            let status = sale(None, None).status(at, flag);
+            assert_eq!((status.state, status.remaining_hint), (expected, hint));
+        };
+        check(NOW, false, State::Live, None);
+        check(
+            NOW - time::Duration::seconds(1),
+            false,
+            State::Upcoming,
+            None,
+        );
+        check(NOW, true, State::SoldOut, Some(0));
+        let json = serde_json::to_value(sale(None, None).status(NOW, false)).ok();
+        assert!(
+            json.as_ref()
+                .is_some_and(|j| j.get("remaining_hint").is_none()),
+            "{json:?}"
+        );
+        let parsed: Result<SaleInfo, _> = serde_json::from_str(
+            r#"{"id": 1, "name": "x", "stock": 3, "remaining": null, "sold": 1,
+                "starts_at": "2026-11-22T12:00:00Z", "ends_at": null, "hold_seconds": 600}"#,
+        );
+        assert_eq!(parsed.ok().map(|s| s.remaining), Some(None));
     }
 
     #[test]

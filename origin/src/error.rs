@@ -3,13 +3,21 @@
 //! Internal details go to the log, never to the client.
 
 use axum::{
-    http::StatusCode,
+    http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
 use serde_json::json;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `Retry-After` of every 503, in seconds. A store that went away comes back in about this
+/// long when it does at all: a Redis restart replays its AOF and the connection manager
+/// reconnects within its 500 ms backoff; PostgreSQL's restart is of the same order. Sooner only
+/// adds a crowd's retries to a store that is coming back; much later keeps buyers waiting after
+/// it is back. The edge passes this header on to the browser, whose page waits at least this
+/// long (plus jitter) before it tries again.
+pub const RETRY_AFTER_SECONDS: u32 = 2;
 
 /// Who is at fault for a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +167,12 @@ impl IntoResponse for Error {
         if status.is_client_error() {
             tracing::info!(code, %message, "request refused");
         }
-        (status, Json(json!({"error": code, "message": message}))).into_response()
+        let mut resp = (status, Json(json!({"error": code, "message": message}))).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        resp
     }
 }
 
@@ -190,5 +203,33 @@ mod tests {
         check(Error::StockUnavailable(3), 503, "stock_unavailable");
         check(Error::Timeout("reserve"), 503, "timeout");
         check(Error::Protocol("x"), 500, "internal");
+    }
+
+    #[test]
+    fn every_503_says_when_to_try_again_and_nothing_else_does() {
+        let check = |e: Error, retry_after: Option<&str>| {
+            let what = e.to_string();
+            let resp = e.into_response();
+            let header = resp
+                .headers()
+                .get(header::RETRY_AFTER)
+                .map(|v| v.to_str().unwrap_or("not text"));
+            assert_eq!(header, retry_after, "{what}");
+        };
+        let two = Some("2");
+        check(
+            Error::Redis {
+                what: "reserve",
+                source: redis::RedisError::from(std::io::Error::from(
+                    std::io::ErrorKind::ConnectionRefused,
+                )),
+            },
+            two,
+        );
+        check(Error::Timeout("reserve"), two);
+        check(Error::StockUnavailable(3), two);
+        check(Error::BranchBatch("x".into()), two);
+        check(Error::UnknownSale(3), None);
+        check(Error::Protocol("x"), None);
     }
 }

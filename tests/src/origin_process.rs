@@ -29,6 +29,9 @@ pub struct OriginOptions {
     pub poll_interval_ms: u64,
     pub lease_ms: u64,
     pub statement_timeout_ms: u64,
+    /// `redis.command_timeout_ms`: 5 s for the tests, the shipped 1 s where a test measures how
+    /// fast a dead Redis is answered.
+    pub redis_timeout_ms: u64,
     pub body_limit_bytes: usize,
     pub max_uid_bytes: usize,
     /// Seconds one extension adds to a hold.
@@ -47,6 +50,7 @@ impl Default for OriginOptions {
             poll_interval_ms: 100,
             lease_ms: 2000,
             statement_timeout_ms: 2000,
+            redis_timeout_ms: 5000,
             body_limit_bytes: 4096,
             max_uid_bytes: 128,
             extend_seconds: 300,
@@ -79,7 +83,7 @@ impl OriginProcess {
         let config = format!(
             "[http]\nlisten = \"127.0.0.1:{port}\"\nbody_limit_bytes = {}\nmax_uid_bytes = {}\n\
              [http.connections]\nmax_connections = {}\n\
-             [redis]\nurl = \"{redis_url}\"\ncommand_timeout_ms = 5000\n\
+             [redis]\nurl = \"{redis_url}\"\ncommand_timeout_ms = {}\n\
              [postgres]\nurl = \"{postgres_url}\"\nstatement_timeout_ms = {}\n\
              [recovery]\ntimeout_ms = {}\npoll_interval_ms = {}\nlease_ms = {}\nmax_lease_ms = 4000\n\
              [holds]\nextend_seconds = {}\n\
@@ -87,6 +91,7 @@ impl OriginProcess {
             options.body_limit_bytes,
             options.max_uid_bytes,
             options.max_connections,
+            options.redis_timeout_ms,
             options.statement_timeout_ms,
             options.recovery_timeout_ms,
             options.poll_interval_ms,
@@ -123,6 +128,11 @@ impl OriginProcess {
     /// The end of the current log, for failure messages.
     pub fn log_tail(&self) -> String {
         wait::log_tail(&self.log_path(), 40)
+    }
+
+    /// The whole log of the current run, for tests that look for a line.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
     async fn spawn(&mut self, crash_point: Option<&str>) -> anyhow::Result<()> {

@@ -25,7 +25,7 @@ use serde_json::json;
 use super::{counted, sale_id, ApiJson, Ctx};
 use crate::{
     clock,
-    error::{Error, Refusal},
+    error::{Error, Refusal, RETRY_AFTER_SECONDS},
     limits::{self, uid::Admission, Decision},
     pass::PassClaims,
     state::{AppState, Runtime},
@@ -207,6 +207,7 @@ async fn filter(
         409 => "duplicate",
         410 => "sold_out",
         404 => "unknown_sale",
+        503 => "unavailable",
         _ => "other",
     };
     let same_for_everyone = answer.status == StatusCode::GONE && is_generic_gone(&answer.body);
@@ -214,10 +215,18 @@ async fn filter(
     if same_for_everyone {
         resp.extensions_mut().insert(SameForEveryone);
     }
-    for name in [header::CONTENT_TYPE] {
+    for name in [header::CONTENT_TYPE, header::RETRY_AFTER] {
         if let Some(v) = answer.headers.get(&name) {
             resp.headers_mut().insert(name, v.clone());
         }
+    }
+    if answer.status == StatusCode::SERVICE_UNAVAILABLE {
+        // The origin's Redis or database is away: the browser waits the origin's Retry-After
+        // (ours when it gave none) before it tries again. Its pass token is spent already.
+        tracing::debug!(sale, %uid, "origin unavailable for a reservation");
+        resp.headers_mut()
+            .entry(header::RETRY_AFTER)
+            .or_insert(header::HeaderValue::from(RETRY_AFTER_SECONDS));
     }
     counted(&state, ROUTE, outcome, reason, resp)
 }

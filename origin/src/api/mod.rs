@@ -157,14 +157,17 @@ async fn method_not_allowed() -> Error {
     Error::MethodNotAllowed
 }
 
-fn sale_json(sale: &Sale, remaining: i64, at: OffsetDateTime) -> Value {
+/// A sale as the API shows it. `remaining` is Redis's count, `None` when Redis did not answer:
+/// then `remaining` is `null` and the state is judged on the database's `sold` instead.
+fn sale_json(sale: &Sale, remaining: Option<i64>, at: OffsetDateTime) -> Value {
+    let units_left = remaining.unwrap_or(i64::from(sale.total) - i64::from(sale.sold));
     json!({
         "id": sale.id,
         "name": sale.name,
         "stock": sale.total,
-        "remaining": remaining.max(0),
+        "remaining": remaining.map(|r| r.max(0)),
         "sold": sale.sold,
-        "state": sale.state(at, remaining),
+        "state": sale.state(at, units_left),
         "starts_at": rfc3339(sale.starts_at),
         "ends_at": sale.ends_at.map(rfc3339),
         "hold_seconds": sale.hold_seconds,
@@ -197,7 +200,7 @@ async fn create_sale(
         })
         .await?;
     tracing::info!(sale = sale.id, stock = sale.total, name = %sale.name, "sale created");
-    let body = sale_json(&sale, i64::from(sale.total), now());
+    let body = sale_json(&sale, Some(i64::from(sale.total)), now());
     state.catalog.insert(sale);
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
@@ -210,7 +213,18 @@ async fn sale_status(State(state): State<AppState>, Path(id): Path<String>) -> R
         .sale(id)
         .await?
         .ok_or(Error::UnknownSale(id))?;
-    let remaining = state.purchases.redis().remaining(id).await?.unwrap_or(0);
+    // Redis away (stopped, restarting, timing out) answers the status without the count rather
+    // than a 503: the page keeps showing the sale as it is (live, with Buy, its buy then tells
+    // the outage with a Retry-After), where a 503 would turn every polling page to "checking the
+    // sale again" and, through the edge, stop telling the start and the end. The database's
+    // `sold` stands in for the state; only the count is missing.
+    let remaining = match state.purchases.redis().remaining(id).await {
+        Ok(remaining) => Some(remaining.unwrap_or(0)),
+        Err(error) => {
+            tracing::warn!(sale = id, %error, "sale status without Redis's count");
+            None
+        }
+    };
     Ok(Json(sale_json(&sale, remaining, now())))
 }
 
