@@ -16,6 +16,9 @@ use crate::{
 /// Polls between two refreshes of the sale catalog from PostgreSQL.
 const CATALOG_REFRESH_POLLS: u64 = 25;
 
+/// A claim that keeps failing (Redis away) is logged at most this often.
+const CLAIM_WARNING_EVERY: Duration = Duration::from_secs(10);
+
 /// Shortest wait between two polls, when transactions are due already (more than one claim
 /// takes, or claimed by another origin whose lease ends at once).
 const MIN_WAIT: Duration = Duration::from_millis(5);
@@ -35,6 +38,8 @@ pub struct Poller {
     pub catalog: Catalog,
     pub metrics: Metrics,
     pub config: RecoveryConfig,
+    /// When a failed claim was last logged: Redis away fails every claim of every poll.
+    pub last_claim_warning: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Poller {
@@ -78,6 +83,17 @@ impl Poller {
         }
     }
 
+    fn claim_failed(&self, sale: i64, error: &crate::error::Error) {
+        self.metrics.recovery("claim_error");
+        let Ok(mut last) = self.last_claim_warning.lock() else {
+            return;
+        };
+        if last.is_none_or(|at| at.elapsed() >= CLAIM_WARNING_EVERY) {
+            *last = Some(std::time::Instant::now());
+            tracing::warn!(sale, %error, every_s = CLAIM_WARNING_EVERY.as_secs(), "claiming due transactions failed (logged at most this often)");
+        }
+    }
+
     /// Heals the sales whose books drift at a quiet moment (see `Healer::check_books`).
     async fn check_books(&self) {
         for id in self.catalog.ids() {
@@ -112,6 +128,7 @@ impl Poller {
     pub async fn poll_once(&self) -> Poll {
         let mut completed = 0;
         let mut in_flight = 0;
+        let mut all_read = true;
         let mut soonest_due: Option<Duration> = None;
         for sale in self.catalog.ids() {
             self.metrics.claim();
@@ -128,7 +145,8 @@ impl Poller {
             {
                 Ok(claim) => claim,
                 Err(error) => {
-                    tracing::warn!(sale, %error, "claiming due transactions failed");
+                    all_read = false;
+                    self.claim_failed(sale, &error);
                     continue;
                 }
             };
@@ -157,7 +175,11 @@ impl Poller {
                 }
             }
         }
-        self.metrics.set_in_flight(in_flight);
+        // A sale whose due set could not be read is not "nothing in flight": the gauge keeps its
+        // last full reading.
+        if all_read {
+            self.metrics.set_in_flight(in_flight);
+        }
         Poll {
             completed,
             soonest_due,

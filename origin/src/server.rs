@@ -78,6 +78,7 @@ pub async fn run(
         catalog: catalog.clone(),
         metrics: metrics.clone(),
         config: config.recovery.clone(),
+        last_claim_warning: std::sync::Mutex::new(None),
     };
     let poller = tokio::spawn(poller.run(stop_rx));
     let state = AppState {
