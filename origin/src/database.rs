@@ -48,7 +48,6 @@ pub struct UnitsHeld {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealSource {
     pub total: i64,
-    pub ends_at: Option<OffsetDateTime>,
     /// Every order of the sale, whatever its status: (gid, id, rejected).
     pub orders: Vec<(String, i64, bool)>,
     /// Orders holding a unit (pending, paid).
@@ -243,7 +242,7 @@ impl Database {
             .await
             .map_err(Error::postgres("begin heal snapshot"))?;
         let Some(row) = tx
-            .query_opt("SELECT total, ends_at FROM sales WHERE id = $1", &[&sale])
+            .query_opt("SELECT total FROM sales WHERE id = $1", &[&sale])
             .await
             .map_err(Error::postgres("heal sale"))?
         else {
@@ -280,7 +279,6 @@ impl Database {
             .map_err(Error::postgres("end heal snapshot"))?;
         Ok(Some(HealSource {
             total: i64::from(total),
-            ends_at: row.get(1),
             orders,
             live,
             returns,

@@ -280,6 +280,14 @@ impl Healer {
             OffsetDateTime::now_utc().unix_timestamp_nanos(),
             inner.tokens.fetch_add(1, Ordering::Relaxed)
         );
+        // Before the lock: a sale past its keys' retention is left alone, with nothing written.
+        let Some(stored) = inner.db.sale(sale).await? else {
+            return Ok(Healed::Unknown);
+        };
+        let expire_at = keys_expire_at(stored.ends_at, inner.retention);
+        if expire_at > 0 && expire_at <= now_ms() {
+            return Ok(Healed::Expired);
+        }
         let mut restocks = match inner
             .redis
             .heal_begin(sale, &token, inner.lock, loss)
@@ -297,10 +305,6 @@ impl Healer {
             let Some(source) = inner.db.heal_source(sale).await? else {
                 return Ok(Healed::Unknown);
             };
-            let expire_at = keys_expire_at(source.ends_at, inner.retention);
-            if expire_at > 0 && expire_at <= now_ms() {
-                return Ok(Healed::Expired);
-            }
             let ordered: HashSet<&str> = source.orders.iter().map(|(g, _, _)| g.as_str()).collect();
             let without_order = i64::try_from(
                 in_flight

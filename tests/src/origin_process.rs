@@ -38,6 +38,8 @@ pub struct OriginOptions {
     pub extend_seconds: u32,
     /// `http.connections.max_connections`.
     pub max_connections: usize,
+    /// `redis.keys_retention_seconds`.
+    pub keys_retention_seconds: u64,
     /// `ORIGIN_LOG`: debug for the tests (their failures print the log), the shipped `info` for
     /// the benchmark.
     pub log: &'static str,
@@ -55,6 +57,7 @@ impl Default for OriginOptions {
             max_uid_bytes: 128,
             extend_seconds: 300,
             max_connections: 4096,
+            keys_retention_seconds: 86_400,
             log: "info,origin=debug",
         }
     }
@@ -83,7 +86,7 @@ impl OriginProcess {
         let config = format!(
             "[http]\nlisten = \"127.0.0.1:{port}\"\nbody_limit_bytes = {}\nmax_uid_bytes = {}\n\
              [http.connections]\nmax_connections = {}\n\
-             [redis]\nurl = \"{redis_url}\"\ncommand_timeout_ms = {}\n\
+             [redis]\nurl = \"{redis_url}\"\ncommand_timeout_ms = {}\nkeys_retention_seconds = {}\n\
              [postgres]\nurl = \"{postgres_url}\"\nstatement_timeout_ms = {}\n\
              [recovery]\ntimeout_ms = {}\npoll_interval_ms = {}\nlease_ms = {}\nmax_lease_ms = 4000\n\
              [holds]\nextend_seconds = {}\n\
@@ -92,6 +95,7 @@ impl OriginProcess {
             options.max_uid_bytes,
             options.max_connections,
             options.redis_timeout_ms,
+            options.keys_retention_seconds,
             options.statement_timeout_ms,
             options.recovery_timeout_ms,
             options.poll_interval_ms,

@@ -21,7 +21,7 @@ use std::{
 use flash_tests::{
     edge_process::{EdgeOptions, EdgeProcess},
     metrics,
-    origin_process::OriginOptions,
+    origin_process::{OriginOptions, OriginProcess},
     stack::Stack,
     wait,
 };
@@ -510,4 +510,128 @@ async fn a_healed_full_sale_turns_sold_out_on_every_edge() {
             .unwrap();
         assert_eq!(asked, asked_after, "no origin was asked");
     }
+}
+
+/// `POST /v1/sales/{sale}/reserve` at the origin at `url`.
+async fn reserve_at(http: &reqwest::Client, url: &str, sale: i64, uid: &str) -> (u16, Value) {
+    let answer = http
+        .post(format!("{url}/v1/sales/{sale}/reserve"))
+        .json(&serde_json::json!({"uid": uid}))
+        .send()
+        .await
+        .unwrap();
+    (answer.status().as_u16(), answer.json().await.unwrap())
+}
+
+/// Two origins meet one loss: both sold units of the sale (so both saw its fences), Redis is
+/// started from an older copy, and newcomers buy through both. Whichever notices first heals;
+/// the other finds the heal under way or done: the sale is healed once, and sells out exactly.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_origins_meeting_one_loss_heal_it_once() {
+    let mut stack = stack().await;
+    let other = OriginProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_origin-crashable")),
+        &stack.redis.url(),
+        &stack.postgres.url(),
+        &OriginOptions::default(),
+        None,
+    )
+    .await
+    .unwrap();
+    let origins = [stack.origin.url(), other.url()];
+    let sale = stack.create_sale(30).await.unwrap();
+    for i in 0..10 {
+        let (status, body) =
+            reserve_at(&stack.http, &origins[i % 2], sale, &format!("early-{i}")).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    stack.wait_quiet(sale, HEAL_DEADLINE).await.unwrap();
+    let copy = stack.redis.copy_aof().unwrap();
+    for i in 10..20 {
+        let (status, body) =
+            reserve_at(&stack.http, &origins[i % 2], sale, &format!("early-{i}")).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    stack.wait_quiet(sale, HEAL_DEADLINE).await.unwrap();
+    stack.redis.restart_from(&copy).await.unwrap();
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let (http, url) = (stack.http.clone(), origins[i % 2].clone());
+        tasks.spawn(async move {
+            let uid = format!("newcomer-{i}");
+            let mut answer = reserve_at(&http, &url, sale, &uid).await;
+            for _ in 0..RETRIES {
+                if answer.0 != 503 {
+                    break;
+                }
+                tokio::time::sleep(RETRY_PAUSE).await;
+                answer = reserve_at(&http, &url, sale, &uid).await;
+            }
+            (uid, answer.0, answer.1)
+        });
+    }
+    let answers = tasks.join_all().await;
+    let mut told: HashSet<String> = (0..20).map(|i| format!("early-{i}")).collect();
+    told.extend(reserved(&answers));
+    assert_healed(&stack, sale, &told).await;
+    assert_eq!(live_buyers(&stack, sale).await.len(), 30);
+    let mut by_outcome = std::collections::BTreeMap::new();
+    for url in &origins {
+        let text = metrics::scrape(&stack.http, &format!("{url}/metrics"))
+            .await
+            .unwrap();
+        for outcome in ["healed", "busy", "already_healed", "lost_lock", "error"] {
+            *by_outcome.entry(outcome).or_insert(0.0) +=
+                metrics::sample_sum(&text, "origin_heals_total", &[("outcome", outcome)]);
+        }
+    }
+    println!("heals of the two origins by outcome: {by_outcome:?}");
+    assert_eq!(by_outcome["healed"], 1.0, "{by_outcome:?}");
+    assert_eq!(
+        by_outcome["lost_lock"] + by_outcome["error"],
+        0.0,
+        "{by_outcome:?}"
+    );
+}
+
+/// A sale that ended longer than `redis.keys_retention_seconds` ago is not brought back: its
+/// keys gone from Redis, the origins' look at the books notices the missing stock, and the heal
+/// declines (`expired`), writing nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sale_ended_beyond_the_key_retention_is_not_healed_back() {
+    let stack = Stack::start(
+        Path::new(env!("CARGO_BIN_EXE_origin-crashable")),
+        OriginOptions {
+            keys_retention_seconds: 60,
+            ..OriginOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let sale = stack.create_sale(5).await.unwrap();
+    for uid in ["a", "b"] {
+        assert_eq!(stack.reserve(sale, uid).await.unwrap().0, 200);
+    }
+    stack.wait_quiet(sale, HEAL_DEADLINE).await.unwrap();
+    let db = stack.postgres.client().await.unwrap();
+    db.execute(
+        "UPDATE sales SET starts_at = now() - interval '3 minutes',
+                          ends_at = now() - interval '2 minutes' WHERE id = $1",
+        &[&sale],
+    )
+    .await
+    .unwrap();
+    let mut conn = stack.redis.connection().await.unwrap();
+    let keys: Vec<String> = conn.keys(format!("{{s:{sale}}}:*")).await.unwrap();
+    let _: () = conn.del(keys).await.unwrap();
+
+    let declined = wait::until("the heal declined", HEAL_DEADLINE, || async {
+        let text = metrics::scrape(&stack.http, &format!("{}/metrics", stack.origin.url())).await?;
+        Ok(metrics::sample_sum(&text, "origin_heals_total", &[("outcome", "expired")]) >= 1.0)
+    })
+    .await;
+    assert!(declined.is_ok(), "{}", stack.origin.log_tail());
+    let left: Vec<String> = conn.keys(format!("{{s:{sale}}}:*")).await.unwrap();
+    assert!(left.is_empty(), "keys brought back: {left:?}");
 }
