@@ -188,15 +188,19 @@ fn benchmark_command(
         .args(["-p", &redis_port.to_string()])
         .args(["-c", &concurrency.to_string()])
         .args(["-n", &requests.to_string()])
-        .args(["-r", "1000000000", "--csv", "EVALSHA", sha, "4"])
+        .args(["-r", "1000000000", "--csv", "EVALSHA", sha, "7"])
         .arg(format!("{tag}:stock"))
         .arg(format!("{tag}:b:{sale}/__rand_int__"))
         .arg(format!("{tag}:tx:{sale}/__rand_int__"))
         .arg(format!("{tag}:due"))
+        .arg(format!("{tag}:healing"))
+        .arg(format!("{tag}:fence"))
+        .arg(format!("{tag}:restocks"))
         .arg(format!("{sale}/__rand_int__"))
         .arg("bench-user")
         .arg("60000")
-        .arg(format!("{tag}:events"));
+        .arg(format!("{tag}:events"))
+        .arg("0");
     command
 }
 
