@@ -9,6 +9,7 @@ use tokio_postgres::{NoTls, Row};
 
 use crate::{
     error::{Error, Result},
+    reservations::HealedOrder,
     sales::{NewSale, Sale},
 };
 
@@ -48,8 +49,8 @@ pub struct UnitsHeld {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealSource {
     pub total: i64,
-    /// Every order of the sale, whatever its status: (gid, id, rejected).
-    pub orders: Vec<(String, i64, bool)>,
+    /// Every order of the sale, whatever its status.
+    pub orders: Vec<HealedOrder>,
     /// Orders holding a unit (pending, paid).
     pub live: i64,
     /// Every cancelled order whose unit has gone or is going back (its `returns` row).
@@ -249,7 +250,7 @@ impl Database {
             return Ok(None);
         };
         let total: i32 = row.get(0);
-        let orders: Vec<(String, i64, bool)> = tx
+        let orders: Vec<HealedOrder> = tx
             .query(
                 "SELECT gid, id, status FROM orders WHERE sale_id = $1",
                 &[&sale],
@@ -257,7 +258,11 @@ impl Database {
             .await
             .map_err(Error::postgres("heal orders"))?
             .iter()
-            .map(|r| (r.get(0), r.get(1), r.get::<_, &str>(2) == "rejected"))
+            .map(|r| HealedOrder {
+                gid: r.get(0),
+                order_id: r.get(1),
+                rejected: r.get::<_, &str>(2) == "rejected",
+            })
             .collect();
         let live = tx
             .query_one(

@@ -305,7 +305,7 @@ impl Healer {
             let Some(source) = inner.db.heal_source(sale).await? else {
                 return Ok(Healed::Unknown);
             };
-            let ordered: HashSet<&str> = source.orders.iter().map(|(g, _, _)| g.as_str()).collect();
+            let ordered: HashSet<&str> = source.orders.iter().map(|o| o.gid.as_str()).collect();
             let without_order = i64::try_from(
                 in_flight
                     .iter()
@@ -313,16 +313,7 @@ impl Healer {
                     .count(),
             )
             .unwrap_or(i64::MAX);
-            let orders: Vec<HealedOrder> = source
-                .orders
-                .iter()
-                .map(|(gid, order_id, rejected)| HealedOrder {
-                    gid: gid.clone(),
-                    rejected: *rejected,
-                    order_id: *order_id,
-                })
-                .collect();
-            let mut chunks: Vec<&[HealedOrder]> = orders.chunks(KEYS_PER_STEP).collect();
+            let mut chunks: Vec<&[HealedOrder]> = source.orders.chunks(KEYS_PER_STEP).collect();
             if chunks.is_empty() {
                 chunks.push(&[]);
             }
