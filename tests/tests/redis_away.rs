@@ -22,6 +22,7 @@ use std::{
 use flash_tests::{
     browser::{Browser, Chromedriver},
     edge_process::{EdgeOptions, EdgeProcess},
+    metrics,
     nginx_server::NginxServer,
     origin_process::OriginOptions,
     shopper,
@@ -247,6 +248,20 @@ async fn buyer(http: reqwest::Client, base: String, sale: i64, uid: String, reco
     panic!("{uid}: no final answer in 90 s");
 }
 
+/// Branch runs the origin made so far: every attempt that reached PostgreSQL.
+async fn attempts_in_postgres(stack: &Stack) -> f64 {
+    let text = metrics::scrape(&stack.http, &format!("{}/metrics", stack.origin.url()))
+        .await
+        .unwrap();
+    metrics::sample_sum(&text, "origin_branches_total", &[])
+}
+
+/// The books of `sale` balance as `origin reconcile` reads them, with nobody repairing them.
+async fn assert_no_drift(stack: &Stack, sale: i64) {
+    let run = stack.reconcile_run(sale, false).await.unwrap();
+    assert_eq!((run.code, &run.report["drift"]), (0, &json!(0)), "{run:?}");
+}
+
 /// Uids with a live order of `sale`.
 async fn live_order_uids(stack: &Stack, sale: i64) -> HashSet<String> {
     let db = stack.postgres.client().await.unwrap();
@@ -322,6 +337,7 @@ async fn redis_away_mid_crowd_answers_503_with_retry_after_and_the_sale_resumes(
     // Buyers who earned their pass before Redis went away and press Buy while it is, in a sale
     // of their own (the crowd's may sell out before they are back).
     let theirs = stack.create_sale(5).await.unwrap();
+    let attempts = attempts_in_postgres(&stack).await;
     let mut held = Vec::new();
     for i in 0..5 {
         let uid = format!("held-{i}");
@@ -556,6 +572,19 @@ async fn redis_away_mid_crowd_answers_503_with_retry_after_and_the_sale_resumes(
         .await
         .unwrap();
     assert_eq!(theirs_books.live(), 5, "{theirs_books:?}");
+    assert_no_drift(&stack, sale).await;
+    assert_no_drift(&stack, theirs).await;
+    // The gate held: beyond the units sold, only purchases caught by the outage between their
+    // phases (at most one per buyer asking at once) ran their branch again.
+    let reached = attempts_in_postgres(&stack).await - attempts;
+    println!(
+        "{reached} attempts reached PostgreSQL for {} units",
+        STOCK + 5
+    );
+    assert!(
+        reached <= (STOCK + 5) as f64 + AT_ONCE as f64,
+        "{reached} attempts reached PostgreSQL"
+    );
     let ordered = live_order_uids(&stack, sale).await;
     let told_reserved: HashSet<String> = answers
         .iter()
@@ -604,6 +633,7 @@ async fn kill_9_of_redis_under_load_loses_nothing() {
         .unwrap();
     assert_eq!(fsync, ["appendfsync", "everysec"], "the production setting");
     let sale = stack.create_sale(STOCK).await.unwrap();
+    let attempts = attempts_in_postgres(&stack).await;
 
     // Every uid reserves until the origin answers for good; a 503 is retried after its
     // Retry-After with the same uid (a unit it took already answers duplicate).
@@ -705,6 +735,13 @@ async fn kill_9_of_redis_under_load_loses_nothing() {
         (books.live(), books.redis_remaining),
         (STOCK, 0),
         "{books:?}"
+    );
+    assert_no_drift(&stack, sale).await;
+    let reached = attempts_in_postgres(&stack).await - attempts;
+    println!("{reached} attempts reached PostgreSQL for {STOCK} units");
+    assert!(
+        reached <= STOCK as f64 + AT_ONCE as f64,
+        "{reached} attempts reached PostgreSQL"
     );
     let ordered = live_order_uids(&stack, sale).await;
     for uid in answers.iter().filter(|a| a.status == 200).map(|a| &a.uid) {
