@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use flash_tests::redis_server::RedisServer;
+use futures_util::StreamExt;
 use origin::reservations::{
     gid, Completion, HealFinish, HealStart, HealedOrder, Loss, Reservation, Reservations, SaleKeys,
     FENCE_EPOCH,
@@ -312,4 +313,37 @@ async fn a_heal_starts_once_per_loss_writes_only_what_is_missing_and_moves_the_f
             fence: FENCE_EPOCH + 1
         }
     );
+}
+
+/// The edges learn what a heal decided: `restocked` when the rebuilt stock has units (a sold-out
+/// flag clears), `sold_out` when it has none.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_heal_tells_the_edges_whether_the_sale_has_units() {
+    let (server, redis, _conn) = redis_with(0).await;
+    let keys = SaleKeys::new(SALE);
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut events = client.get_async_pubsub().await.unwrap();
+    events.subscribe(keys.events()).await.unwrap();
+    let mut messages = events.on_message();
+    for (token, stock, told) in [("t1", 2, "restocked"), ("t2", 0, "sold_out")] {
+        let loss = Loss::Drift { drift: 1 };
+        let HealStart::Started { restocks } =
+            redis.heal_begin(SALE, token, LOCK, loss).await.unwrap()
+        else {
+            panic!("the lock is free");
+        };
+        assert_eq!(
+            redis
+                .heal_finish(SALE, token, stock, restocks)
+                .await
+                .unwrap(),
+            HealFinish::Healed { stock }
+        );
+        let message = tokio::time::timeout(Duration::from_secs(5), messages.next())
+            .await
+            .expect("an event within 5 s")
+            .unwrap();
+        let payload: String = message.get_payload().unwrap();
+        assert_eq!(payload, told, "a heal to {stock} units");
+    }
 }
