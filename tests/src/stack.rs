@@ -2,7 +2,11 @@
 //! with the calls tests make (create a sale, reserve, reconcile) and the books of a sale read
 //! straight from both stores, checked against the invariants of DESIGN.md.
 
-use std::{collections::BTreeMap, path::Path, time::Duration};
+use std::{
+    collections::{BTreeMap, HashSet},
+    path::Path,
+    time::Duration,
+};
 
 use anyhow::{ensure, Context};
 use redis::AsyncCommands;
@@ -161,6 +165,32 @@ impl Stack {
     pub async fn reserve(&self, sale: i64, uid: &str) -> anyhow::Result<(u16, Value)> {
         self.post(&format!("/v1/sales/{sale}/reserve"), &json!({"uid": uid}))
             .await
+    }
+
+    /// The uids with a live order (pending or paid) of `sale`.
+    pub async fn live_buyers(&self, sale: i64) -> anyhow::Result<HashSet<String>> {
+        let db = self.postgres.client().await?;
+        Ok(db
+            .query(
+                "SELECT uid FROM orders WHERE sale_id = $1 AND status IN ('pending', 'paid')",
+                &[&sale],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect())
+    }
+
+    /// Branch runs the origin made so far (`origin_branches_total`): every attempt that reached
+    /// PostgreSQL.
+    pub async fn branch_runs(&self) -> anyhow::Result<f64> {
+        let text =
+            crate::metrics::scrape(&self.http, &format!("{}/metrics", self.origin.url())).await?;
+        Ok(crate::metrics::sample_sum(
+            &text,
+            "origin_branches_total",
+            &[],
+        ))
     }
 
     /// Waits until no transaction of `sale` is in flight and no unit is on its way back;

@@ -7,7 +7,7 @@
     reason = "integration tests: a failed unwrap is a failed test, with its message"
 )]
 
-use std::{collections::HashSet, path::Path, sync::Arc, time::Duration};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use flash_tests::{
     metrics,
@@ -70,19 +70,6 @@ async fn crowd(
     tasks.join_all().await
 }
 
-async fn live_order_uids(stack: &Stack, sale: i64) -> HashSet<String> {
-    let db = stack.postgres.client().await.unwrap();
-    db.query(
-        "SELECT uid FROM orders WHERE sale_id = $1 AND status IN ('pending', 'paid')",
-        &[&sale],
-    )
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| r.get(0))
-    .collect()
-}
-
 /// Arms `point` on the Nth visit, sends a crowd, waits for the crash, restarts the origin and
 /// waits for recovery; then checks the books.
 async fn crash_and_recover(point: &str, options: OriginOptions) {
@@ -142,7 +129,7 @@ async fn crash_and_recover(point: &str, options: OriginOptions) {
 
     // I5: every user told "reserved" has an order; so has every user whose unit was taken
     // before the crash cut the answer off.
-    let ordered = live_order_uids(&stack, sale).await;
+    let ordered = stack.live_buyers(sale).await.unwrap();
     for (uid, answer) in &answers {
         if let Some((200, _)) = answer {
             assert!(
@@ -240,7 +227,7 @@ async fn i4_database_outage_mid_sale_loses_and_doubles_nothing() {
     let books = stack.books(sale).await.unwrap();
     books.check().unwrap();
     assert_eq!((books.live(), books.redis_remaining), (30, 20));
-    let ordered = live_order_uids(&stack, sale).await;
+    let ordered = stack.live_buyers(sale).await.unwrap();
     for (uid, _) in &answers {
         assert!(
             ordered.contains(uid),

@@ -22,7 +22,6 @@ use std::{
 use flash_tests::{
     browser::{Browser, Chromedriver},
     edge_process::{EdgeOptions, EdgeProcess},
-    metrics,
     nginx_server::NginxServer,
     origin_process::OriginOptions,
     shopper,
@@ -248,32 +247,10 @@ async fn buyer(http: reqwest::Client, base: String, sale: i64, uid: String, reco
     panic!("{uid}: no final answer in 90 s");
 }
 
-/// Branch runs the origin made so far: every attempt that reached PostgreSQL.
-async fn attempts_in_postgres(stack: &Stack) -> f64 {
-    let text = metrics::scrape(&stack.http, &format!("{}/metrics", stack.origin.url()))
-        .await
-        .unwrap();
-    metrics::sample_sum(&text, "origin_branches_total", &[])
-}
-
 /// The books of `sale` balance as `origin reconcile` reads them, with nobody repairing them.
 async fn assert_no_drift(stack: &Stack, sale: i64) {
     let run = stack.reconcile_run(sale, false).await.unwrap();
     assert_eq!((run.code, &run.report["drift"]), (0, &json!(0)), "{run:?}");
-}
-
-/// Uids with a live order of `sale`.
-async fn live_order_uids(stack: &Stack, sale: i64) -> HashSet<String> {
-    let db = stack.postgres.client().await.unwrap();
-    db.query(
-        "SELECT uid FROM orders WHERE sale_id = $1 AND status IN ('pending', 'paid')",
-        &[&sale],
-    )
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| r.get(0))
-    .collect()
 }
 
 /// A log without its colours (the origin's log writes ANSI escapes).
@@ -337,7 +314,7 @@ async fn redis_away_mid_crowd_answers_503_with_retry_after_and_the_sale_resumes(
     // Buyers who earned their pass before Redis went away and press Buy while it is, in a sale
     // of their own (the crowd's may sell out before they are back).
     let theirs = stack.create_sale(5).await.unwrap();
-    let attempts = attempts_in_postgres(&stack).await;
+    let attempts = stack.branch_runs().await.unwrap();
     let mut held = Vec::new();
     for i in 0..5 {
         let uid = format!("held-{i}");
@@ -576,7 +553,7 @@ async fn redis_away_mid_crowd_answers_503_with_retry_after_and_the_sale_resumes(
     assert_no_drift(&stack, theirs).await;
     // The gate held: beyond the units sold, only purchases caught by the outage between their
     // phases (at most one per buyer asking at once) ran their branch again.
-    let reached = attempts_in_postgres(&stack).await - attempts;
+    let reached = stack.branch_runs().await.unwrap() - attempts;
     println!(
         "{reached} attempts reached PostgreSQL for {} units",
         STOCK + 5
@@ -585,7 +562,7 @@ async fn redis_away_mid_crowd_answers_503_with_retry_after_and_the_sale_resumes(
         reached <= (STOCK + 5) as f64 + AT_ONCE as f64,
         "{reached} attempts reached PostgreSQL"
     );
-    let ordered = live_order_uids(&stack, sale).await;
+    let ordered = stack.live_buyers(sale).await.unwrap();
     let told_reserved: HashSet<String> = answers
         .iter()
         .filter(|a| a.route == "buy" && a.status == 200 && !a.uid.starts_with("held-"))
@@ -633,7 +610,7 @@ async fn kill_9_of_redis_under_load_loses_nothing() {
         .unwrap();
     assert_eq!(fsync, ["appendfsync", "everysec"], "the production setting");
     let sale = stack.create_sale(STOCK).await.unwrap();
-    let attempts = attempts_in_postgres(&stack).await;
+    let attempts = stack.branch_runs().await.unwrap();
 
     // Every uid reserves until the origin answers for good; a 503 is retried after its
     // Retry-After with the same uid (a unit it took already answers duplicate).
@@ -737,13 +714,13 @@ async fn kill_9_of_redis_under_load_loses_nothing() {
         "{books:?}"
     );
     assert_no_drift(&stack, sale).await;
-    let reached = attempts_in_postgres(&stack).await - attempts;
+    let reached = stack.branch_runs().await.unwrap() - attempts;
     println!("{reached} attempts reached PostgreSQL for {STOCK} units");
     assert!(
         reached <= STOCK as f64 + AT_ONCE as f64,
         "{reached} attempts reached PostgreSQL"
     );
-    let ordered = live_order_uids(&stack, sale).await;
+    let ordered = stack.live_buyers(sale).await.unwrap();
     for uid in answers.iter().filter(|a| a.status == 200).map(|a| &a.uid) {
         assert!(
             ordered.contains(uid),

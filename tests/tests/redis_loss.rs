@@ -45,14 +45,6 @@ async fn stack() -> Stack {
     .unwrap()
 }
 
-/// Branch runs the origin made so far (every attempt that reached PostgreSQL).
-async fn attempts_in_postgres(stack: &Stack) -> f64 {
-    let text = metrics::scrape(&stack.http, &format!("{}/metrics", stack.origin.url()))
-        .await
-        .unwrap();
-    metrics::sample_sum(&text, "origin_branches_total", &[])
-}
-
 /// Times a buyer asks again after a `503` (the shop busy, or the sale being healed).
 const RETRIES: usize = 50;
 /// A buyer's pause before asking again after a `503`.
@@ -106,20 +98,6 @@ fn reserved(answers: &[(String, u16, Value)]) -> HashSet<String> {
         .collect()
 }
 
-/// Users with a live order in PostgreSQL.
-async fn live_buyers(stack: &Stack, sale: i64) -> HashSet<String> {
-    let db = stack.postgres.client().await.unwrap();
-    db.query(
-        "SELECT uid FROM orders WHERE sale_id = $1 AND status IN ('pending', 'paid')",
-        &[&sale],
-    )
-    .await
-    .unwrap()
-    .iter()
-    .map(|row| row.get(0))
-    .collect()
-}
-
 /// The first answer to `uid` that is not a `503` (the origin's connection to a restarted Redis is
 /// made again on the first command that fails).
 async fn answered(stack: &Stack, sale: i64, uid: &str) -> u16 {
@@ -149,7 +127,7 @@ async fn assert_healed(stack: &Stack, sale: i64, told_reserved: &HashSet<String>
     assert!(drift.is_ok(), "{drift:?}\n{}", stack.origin.log_tail());
     let books = stack.wait_balanced(sale, HEAL_DEADLINE).await.unwrap();
     books.check().unwrap();
-    let live = live_buyers(stack, sale).await;
+    let live = stack.live_buyers(sale).await.unwrap();
     let missing: Vec<_> = told_reserved.difference(&live).collect();
     assert!(
         missing.is_empty(),
@@ -215,14 +193,14 @@ async fn a_lost_tail_heals_by_itself_and_the_gate_holds() {
     );
     assert!(lost >= 1, "the copy is older than the crowd's end");
 
-    let before = attempts_in_postgres(&stack).await;
+    let before = stack.branch_runs().await.unwrap();
     let mut late = uids("newcomer", 60);
     late.extend(uids("early", 30));
     let answers = crowd(&stack, sale, late).await;
     let mut told = reserved(&early);
     told.extend(reserved(&answers));
     let healed_in = assert_healed(&stack, sale, &told).await;
-    let reached = attempts_in_postgres(&stack).await - before;
+    let reached = stack.branch_runs().await.unwrap() - before;
     let took = restored.elapsed();
 
     let newcomers: Vec<_> = answers
@@ -233,7 +211,7 @@ async fn a_lost_tail_heals_by_itself_and_the_gate_holds() {
         .iter()
         .filter(|(_, status, body)| *status == 200 && body["status"] == "reserved")
         .count();
-    let live = live_buyers(&stack, sale).await;
+    let live = stack.live_buyers(sale).await.unwrap();
     let newcomers_live = live.iter().filter(|u| u.starts_with("newcomer")).count();
     println!(
         "after the restore: {won} newcomers told reserved, {newcomers_live} hold a unit; \
@@ -304,7 +282,7 @@ async fn redis_restarted_empty_mid_sale_heals_by_itself() {
         .restart_empty()
         .await
         .unwrap();
-    let before = attempts_in_postgres(&stack).await;
+    let before = stack.branch_runs().await.unwrap();
     // The first answer after the restart: the origin's connection to Redis is being made again,
     // or the sale is being healed; nothing is taken either way.
     let (status, body) = stack.reserve(sale, "newcomer-x").await.unwrap();
@@ -328,11 +306,11 @@ async fn redis_restarted_empty_mid_sale_heals_by_itself() {
         );
     }
     let late = crowd(&stack, sale, uids("newcomer", 20)).await;
-    let reached = attempts_in_postgres(&stack).await - before;
+    let reached = stack.branch_runs().await.unwrap() - before;
     let mut told = reserved(&first);
     told.extend(reserved(&late));
     assert_healed(&stack, sale, &told).await;
-    let live = live_buyers(&stack, sale).await;
+    let live = stack.live_buyers(sale).await.unwrap();
     println!("healed {took:?} after the empty restart; {reached} attempts reached PostgreSQL for 6 units left");
     assert_eq!(live.len(), 10, "{live:?}");
     assert!(
@@ -575,7 +553,7 @@ async fn two_origins_meeting_one_loss_heal_it_once() {
     let mut told: HashSet<String> = (0..20).map(|i| format!("early-{i}")).collect();
     told.extend(reserved(&answers));
     assert_healed(&stack, sale, &told).await;
-    assert_eq!(live_buyers(&stack, sale).await.len(), 30);
+    assert_eq!(stack.live_buyers(sale).await.unwrap().len(), 30);
     let mut by_outcome = std::collections::BTreeMap::new();
     for url in &origins {
         let text = metrics::scrape(&stack.http, &format!("{url}/metrics"))
