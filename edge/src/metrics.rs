@@ -148,6 +148,10 @@ impl Metrics {
     pub fn redis(&self, purpose: &str) {
         self.redis.get_or_create(&name(purpose)).inc();
     }
+    /// The counter of origin requests named `name`, for a part that counts its own requests.
+    pub fn origin_counter(&self, name_: &str) -> Counter {
+        self.origin.get_or_create(&name(name_)).clone()
+    }
     /// The counter of Redis calls for `purpose`, for a part that counts its own calls.
     pub fn redis_counter(&self, purpose: &str) -> Counter {
         self.redis.get_or_create(&name(purpose)).clone()

@@ -9,6 +9,7 @@ use std::{
 };
 
 use http::{Method, StatusCode};
+use prometheus_client::metrics::counter::Counter;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -98,10 +99,18 @@ impl SaleInfo {
 
 type Entry = (Instant, Option<Arc<SaleInfo>>);
 
-/// Sale facts by id, each kept for `ttl` (unknown ids too).
+/// One sale's fetch in progress: held by the request that fetches; the failure it met, if any,
+/// with when, for the requests that waited on it.
+type Gate = Arc<tokio::sync::Mutex<Option<(Instant, String)>>>;
+
+/// Sale facts by id, each kept for `ttl` (unknown ids too). One request per sale fetches them
+/// when they expire; the requests arriving meanwhile wait for its answer instead of each asking
+/// an origin (a crowd would otherwise send the origin a burst every `ttl`).
 pub struct SaleDirectory {
     ttl: Duration,
     entries: Mutex<HashMap<i64, Entry>>,
+    fetching: Mutex<HashMap<i64, Gate>>,
+    lookups: Counter,
 }
 
 impl SaleDirectory {
@@ -109,6 +118,32 @@ impl SaleDirectory {
         Self {
             ttl,
             entries: Mutex::new(HashMap::new()),
+            fetching: Mutex::new(HashMap::new()),
+            lookups: Counter::default(),
+        }
+    }
+
+    /// Counts every lookup sent to an origin in `counter`.
+    pub fn counting_lookups_in(mut self, counter: Counter) -> Self {
+        self.lookups = counter;
+        self
+    }
+
+    fn gate(&self, sale: i64) -> Gate {
+        match self.fetching.lock() {
+            Ok(mut fetching) => fetching.entry(sale).or_default().clone(),
+            Err(_) => Gate::default(),
+        }
+    }
+
+    /// Drops the sale's gate once nobody else holds it.
+    fn release(&self, sale: i64, gate: &Gate) {
+        if let Ok(mut fetching) = self.fetching.lock() {
+            let ours = fetching.get(&sale).is_some_and(|g| Arc::ptr_eq(g, gate));
+            // The map's reference and ours: nobody waits on it.
+            if ours && Arc::strong_count(gate) == 2 {
+                fetching.remove(&sale);
+            }
         }
     }
 
@@ -137,6 +172,30 @@ impl SaleDirectory {
         if let Some(known) = self.cached(sale) {
             return known.ok_or(Error::UnknownSale(sale));
         }
+        let asked = Instant::now();
+        let gate = self.gate(sale);
+        let fetched = {
+            let mut failure = gate.lock().await;
+            if let Some(known) = self.cached(sale) {
+                known.ok_or(Error::UnknownSale(sale))
+            } else if let Some((_, message)) = failure.as_ref().filter(|(at, _)| *at >= asked) {
+                // The fetch this request waited on failed: its answer is this one's too.
+                Err(Error::OriginUnavailable(message.clone()))
+            } else {
+                let fetched = self.fetch(origins, sale, request_id).await;
+                if let Err(Error::OriginUnavailable(message)) = &fetched {
+                    *failure = Some((Instant::now(), message.clone()));
+                }
+                fetched
+            }
+        };
+        self.release(sale, &gate);
+        fetched
+    }
+
+    /// Asks an origin for the sale's facts and keeps the answer.
+    async fn fetch(&self, origins: &Origins, sale: i64, request_id: &str) -> Result<Arc<SaleInfo>> {
+        self.lookups.inc();
         let answer = origins
             .send(Method::GET, &format!("/v1/sales/{sale}"), None, request_id)
             .await

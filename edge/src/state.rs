@@ -131,7 +131,8 @@ impl Shared {
                 .counting_calls_in(metrics.redis_counter("global_lease")),
             soldout: SoldOut::default(),
             bought: Bought::default(),
-            sales: SaleDirectory::new(Duration::from_secs(1)),
+            sales: SaleDirectory::new(Duration::from_secs(1))
+                .counting_lookups_in(metrics.origin_counter("sale_lookup")),
             redis,
             redis_timeout,
             metrics,

@@ -1262,3 +1262,33 @@ async fn the_captcha_level_gauge_falls_after_the_cool_down_without_a_challenge()
     .unwrap();
     println!("captcha level gauge back to 0 after {fell:?} of quiet");
 }
+
+/// A crowd asking about a sale whose facts the edge does not hold (never fetched, or expired)
+/// costs the origin one lookup: one request fetches, the others wait for its answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crowd_asking_about_one_sale_costs_the_origin_one_lookup() {
+    let world = World::start(1, EdgeOptions::default()).await;
+    let sale = world.stack.create_sale(5).await.unwrap();
+    let edge = world.edge(0);
+    let lookups = || async {
+        edge.metric(
+            world.http(),
+            "edge_origin_requests_total",
+            &[("name", "sale_lookup")],
+        )
+        .await
+        .unwrap()
+    };
+    let before = lookups().await;
+    let url = format!("{}/api/sales/{sale}/status", edge.url());
+    let answers = futures_util::future::join_all((0..500).map(|_| {
+        let request = world.http().get(&url).send();
+        async move { request.await.unwrap().status().as_u16() }
+    }))
+    .await;
+    let asked = lookups().await - before;
+    println!("500 status requests at once cost the origin {asked} lookups");
+    assert!(answers.iter().all(|&s| s == 200), "{answers:?}");
+    // One, or two when the facts expired in the middle of the crowd.
+    assert!(asked <= 2.0, "{asked} lookups for one sale");
+}
