@@ -36,6 +36,20 @@ fn origin_binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_origin-crashable"))
 }
 
+/// Redis, PostgreSQL and an origin with the shipped Redis timeout (how fast a dead Redis is
+/// answered is what these tests measure).
+async fn stack() -> Stack {
+    Stack::start(
+        origin_binary(),
+        OriginOptions {
+            redis_timeout_ms: ORIGIN_REDIS_TIMEOUT_MS,
+            ..OriginOptions::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
 fn edge_binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_edge-under-test"))
 }
@@ -283,15 +297,7 @@ async fn redis_away_mid_crowd_answers_503_with_retry_after_and_the_sale_resumes(
     const STOCK: i64 = 60;
     const BUYERS: usize = 160;
     const AT_ONCE: usize = 24;
-    let mut stack = Stack::start(
-        origin_binary(),
-        OriginOptions {
-            redis_timeout_ms: ORIGIN_REDIS_TIMEOUT_MS,
-            ..OriginOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let mut stack = stack().await;
     let edge = EdgeProcess::start(
         edge_binary(),
         &stack.redis.url(),
@@ -592,15 +598,7 @@ async fn kill_9_of_redis_under_load_loses_nothing() {
     const STOCK: i64 = 300;
     const UIDS: usize = 400;
     const AT_ONCE: usize = 48;
-    let mut stack = Stack::start(
-        origin_binary(),
-        OriginOptions {
-            redis_timeout_ms: ORIGIN_REDIS_TIMEOUT_MS,
-            ..OriginOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let mut stack = stack().await;
     let mut conn = stack.redis.connection().await.unwrap();
     let fsync: Vec<String> = redis::cmd("CONFIG")
         .arg("GET")
@@ -736,15 +734,7 @@ async fn kill_9_of_redis_under_load_loses_nothing() {
 /// limits_unavailable`, which spends nothing). Once the origin's Redis is back, a new pass buys.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_origin_s_503_reaches_the_buyer_with_retry_after_and_its_pass_is_spent() {
-    let mut stack = Stack::start(
-        origin_binary(),
-        OriginOptions {
-            redis_timeout_ms: ORIGIN_REDIS_TIMEOUT_MS,
-            ..OriginOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let mut stack = stack().await;
     let edge_redis = flash_tests::redis_server::RedisServer::start()
         .await
         .unwrap();
@@ -880,20 +870,7 @@ async fn page_purchase_fetches(browser: &Browser) -> Vec<f64> {
 /// timeouts; Redis is stopped while a visitor presses Buy on the sale page.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_page_tells_the_shop_is_busy_waits_retry_after_and_buys_once_redis_is_back() {
-    let (stack, driver) = tokio::join!(
-        async {
-            Stack::start(
-                origin_binary(),
-                OriginOptions {
-                    redis_timeout_ms: ORIGIN_REDIS_TIMEOUT_MS,
-                    ..OriginOptions::default()
-                },
-            )
-            .await
-            .unwrap()
-        },
-        async { Chromedriver::start().await.unwrap() }
-    );
+    let (stack, driver) = tokio::join!(stack(), async { Chromedriver::start().await.unwrap() });
     let mut stack = stack;
     let edge = EdgeProcess::start(
         edge_binary(),
