@@ -6,8 +6,8 @@
 -- enforcement would), but the request is admitted and its token spent; the reply says it would
 -- have been limited.
 --
--- KEYS[1]  {u:<uid>}:rl          TAT in ms (a float), expiring when the user is fully rested
--- KEYS[2]  {u:<uid>}:jti:<jti>   the spent pass token
+-- KEYS[1]  {s:<sale>}:u:<uid>:rl         TAT in ms (a float), expiring when the user is fully rested
+-- KEYS[2]  {s:<sale>}:u:<uid>:jti:<jti>  the spent pass token
 -- ARGV[1]  emission interval in ms (1000 / per_second, may be fractional)
 -- ARGV[2]  burst tolerance in ms (interval * burst): burst requests pass at once
 -- ARGV[3]  seconds the spent token is remembered: until the token's own exp, plus clock skew

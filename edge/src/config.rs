@@ -11,7 +11,7 @@ use serde::Deserialize;
 pub struct Config {
     pub http: HttpConfig,
     pub admin: AdminConfig,
-    pub redis: RedisConfig,
+    pub redis: redis_layer::Config,
     pub origin: OriginConfig,
     pub identity: IdentityConfig,
     pub captcha: CaptchaConfig,
@@ -43,15 +43,6 @@ pub struct HttpConfig {
 pub struct AdminConfig {
     /// Address of `/metrics`: a loopback address (anything else is refused). Not reloadable.
     pub listen: SocketAddr,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RedisConfig {
-    /// Redis shared by every edge: limits, spent pass tokens, sold-out events. Not reloadable.
-    pub url: String,
-    /// Time allowed for one Redis command.
-    pub command_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -250,15 +241,6 @@ impl Default for AdminConfig {
     }
 }
 
-impl Default for RedisConfig {
-    fn default() -> Self {
-        Self {
-            url: "redis://127.0.0.1:6380/".into(),
-            command_timeout_ms: 500,
-        }
-    }
-}
-
 impl Default for OriginConfig {
     fn default() -> Self {
         Self {
@@ -411,7 +393,7 @@ impl Config {
 
     /// Every bad field, named, or an empty list.
     pub fn validate(&self) -> Vec<String> {
-        let mut problems = Vec::new();
+        let mut problems = self.redis.validate("redis");
         let mut check = |ok: bool, field: &str, rule: &str| {
             if !ok {
                 problems.push(format!("{field}: {rule}"));
@@ -441,14 +423,9 @@ impl Config {
             "must be a loopback address (127.0.0.1 or ::1): /metrics is for the host only",
         );
         check(
-            self.redis.url.starts_with("redis://") || self.redis.url.starts_with("unix://"),
-            "redis.url",
-            "must start with redis:// or unix://",
-        );
-        check(
-            (1..=60_000).contains(&self.redis.command_timeout_ms),
-            "redis.command_timeout_ms",
-            "must be between 1 and 60000",
+            self.redis.wait_replicas == 0,
+            "redis.wait_replicas",
+            "must be 0 on the edge: no edge write waits for replicas (set it in the origin's config)",
         );
         check(
             !self.origin.urls.is_empty()

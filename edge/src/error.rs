@@ -80,17 +80,24 @@ pub enum Error {
     Internal(String),
 }
 
+impl From<redis_layer::Error> for Error {
+    fn from(error: redis_layer::Error) -> Self {
+        match error {
+            redis_layer::Error::Redis { what, source } => Self::Redis { what, source },
+            redis_layer::Error::Timeout(what) => Self::Timeout(what),
+            connect @ redis_layer::Error::Connect { .. } => {
+                Self::LimitsUnavailable(connect.to_string())
+            }
+        }
+    }
+}
+
 impl Error {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::BadRequest {
             code,
             message: message.into(),
         }
-    }
-
-    /// `map_err` adapter naming the Redis operation.
-    pub fn redis(what: &'static str) -> impl FnOnce(redis::RedisError) -> Self {
-        move |source| Self::Redis { what, source }
     }
 
     fn status_and_code(&self) -> (StatusCode, &'static str) {

@@ -2,6 +2,10 @@
 //! channel, feeding the sold-out flags (`sold_out` sets, `restocked` clears). It reconnects with
 //! backoff (doubling while Redis refuses, back to the first step after a session that was
 //! subscribed); on every (re)connection all flags are cleared, since events may have been missed.
+//!
+//! In a cluster the scripts' classic `PUBLISH` reaches every node (primaries and replicas) over
+//! the cluster bus, so one subscription to any node hears every sale, wherever its slot is: the
+//! stream uses the seed nodes in turn, moving to the next one when a session fails.
 
 use std::time::Duration;
 
@@ -25,20 +29,21 @@ pub fn sale_of_channel(channel: &str) -> Option<i64> {
 /// Runs the subscription until `shutdown` turns true. `subscribed` turns true each time the
 /// subscription is in place (tests wait on it).
 pub async fn run(
-    client: redis::Client,
+    nodes: Vec<String>,
     flags: SoldOut,
     metrics: Metrics,
     subscribed: watch::Sender<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Backoff::default();
-    loop {
+    for node in nodes.iter().cycle() {
         let session = async {
+            let client = redis::Client::open(node.as_str())?;
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.psubscribe(PATTERN).await?;
             flags.clear_all();
             let _ = subscribed.send(true);
-            tracing::info!(pattern = PATTERN, "subscribed to sale events");
+            tracing::info!(pattern = PATTERN, %node, "subscribed to sale events");
             let mut messages = pubsub.on_message();
             while let Some(msg) = messages.next().await {
                 let channel = msg.get_channel_name().to_string();
@@ -68,8 +73,8 @@ pub async fn run(
                 let was_up = subscribed.send_replace(false);
                 let wait = backoff.after(was_up);
                 match result {
-                    Ok(()) => tracing::warn!(?wait, "sale event stream ended, reconnecting"),
-                    Err(error) => tracing::warn!(%error, ?wait, "sale event stream failed, reconnecting"),
+                    Ok(()) => tracing::warn!(%node, ?wait, "sale event stream ended, reconnecting"),
+                    Err(error) => tracing::warn!(%node, %error, ?wait, "sale event stream failed, reconnecting"),
                 }
                 wait
             }

@@ -5,6 +5,7 @@
 use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
 use axum::{routing::get, Router};
+use redis_layer::Redis;
 use service::listener;
 use tokio::{net::TcpListener, sync::watch};
 
@@ -21,20 +22,7 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(10);
 
 /// The edge's state, connected to Redis, with scripts loaded.
 pub async fn connect(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<AppState> {
-    let timeout = Duration::from_millis(config.redis.command_timeout_ms);
-    let client = redis::Client::open(config.redis.url.as_str())?;
-    let manager_config = redis::aio::ConnectionManagerConfig::new()
-        .set_response_timeout(Some(timeout))
-        .set_connection_timeout(Some(timeout))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_millis(500));
-    let redis = tokio::time::timeout(
-        timeout * 10,
-        redis::aio::ConnectionManager::new_with_config(client, manager_config),
-    )
-    .await
-    .map_err(|_| anyhow::anyhow!("redis {}: connect timed out", config.redis.url))?
-    .map_err(|e| anyhow::anyhow!("redis {}: {e}", config.redis.url))?;
+    let redis = Redis::connect(&config.redis).await?;
     let runtime = Runtime::build(config, None).map_err(|e| anyhow::anyhow!(e))?;
     let state = Arc::new(Shared::new(runtime, config_path, redis, Metrics::default()));
     state.uid.preload().await?;
@@ -72,9 +60,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (subscribed_tx, _) = watch::channel(false);
-    let redis_url = state.runtime.load().config.redis.url.clone();
     let events = tokio::spawn(events::run(
-        redis::Client::open(redis_url.as_str())?,
+        state.redis.nodes().to_vec(),
         state.soldout.clone(),
         state.metrics.clone(),
         subscribed_tx,

@@ -13,7 +13,7 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
-use redis::aio::ConnectionManager;
+use redis_layer::Redis;
 
 use crate::{
     bought::Bought,
@@ -104,8 +104,7 @@ pub struct Shared {
     pub soldout: SoldOut,
     pub bought: Bought,
     pub sales: SaleDirectory,
-    pub redis: ConnectionManager,
-    pub redis_timeout: Duration,
+    pub redis: Redis,
     pub metrics: Metrics,
     request_ids: AtomicU64,
 }
@@ -117,24 +116,22 @@ impl Shared {
     pub fn new(
         runtime: Runtime,
         config_path: Option<PathBuf>,
-        redis: ConnectionManager,
+        redis: Redis,
         metrics: Metrics,
     ) -> Self {
         let config = &runtime.config;
-        let redis_timeout = Duration::from_millis(config.redis.command_timeout_ms);
         Self {
             difficulty: Difficulty::new(&config.captcha),
             distinct: DistinctUsers::new(&config.captcha),
             images: Arc::new(ImagePool::new(config.captcha.image_slots)),
-            uid: UidLimiter::new(redis.clone(), redis_timeout),
-            global: GlobalLimiter::new(redis.clone(), redis_timeout)
+            uid: UidLimiter::new(redis.clone()),
+            global: GlobalLimiter::new(redis.clone())
                 .counting_calls_in(metrics.redis_counter("global_lease")),
             soldout: SoldOut::default(),
             bought: Bought::default(),
             sales: SaleDirectory::new(Duration::from_secs(1))
                 .counting_lookups_in(metrics.origin_counter("sale_lookup")),
             redis,
-            redis_timeout,
             metrics,
             request_ids: AtomicU64::new(1),
             config_path,

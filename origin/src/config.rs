@@ -10,7 +10,7 @@ use serde::Deserialize;
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub http: HttpConfig,
-    pub redis: RedisConfig,
+    pub redis: redis_layer::Config,
     pub postgres: PostgresConfig,
     pub recovery: RecoveryConfig,
     pub sales: SalesConfig,
@@ -29,18 +29,6 @@ pub struct HttpConfig {
     pub max_uid_bytes: usize,
     /// Slow clients and the connection cap (`[http.connections]`).
     pub connections: service::listener::ConnectionConfig,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RedisConfig {
-    /// `redis://host:port/db` of the Redis holding stock and transactions.
-    pub url: String,
-    /// Time allowed for one Redis command.
-    pub command_timeout_ms: u64,
-    /// The keys of a sale (barriers, transaction records) expire this long after its end; a
-    /// sale ended longer ago is not healed back into Redis. dtm keeps its barriers a day.
-    pub keys_retention_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -83,6 +71,9 @@ pub struct SalesConfig {
     pub default_hold_seconds: u32,
     /// Largest stock a sale may be created with.
     pub max_stock: u32,
+    /// The keys of a sale in Redis (barriers, transaction records) expire this long after its
+    /// end; a sale ended longer ago is not healed back into Redis. dtm keeps its barriers a day.
+    pub keys_retention_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,16 +140,6 @@ impl Default for HttpConfig {
     }
 }
 
-impl Default for RedisConfig {
-    fn default() -> Self {
-        Self {
-            url: "redis://127.0.0.1:6380/".into(),
-            command_timeout_ms: 1000,
-            keys_retention_seconds: 86_400,
-        }
-    }
-}
-
 impl Default for PostgresConfig {
     fn default() -> Self {
         Self {
@@ -189,6 +170,7 @@ impl Default for SalesConfig {
         Self {
             default_hold_seconds: 600,
             max_stock: 10_000_000,
+            keys_retention_seconds: 86_400,
         }
     }
 }
@@ -254,25 +236,16 @@ impl Config {
             "must be between 1 and 1024",
         );
         problems.extend(self.http.connections.validate("http.connections"));
+        problems.extend(self.redis.validate("redis"));
         let mut check = |ok: bool, field: &str, rule: &str| {
             if !ok {
                 problems.push(format!("{field}: {rule}"));
             }
         };
         check(
-            self.redis.url.starts_with("redis://") || self.redis.url.starts_with("unix://"),
-            "redis.url",
-            "must start with redis:// or unix://",
-        );
-        check(
-            (1..=60_000).contains(&self.redis.command_timeout_ms),
-            "redis.command_timeout_ms",
-            "must be between 1 and 60000",
-        );
-        check(
-            (60..=30 * 86_400).contains(&self.redis.keys_retention_seconds),
-            "redis.keys_retention_seconds",
-            "must be between 60 and 2592000 (30 days)",
+            (60..=30 * 86_400).contains(&self.sales.keys_retention_seconds),
+            "sales.keys_retention_seconds",
+            "must be between 60 and 2592000",
         );
         check(
             (100..=600_000).contains(&self.recovery.heal_lock_ms),
@@ -376,10 +349,6 @@ impl Config {
             );
         }
         problems
-    }
-
-    pub fn redis_command_timeout(&self) -> Duration {
-        Duration::from_millis(self.redis.command_timeout_ms)
     }
 
     pub fn statement_timeout(&self) -> Duration {

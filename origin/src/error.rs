@@ -61,6 +61,8 @@ pub enum Error {
         what: &'static str,
         source: redis::RedisError,
     },
+    #[error("redis {target}: {problem}")]
+    RedisConnect { target: String, problem: String },
     #[error("postgres {what}: {source}")]
     Postgres {
         what: &'static str,
@@ -78,6 +80,18 @@ pub enum Error {
     Timeout(&'static str),
     #[error("unexpected {0}")]
     Protocol(&'static str),
+}
+
+impl From<redis_layer::Error> for Error {
+    fn from(error: redis_layer::Error) -> Self {
+        match error {
+            redis_layer::Error::Redis { what, source } => Self::Redis { what, source },
+            redis_layer::Error::Timeout(what) => Self::Timeout(what),
+            redis_layer::Error::Connect { target, problem } => {
+                Self::RedisConnect { target, problem }
+            }
+        }
+    }
 }
 
 impl Error {
@@ -110,6 +124,7 @@ impl Error {
             | Self::NoRoute
             | Self::MethodNotAllowed => Fault::Client,
             Self::Redis { .. }
+            | Self::RedisConnect { .. }
             | Self::StockUnavailable(_)
             | Self::Postgres { .. }
             | Self::BranchBatch(_)
@@ -130,7 +145,9 @@ impl Error {
             Self::StaleTimestamp { .. } => (StatusCode::UNAUTHORIZED, "stale_timestamp"),
             Self::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            Self::Redis { .. } => (StatusCode::SERVICE_UNAVAILABLE, "redis_unavailable"),
+            Self::Redis { .. } | Self::RedisConnect { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "redis_unavailable")
+            }
             Self::StockUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "stock_unavailable"),
             Self::Postgres { .. } | Self::BranchBatch(_) | Self::Pool(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")

@@ -1,10 +1,12 @@
 //! The Redis side of the two-phase message: the key layout of a sale and the Lua scripts of `lua/`
 //! (the only code that changes stock and transaction keys), with their replies as typed values.
-//! Scripts run by EVALSHA and are loaded again when Redis answers NOSCRIPT.
+//! Scripts run by EVALSHA through `redis_layer` (one node or a cluster): every script's keys
+//! share the sale's `{s:<sale>}` hash tag, so a script runs on the one node holding the sale.
 
 use std::{sync::LazyLock, time::Duration};
 
-use redis::{aio::ConnectionManager, Script, Value};
+use redis::{Script, Value};
+use redis_layer::Redis;
 
 use crate::error::{Error, Result};
 
@@ -214,39 +216,19 @@ pub enum HealFinish {
     Lost,
 }
 
-/// The Redis side, over one auto-reconnecting multiplexed connection.
+/// The Redis side of the sales, over the services' one Redis handle.
 #[derive(Clone)]
 pub struct Reservations {
-    conn: ConnectionManager,
-    timeout: Duration,
+    redis: Redis,
     branch_timeout_ms: u64,
 }
 
 impl Reservations {
-    pub fn new(conn: ConnectionManager, timeout: Duration, branch_timeout: Duration) -> Self {
+    pub fn new(redis: Redis, branch_timeout: Duration) -> Self {
         Self {
-            conn,
-            timeout,
+            redis,
             branch_timeout_ms: u64::try_from(branch_timeout.as_millis()).unwrap_or(u64::MAX),
         }
-    }
-
-    /// Connects to `url`; commands time out after `timeout`.
-    pub async fn connect(url: &str, timeout: Duration) -> Result<ConnectionManager> {
-        let client = redis::Client::open(url).map_err(Error::redis("open"))?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_response_timeout(Some(timeout))
-            .set_connection_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = tokio::time::timeout(
-            timeout * 5,
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await
-        .map_err(|_| Error::Timeout("redis connect"))?
-        .map_err(Error::redis("connect"))?;
-        Ok(conn)
     }
 
     async fn run<T: redis::FromRedisValue>(
@@ -254,33 +236,25 @@ impl Reservations {
         what: &'static str,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T> {
-        let mut conn = self.conn.clone();
-        tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn))
-            .await
-            .map_err(|_| Error::Timeout(what))?
-            .map_err(Error::redis(what))
+        Ok(self.redis.script(what, invocation).await?)
     }
 
     /// Loads every script into Redis, so that no request pays for a NOSCRIPT retry.
     pub async fn preload(&self) -> Result<()> {
-        let mut conn = self.conn.clone();
-        for script in [
-            &*RESERVE,
-            &*COMPLETE,
-            &*CLAIM,
-            &*OPEN_STOCK,
-            &*REPAIR_STOCK,
-            &*RESTOCK,
-            &*HEAL_BEGIN,
-            &*HEAL_KEYS,
-            &*HEAL_FINISH,
-        ] {
-            tokio::time::timeout(self.timeout, script.load_async(&mut conn))
-                .await
-                .map_err(|_| Error::Timeout("script load"))?
-                .map_err(Error::redis("script load"))?;
-        }
-        Ok(())
+        Ok(self
+            .redis
+            .load(&[
+                &RESERVE,
+                &COMPLETE,
+                &CLAIM,
+                &OPEN_STOCK,
+                &REPAIR_STOCK,
+                &RESTOCK,
+                &HEAL_BEGIN,
+                &HEAL_KEYS,
+                &HEAL_FINISH,
+            ])
+            .await?)
     }
 
     /// Phase 1: barrier, stock and transaction record in one round trip. The barrier and the
@@ -470,7 +444,6 @@ impl Reservations {
     /// (MULTI/EXEC).
     pub async fn stock_snapshot(&self, sale: i64) -> Result<StockSnapshot> {
         let keys = SaleKeys::new(sale);
-        let mut conn = self.conn.clone();
         let pipe = redis::pipe()
             .atomic()
             .get(keys.stock())
@@ -478,10 +451,7 @@ impl Reservations {
             .zcard(keys.due())
             .clone();
         let (stock, restocks, in_flight): (Option<i64>, Option<i64>, u64) =
-            tokio::time::timeout(self.timeout, pipe.query_async(&mut conn))
-                .await
-                .map_err(|_| Error::Timeout("stock snapshot"))?
-                .map_err(Error::redis("stock snapshot"))?;
+            self.redis.pipeline("stock snapshot", &pipe).await?;
         Ok(StockSnapshot {
             stock,
             restocks: restocks.unwrap_or(0),
@@ -538,26 +508,18 @@ impl Reservations {
 
     /// Units left in Redis, `None` when the sale has no stock key.
     pub async fn remaining(&self, sale: i64) -> Result<Option<i64>> {
-        let mut conn = self.conn.clone();
         let cmd = redis::cmd("GET").arg(SaleKeys::new(sale).stock()).clone();
-        tokio::time::timeout(self.timeout, cmd.query_async(&mut conn))
-            .await
-            .map_err(|_| Error::Timeout("get stock"))?
-            .map_err(Error::redis("get stock"))
+        Ok(self.redis.query("get stock", &cmd).await?)
     }
 
     /// Gids of a sale's transactions still in flight (not completed).
     pub async fn in_flight(&self, sale: i64) -> Result<Vec<String>> {
-        let mut conn = self.conn.clone();
         let cmd = redis::cmd("ZRANGE")
             .arg(SaleKeys::new(sale).due())
             .arg(0)
             .arg(-1)
             .clone();
-        tokio::time::timeout(self.timeout, cmd.query_async(&mut conn))
-            .await
-            .map_err(|_| Error::Timeout("in flight"))?
-            .map_err(Error::redis("in flight"))
+        Ok(self.redis.query("in flight", &cmd).await?)
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
+use redis_layer::Redis;
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
@@ -23,10 +24,8 @@ use crate::{
 
 /// Connects to Redis and PostgreSQL as `config` says.
 pub async fn connect(config: &Config) -> Result<(Reservations, Database)> {
-    let conn = Reservations::connect(&config.redis.url, config.redis_command_timeout()).await?;
     let redis = Reservations::new(
-        conn,
-        config.redis_command_timeout(),
+        Redis::connect(&config.redis).await?,
         Duration::from_millis(config.recovery.timeout_ms),
     );
     let db = Database::connect(
@@ -68,7 +67,7 @@ pub async fn run(
         db.clone(),
         metrics.clone(),
         Duration::from_millis(config.recovery.heal_lock_ms),
-        Duration::from_secs(config.redis.keys_retention_seconds),
+        Duration::from_secs(config.sales.keys_retention_seconds),
     );
     let purchases = Purchases::new(redis, db, branches, metrics.clone(), healer);
     let (stop_tx, stop_rx) = watch::channel(false);

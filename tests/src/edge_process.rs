@@ -108,7 +108,7 @@ impl EdgeOptions {
             "[http]\nlisten = \"127.0.0.1:{port}\"\ndev_mode = true\n\
              [http.connections]\nmax_connections = {}\n\
              [admin]\nlisten = \"127.0.0.1:{admin}\"\n\
-             [redis]\nurl = \"{redis_url}\"\ncommand_timeout_ms = {}\n\
+             {}command_timeout_ms = {}\n\
              [origin]\nurls = [{origins}]\ntimeout_ms = {}\nconnect_timeout_ms = 200\nretry_dead_after_ms = {}\n\
              [identity]\nalgorithm = \"HS256\"\nkey = \"{USER_JWT_SECRET}\"\n\
              [captcha]\nsecret = \"{CAPTCHA_SECRET}\"\npass_ttl_seconds = {}\nlevels = [{levels}]\n\
@@ -121,6 +121,7 @@ impl EdgeOptions {
              [limits.captcha.uid]\nper_second = {:?}\nburst = {}\n\
              [payments]\ndev_webhook_secret = \"{}\"\n",
             self.max_connections,
+            crate::redis_server::redis_table(redis_url),
             self.redis_timeout_ms,
             self.origin_timeout_ms,
             self.retry_dead_after_ms,

@@ -38,7 +38,7 @@ pub struct OriginOptions {
     pub extend_seconds: u32,
     /// `http.connections.max_connections`.
     pub max_connections: usize,
-    /// `redis.keys_retention_seconds`.
+    /// `sales.keys_retention_seconds`.
     pub keys_retention_seconds: u64,
     /// `ORIGIN_LOG`: debug for the tests (their failures print the log), the shipped `info` for
     /// the benchmark.
@@ -86,7 +86,8 @@ impl OriginProcess {
         let config = format!(
             "[http]\nlisten = \"127.0.0.1:{port}\"\nbody_limit_bytes = {}\nmax_uid_bytes = {}\n\
              [http.connections]\nmax_connections = {}\n\
-             [redis]\nurl = \"{redis_url}\"\ncommand_timeout_ms = {}\nkeys_retention_seconds = {}\n\
+             {}command_timeout_ms = {}\n\
+             [sales]\nkeys_retention_seconds = {}\n\
              [postgres]\nurl = \"{postgres_url}\"\nstatement_timeout_ms = {}\n\
              [recovery]\ntimeout_ms = {}\npoll_interval_ms = {}\nlease_ms = {}\nmax_lease_ms = 4000\n\
              [holds]\nextend_seconds = {}\n\
@@ -94,6 +95,7 @@ impl OriginProcess {
             options.body_limit_bytes,
             options.max_uid_bytes,
             options.max_connections,
+            crate::redis_server::redis_table(redis_url),
             options.redis_timeout_ms,
             options.keys_retention_seconds,
             options.statement_timeout_ms,

@@ -32,6 +32,22 @@ const LOG_TAIL_LINES: usize = 30;
 /// `CONFIG RESETSTAT`, and the `CLIENT SETINFO` handshake redis-rs sends on every new connection.
 pub const BOOKKEEPING_COMMANDS: [&str; 3] = ["info", "config|resetstat", "client|setinfo"];
 
+/// The start of a service's `[redis]` table for `target`: a url (`redis://…`: one server), or
+/// `cluster:` and the comma-separated urls of seed nodes (a Redis Cluster).
+pub fn redis_table(target: &str) -> String {
+    match target.strip_prefix("cluster:") {
+        Some(seeds) => {
+            let nodes = seeds
+                .split(',')
+                .map(|node| format!("\"{node}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("[redis]\nmode = \"cluster\"\nnodes = [{nodes}]\n")
+        }
+        None => format!("[redis]\nmode = \"single\"\nurl = \"{target}\"\n"),
+    }
+}
+
 /// A running `redis-server`, killed and reaped when dropped; its temp dir goes with it.
 pub struct RedisServer {
     port: u16,
@@ -102,6 +118,16 @@ impl RedisServer {
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .with_context(|| format!("connecting to redis at {}", self.url()))
+    }
+
+    /// The services' Redis handle on this server, commands timing out after `timeout`.
+    pub async fn handle(&self, timeout: Duration) -> anyhow::Result<redis_layer::Redis> {
+        let config = redis_layer::Config {
+            url: self.url(),
+            command_timeout_ms: u64::try_from(timeout.as_millis())?,
+            ..redis_layer::Config::default()
+        };
+        Ok(redis_layer::Redis::connect(&config).await?)
     }
 
     /// `INFO {section}` as key -> value, comment and blank lines left out.

@@ -19,6 +19,7 @@ use std::{
 
 use base64::Engine;
 use edge::config::{Algorithm, IdentityConfig};
+use edge::limits::uid::UserKeys;
 use flash_tests::{
     edge_process::{EdgeOptions, EdgeProcess, CAPTCHA_SECRET, USER_JWT_SECRET},
     net,
@@ -1054,7 +1055,7 @@ async fn a_spent_pass_stays_spent_until_it_expires_even_after_pass_ttl_is_lowere
 
     assert_eq!(buy(&world, 0, Some(&alice), sale, &pass_a).await.0, 200);
     let mut conn = world.stack.redis.connection().await.unwrap();
-    let key = format!("{{u:alice}}:jti:{}", jti_of(&pass_a));
+    let key = UserKeys::new(sale, "alice").spent(&jti_of(&pass_a));
     let ttl: i64 = redis::cmd("TTL")
         .arg(&key)
         .query_async(&mut conn)

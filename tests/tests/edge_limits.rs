@@ -21,7 +21,7 @@ use edge::{
     config::{GlobalConfig, RateConfig},
     limits::{
         global::GlobalLimiter,
-        uid::{Admission, UidLimiter},
+        uid::{Admission, UidLimiter, UserKeys},
         Decision, LimitError,
     },
 };
@@ -32,30 +32,18 @@ use flash_tests::{
     shopper,
     stack::Stack,
 };
-use redis::{
-    aio::{ConnectionManager, ConnectionManagerConfig},
-    AsyncCommands,
-};
+use redis::AsyncCommands;
 use tokio::time::Instant;
 
 /// Command timeout of the limiters: generous, so a slow machine does not fail a test.
 const TIMEOUT: Duration = Duration::from_secs(5);
 const PASS_TTL: u64 = 60;
 
-/// A connection as an edge opens it: one per edge.
-async fn edge_connection(redis: &RedisServer, timeout: Duration) -> ConnectionManager {
-    let client = redis::Client::open(redis.url()).unwrap();
-    let config = ConnectionManagerConfig::new()
-        .set_response_timeout(Some(timeout))
-        .set_connection_timeout(Some(timeout))
-        .set_number_of_retries(1);
-    ConnectionManager::new_with_config(client, config)
-        .await
-        .unwrap()
-}
+/// The sale of the limiter tests: the per-UID keys are under its hash tag.
+const SALE: i64 = 1;
 
 async fn uid_limiter(redis: &RedisServer) -> UidLimiter {
-    let limiter = UidLimiter::new(edge_connection(redis, TIMEOUT).await, TIMEOUT);
+    let limiter = UidLimiter::new(redis.handle(TIMEOUT).await.unwrap());
     limiter.preload().await.unwrap();
     limiter
 }
@@ -86,7 +74,9 @@ async fn uid_burst_is_admitted_then_limited_by_the_same_limit_on_two_edges() {
     let mut seen = Vec::new();
     for n in 0..5 {
         let edge = &edges[n % 2];
-        let admission = edge.admit("alice", &format!("a{n}"), &rate, PASS_TTL).await;
+        let admission = edge
+            .admit(SALE, "alice", &format!("a{n}"), &rate, PASS_TTL)
+            .await;
         seen.push(remaining(admission.unwrap()));
     }
     assert_eq!(
@@ -97,7 +87,10 @@ async fn uid_burst_is_admitted_then_limited_by_the_same_limit_on_two_edges() {
 
     for (n, edge) in edges.iter().enumerate() {
         let jti = format!("over{n}");
-        let admission = edge.admit("alice", &jti, &rate, PASS_TTL).await.unwrap();
+        let admission = edge
+            .admit(SALE, "alice", &jti, &rate, PASS_TTL)
+            .await
+            .unwrap();
         let Admission::Limited { retry_after, quota } = admission else {
             panic!("the 6th request of the burst must be limited on edge {n}");
         };
@@ -109,7 +102,10 @@ async fn uid_burst_is_admitted_then_limited_by_the_same_limit_on_two_edges() {
         assert!(quota.reset >= Duration::from_secs(40), "{quota:?}");
     }
 
-    let other = edges[1].admit("bob", "b0", &rate, PASS_TTL).await.unwrap();
+    let other = edges[1]
+        .admit(SALE, "bob", "b0", &rate, PASS_TTL)
+        .await
+        .unwrap();
     assert_eq!(remaining(other), Ok(4), "another uid is unaffected");
 }
 
@@ -120,25 +116,43 @@ async fn uid_limited_attempt_keeps_its_token_and_a_replay_is_refused() {
     let strict = rate(0.1, 1, false);
     let mut conn = redis.connection().await.unwrap();
 
-    let first = edge.admit("carol", "t1", &strict, PASS_TTL).await.unwrap();
+    let first = edge
+        .admit(SALE, "carol", "t1", &strict, PASS_TTL)
+        .await
+        .unwrap();
     assert_eq!(remaining(first), Ok(0));
-    let ttl: i64 = conn.ttl("{u:carol}:jti:t1").await.unwrap();
+    let ttl: i64 = conn
+        .ttl(UserKeys::new(SALE, "carol").spent("t1"))
+        .await
+        .unwrap();
     assert!(
         ttl > 0 && ttl <= 60,
         "spent token remembered for the pass TTL, got {ttl}"
     );
 
-    let replay = edge.admit("carol", "t1", &strict, PASS_TTL).await.unwrap();
+    let replay = edge
+        .admit(SALE, "carol", "t1", &strict, PASS_TTL)
+        .await
+        .unwrap();
     assert_eq!(replay, Admission::Replayed, "a spent token is a replay");
 
-    let limited = edge.admit("carol", "t2", &strict, PASS_TTL).await.unwrap();
+    let limited = edge
+        .admit(SALE, "carol", "t2", &strict, PASS_TTL)
+        .await
+        .unwrap();
     assert!(matches!(limited, Admission::Limited { .. }), "{limited:?}");
-    let spent: bool = conn.exists("{u:carol}:jti:t2").await.unwrap();
+    let spent: bool = conn
+        .exists(UserKeys::new(SALE, "carol").spent("t2"))
+        .await
+        .unwrap();
     assert!(!spent, "a limited attempt must not spend its token");
 
     // The same token passes once the limit allows it (here: a looser limit).
     let looser = rate(0.1, 3, false);
-    let later = edge.admit("carol", "t2", &looser, PASS_TTL).await.unwrap();
+    let later = edge
+        .admit(SALE, "carol", "t2", &looser, PASS_TTL)
+        .await
+        .unwrap();
     assert_eq!(remaining(later), Ok(1));
 }
 
@@ -150,18 +164,28 @@ async fn uid_dry_run_admits_and_spends_but_does_not_advance_the_limit() {
     let dry = rate(0.1, 1, true);
 
     assert_eq!(
-        remaining(edge.admit("dave", "d1", &dry, PASS_TTL).await.unwrap()),
+        remaining(
+            edge.admit(SALE, "dave", "d1", &dry, PASS_TTL)
+                .await
+                .unwrap()
+        ),
         Ok(0)
     );
     for jti in ["d2", "d3", "d4"] {
-        let would = edge.admit("dave", jti, &dry, PASS_TTL).await.unwrap();
+        let would = edge.admit(SALE, "dave", jti, &dry, PASS_TTL).await.unwrap();
         assert!(matches!(would, Admission::WouldLimit { .. }), "{would:?}");
         assert!(would.passes());
-        let spent: bool = conn.exists(format!("{{u:dave}}:jti:{jti}")).await.unwrap();
+        let spent: bool = conn
+            .exists(UserKeys::new(SALE, "dave").spent(jti))
+            .await
+            .unwrap();
         assert!(spent, "a dry run spends the token of what it lets through");
     }
     let enforced = rate(0.1, 1, false);
-    let admission = edge.admit("dave", "d5", &enforced, PASS_TTL).await.unwrap();
+    let admission = edge
+        .admit(SALE, "dave", "d5", &enforced, PASS_TTL)
+        .await
+        .unwrap();
     let Admission::Limited { retry_after, .. } = admission else {
         panic!("over the limit once enforced");
     };
@@ -186,7 +210,11 @@ async fn uid_admit_costs_one_evalsha() {
         } else {
             format!("e{n}")
         };
-        outcomes.push(edge.admit("erin", &jti, &rate, PASS_TTL).await.unwrap());
+        outcomes.push(
+            edge.admit(SALE, "erin", &jti, &rate, PASS_TTL)
+                .await
+                .unwrap(),
+        );
     }
     assert!(outcomes.contains(&Admission::Replayed));
     assert!(outcomes
@@ -208,7 +236,7 @@ async fn uid_admit_costs_one_evalsha() {
 }
 
 async fn global_limiter(redis: &RedisServer, timeout: Duration) -> Arc<GlobalLimiter> {
-    let limiter = GlobalLimiter::new(edge_connection(redis, timeout).await, timeout);
+    let limiter = GlobalLimiter::new(redis.handle(timeout).await.unwrap());
     limiter.preload().await.unwrap();
     Arc::new(limiter)
 }

@@ -781,13 +781,7 @@ async fn i2_reconcile_repair_refuses_when_a_purchase_and_a_return_land_between_i
     stack.wait_quiet(sale, quiet).await.unwrap();
     assert_eq!(stack.books(sale).await.unwrap().live(), 1);
     let timeout = std::time::Duration::from_secs(5);
-    let redis = Reservations::new(
-        Reservations::connect(&stack.redis.url(), timeout)
-            .await
-            .unwrap(),
-        timeout,
-        timeout,
-    );
+    let redis = Reservations::new(stack.redis.handle(timeout).await.unwrap(), timeout);
     let db = Database::connect(&stack.postgres.url(), 2, timeout).unwrap();
 
     let seen = redis.stock_snapshot(sale).await.unwrap();

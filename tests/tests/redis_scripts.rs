@@ -25,8 +25,7 @@ const LOCK: Duration = Duration::from_secs(10);
 async fn redis_with(stock: u32) -> (RedisServer, Reservations, redis::aio::MultiplexedConnection) {
     let server = RedisServer::start().await.unwrap();
     let timeout = Duration::from_secs(5);
-    let conn = Reservations::connect(&server.url(), timeout).await.unwrap();
-    let redis = Reservations::new(conn, timeout, Duration::ZERO);
+    let redis = Reservations::new(server.handle(timeout).await.unwrap(), Duration::ZERO);
     assert!(redis.open_stock(SALE, stock).await.unwrap());
     let raw = server.connection().await.unwrap();
     (server, redis, raw)

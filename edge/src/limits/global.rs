@@ -36,10 +36,11 @@ use std::{
 };
 
 use prometheus_client::metrics::counter::Counter;
-use redis::{aio::ConnectionManager, Script, Value};
+use redis::{Script, Value};
+use redis_layer::Redis;
 use tokio::time::Instant;
 
-use super::{count, load_script, millis, run_script, Decision, LimitError, Quota};
+use super::{count, millis, run_script, Decision, LimitError, Quota};
 use crate::config::GlobalConfig;
 
 static LEASE: LazyLock<Script> =
@@ -137,8 +138,7 @@ fn micros(d: Duration) -> u64 {
 
 /// The global limit on one edge: a slice per sale, leased from Redis.
 pub struct GlobalLimiter {
-    conn: ConnectionManager,
-    timeout: Duration,
+    redis: Redis,
     epoch: Instant,
     /// Slices by sale; one entry per sale this edge has seen (a few dozen bytes each).
     sales: RwLock<HashMap<i64, Arc<Slice>>>,
@@ -147,11 +147,9 @@ pub struct GlobalLimiter {
 }
 
 impl GlobalLimiter {
-    /// Commands time out after `timeout`.
-    pub fn new(conn: ConnectionManager, timeout: Duration) -> Self {
+    pub fn new(redis: Redis) -> Self {
         Self {
-            conn,
-            timeout,
+            redis,
             epoch: Instant::now(),
             sales: RwLock::default(),
             redis_calls: Counter::default(),
@@ -166,7 +164,7 @@ impl GlobalLimiter {
 
     /// Loads `global_lease.lua` into Redis, so that no request pays for a NOSCRIPT retry.
     pub async fn preload(&self) -> Result<(), LimitError> {
-        load_script(&self.conn, self.timeout, "lease script load", &LEASE).await
+        Ok(self.redis.load(&[&LEASE]).await?)
     }
 
     /// Counts one admission to `sale`. Does not await while this edge's slice has budget; the dry
@@ -234,7 +232,7 @@ impl GlobalLimiter {
         let mut inv = LEASE.prepare_invoke();
         inv.key(admit_key(sale)).arg(per_second).arg(wanted);
         self.redis_calls.inc();
-        let reply: Vec<Value> = run_script(&self.conn, self.timeout, "lease", &inv).await?;
+        let reply: Vec<Value> = run_script(&self.redis, "lease", &inv).await?;
         parse_lease(&reply).ok_or(LimitError::Protocol("global_lease.lua reply"))
     }
 

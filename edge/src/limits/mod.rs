@@ -11,7 +11,8 @@ pub mod uid;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
-use redis::{aio::ConnectionManager, Value};
+use redis::Value;
+use redis_layer::Redis;
 
 /// What a limit allows, as the `RateLimit-*` headers tell it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,13 +74,8 @@ fn seconds_up(duration: Duration) -> u64 {
 /// unexpected script reply is ours.
 #[derive(Debug, thiserror::Error)]
 pub enum LimitError {
-    #[error("redis {what}: {source}")]
-    Redis {
-        what: &'static str,
-        source: redis::RedisError,
-    },
-    #[error("redis {0} timed out")]
-    Timeout(&'static str),
+    #[error(transparent)]
+    Redis(#[from] redis_layer::Error),
     /// An earlier failure of `what` is recent: Redis is not asked again before `retry_after`.
     #[error("redis {what} failed recently, not retried for {retry_after:?}")]
     Backoff {
@@ -96,47 +92,19 @@ pub enum LimitError {
 }
 
 impl LimitError {
-    /// `map_err` adapter naming the Redis operation.
-    fn redis(what: &'static str) -> impl FnOnce(redis::RedisError) -> Self {
-        move |source| Self::Redis { what, source }
-    }
-
     /// Whether Redis (not the edge) is at fault.
     pub fn is_upstream(&self) -> bool {
-        matches!(
-            self,
-            Self::Redis { .. } | Self::Timeout(_) | Self::Backoff { .. }
-        )
+        matches!(self, Self::Redis(_) | Self::Backoff { .. })
     }
 }
 
-/// Runs a script by EVALSHA (loading it again on NOSCRIPT) within `timeout`.
+/// Runs a script by EVALSHA (loading it again where Redis answers NOSCRIPT).
 async fn run_script<T: redis::FromRedisValue>(
-    conn: &ConnectionManager,
-    timeout: Duration,
+    redis: &Redis,
     what: &'static str,
     invocation: &redis::ScriptInvocation<'_>,
 ) -> Result<T, LimitError> {
-    let mut conn = conn.clone();
-    tokio::time::timeout(timeout, invocation.invoke_async(&mut conn))
-        .await
-        .map_err(|_| LimitError::Timeout(what))?
-        .map_err(LimitError::redis(what))
-}
-
-/// SCRIPT LOAD within `timeout`, so that no request pays for a NOSCRIPT retry.
-async fn load_script(
-    conn: &ConnectionManager,
-    timeout: Duration,
-    what: &'static str,
-    script: &redis::Script,
-) -> Result<(), LimitError> {
-    let mut conn = conn.clone();
-    tokio::time::timeout(timeout, script.load_async(&mut conn))
-        .await
-        .map_err(|_| LimitError::Timeout(what))?
-        .map_err(LimitError::redis(what))?;
-    Ok(())
+    Ok(redis.script(what, invocation).await?)
 }
 
 fn text(v: Option<&Value>) -> Option<&str> {

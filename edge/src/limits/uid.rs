@@ -1,29 +1,37 @@
 //! The per-UID limit, shared by every edge: GCRA in Redis on Redis `TIME` (`lua/admit.lua`),
-//! which also spends the captcha pass token, so a buy attempt costs ONE EVALSHA. The user's keys
-//! share the `{u:<uid>}` hash tag, hence one cluster slot. Unlike the other limits, the dry run
+//! which also spends the captcha pass token, so a buy attempt costs ONE EVALSHA. The limit is per
+//! user and sale: the keys are under the sale's `{s:<sale>}` hash tag, so that a buy attempt
+//! touches one cluster node only, the one holding the sale (a node failing over stops the
+//! buyers of its own sales, never those of the sales elsewhere). Unlike the other limits, the dry run
 //! is applied inside the script, because it decides whether the token is spent.
 
 use std::{sync::LazyLock, time::Duration};
 
-use redis::{aio::ConnectionManager, Script, Value};
+use redis::{Script, Value};
+use redis_layer::Redis;
 
-use super::{count, load_script, millis, run_script, text, Decision, LimitError, Quota};
+use super::{count, millis, run_script, text, Decision, LimitError, Quota};
 use crate::config::RateConfig;
 
 static ADMIT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../../lua/admit.lua")));
 
-/// Keys of one user; the `{u:<uid>}` hash tag keeps them in one cluster slot.
+/// Keys of one user in one sale, under the sale's `{s:<sale>}` hash tag: the sale's slot.
 #[derive(Debug, Clone)]
 pub struct UserKeys {
     prefix: String,
 }
 
 impl UserKeys {
-    pub fn new(uid: &str) -> Self {
+    pub fn new(sale: i64, uid: &str) -> Self {
         Self {
-            prefix: format!("{{u:{uid}}}"),
+            prefix: format!("{{s:{sale}}}:u:{uid}"),
         }
+    }
+
+    /// A solved captcha challenge, spent once.
+    pub fn challenge(&self, id: &str) -> String {
+        format!("{}:ch:{id}", self.prefix)
     }
 
     /// The GCRA's theoretical arrival time (ms).
@@ -73,19 +81,17 @@ impl Admission {
 /// The per-UID limit over one auto-reconnecting multiplexed connection.
 #[derive(Clone)]
 pub struct UidLimiter {
-    conn: ConnectionManager,
-    timeout: Duration,
+    redis: Redis,
 }
 
 impl UidLimiter {
-    /// Commands time out after `timeout`.
-    pub fn new(conn: ConnectionManager, timeout: Duration) -> Self {
-        Self { conn, timeout }
+    pub fn new(redis: Redis) -> Self {
+        Self { redis }
     }
 
     /// Loads `admit.lua` into Redis, so that no request pays for a NOSCRIPT retry.
     pub async fn preload(&self) -> Result<(), LimitError> {
-        load_script(&self.conn, self.timeout, "admit script load", &ADMIT).await
+        Ok(self.redis.load(&[&ADMIT]).await?)
     }
 
     /// Counts one attempt of `uid` against `rate` and spends its pass token `jti` (remembered
@@ -93,6 +99,7 @@ impl UidLimiter {
     /// round trip.
     pub async fn admit(
         &self,
+        sale: i64,
         uid: &str,
         jti: &str,
         rate: &RateConfig,
@@ -106,7 +113,7 @@ impl UidLimiter {
             });
         }
         let interval_ms = 1000.0 / rate.per_second;
-        let keys = UserKeys::new(uid);
+        let keys = UserKeys::new(sale, uid);
         let mut inv = ADMIT.prepare_invoke();
         inv.key(keys.rate())
             .key(keys.spent(jti))
@@ -114,7 +121,7 @@ impl UidLimiter {
             .arg(interval_ms * f64::from(rate.burst))
             .arg(spent_ttl_seconds.max(1))
             .arg(u8::from(rate.dry_run));
-        let reply: Vec<Value> = run_script(&self.conn, self.timeout, "admit", &inv).await?;
+        let reply: Vec<Value> = run_script(&self.redis, "admit", &inv).await?;
         let admission = parse_admission(&reply, u64::from(rate.burst))
             .ok_or(LimitError::Protocol("admit.lua reply"))?;
         match admission {
@@ -234,9 +241,12 @@ mod tests {
     }
 
     #[test]
-    fn keys_share_the_user_slot() {
-        let keys = UserKeys::new("alice");
-        assert_eq!(keys.rate(), "{u:alice}:rl");
-        assert_eq!(keys.spent("j1"), "{u:alice}:jti:j1");
+    fn keys_share_the_sale_slot() {
+        let keys = UserKeys::new(7, "alice");
+        assert_eq!(keys.rate(), "{s:7}:u:alice:rl");
+        assert_eq!(keys.spent("j1"), "{s:7}:u:alice:jti:j1");
+        assert_eq!(keys.challenge("c1"), "{s:7}:u:alice:ch:c1");
+        // A uid cannot move the keys to another slot: the first {...} is the sale's.
+        assert!(UserKeys::new(7, "}{x}").rate().starts_with("{s:7}:"));
     }
 }

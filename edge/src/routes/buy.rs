@@ -245,7 +245,7 @@ async fn admit(
     let rate = &runtime.config.limits.uid;
     let admission = state
         .uid
-        .admit(uid, &pass.jti, rate, pass.spent_mark_ttl(now))
+        .admit(sale, uid, &pass.jti, rate, pass.spent_mark_ttl(now))
         .await;
     match admission {
         Ok(Admission::Admitted(_)) => {}

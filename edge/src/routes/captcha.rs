@@ -24,7 +24,7 @@ use crate::{
     config::CaptchaConfig,
     error::{Error, Refusal},
     identity::Uid,
-    limits::ip::UserKey,
+    limits::{ip::UserKey, uid::UserKeys},
     pass::{Earned, PassClaims},
     state::{AppState, Runtime},
 };
@@ -319,23 +319,21 @@ pub async fn solve(
         }
     };
     // Single use: the first solver of a challenge id wins, until the challenge expires anyway.
-    let key = format!("{{u:{uid}}}:ch:{}", verified.id);
+    let key = UserKeys::new(body.sale, uid.as_str()).challenge(&verified.id);
     let ttl = verified.expires_at.saturating_sub(now).max(1);
-    let mut conn = state.redis.clone();
     state.metrics.redis("challenge_spend");
-    let first: Result<Option<String>, Error> = tokio::time::timeout(
-        state.redis_timeout,
-        redis::cmd("SET")
-            .arg(&key)
-            .arg(1)
-            .arg("NX")
-            .arg("EX")
-            .arg(ttl)
-            .query_async(&mut conn),
-    )
-    .await
-    .map_err(|_| Error::Timeout("challenge spend"))
-    .and_then(|r| r.map_err(Error::redis("challenge spend")));
+    let spend = redis::cmd("SET")
+        .arg(&key)
+        .arg(1)
+        .arg("NX")
+        .arg("EX")
+        .arg(ttl)
+        .clone();
+    let first: Result<Option<String>, Error> = state
+        .redis
+        .query("challenge spend", &spend)
+        .await
+        .map_err(Error::from);
     match first {
         Ok(Some(_)) => {}
         Ok(None) => {

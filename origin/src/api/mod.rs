@@ -283,7 +283,7 @@ async fn reserve(
             SaleState::Live | SaleState::SoldOut => {}
         }
     }
-    let retention = Duration::from_secs(state.config.redis.keys_retention_seconds);
+    let retention = Duration::from_secs(state.config.sales.keys_retention_seconds);
     let expire_at = known
         .as_ref()
         .map_or(0, |sale| keys_expire_at(sale.ends_at, retention));
