@@ -34,6 +34,7 @@ pub struct Metrics {
     heals: Family<OutcomeLabel, Counter>,
     heal_seconds: Histogram,
     gate_closures: Counter,
+    replica_waits: Family<OutcomeLabel, Counter>,
     /// The listeners' connections (`service::listener`).
     pub connections: service::listener::ConnectionMetrics,
 }
@@ -53,6 +54,12 @@ impl Default for Metrics {
         let heals = Family::<OutcomeLabel, Counter>::default();
         let heal_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 14));
         let gate_closures = Counter::default();
+        let replica_waits = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "replica_waits",
+            "WAITs for replicas after a winner's reservation (redis.wait_replicas), by outcome (acked, short: fewer replicas than asked within wait_timeout_ms, error)",
+            replica_waits.clone(),
+        );
         registry.register(
             "redis_losses",
             "Times this origin noticed that Redis lost a sale's data, by how (missing_stock, repeated_fence)",
@@ -129,6 +136,7 @@ impl Default for Metrics {
             heals,
             heal_seconds,
             gate_closures,
+            replica_waits,
             connections,
         }
     }
@@ -168,6 +176,11 @@ impl Metrics {
     }
     pub fn healed_in(&self, seconds: f64) {
         self.heal_seconds.observe(seconds);
+    }
+    pub fn replica_wait(&self, outcome: &'static str) {
+        self.replica_waits
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
     }
     pub fn gate_closed(&self) {
         self.gate_closures.inc();

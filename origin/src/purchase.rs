@@ -120,7 +120,24 @@ impl Purchases {
         tracing::debug!(%gid, left, "reserved");
         crash::point(crash::Point::AfterReserve);
 
-        let outcome = match self.branch(sale, uid, &gid).await {
+        // With `redis.wait_replicas`, the reservation reaches the replicas while PostgreSQL
+        // writes the order: the answer waits for both, and a failover after it keeps the
+        // reservation (and so the order of a buyer told "reserved" before the branch ran).
+        let (branch, replicas) =
+            tokio::join!(self.branch(sale, uid, &gid), self.redis.await_replicas(sale));
+        match replicas {
+            None => {}
+            Some(Ok(true)) => self.metrics.replica_wait("acked"),
+            Some(Ok(false)) => {
+                self.metrics.replica_wait("short");
+                tracing::debug!(%gid, "fewer replicas than asked have the reservation");
+            }
+            Some(Err(error)) => {
+                self.metrics.replica_wait("error");
+                tracing::warn!(%gid, %error, "waiting for replicas failed");
+            }
+        }
+        let outcome = match branch {
             Ok(outcome) => outcome,
             Err(error) => {
                 tracing::warn!(%gid, %error, "branch failed, left to recovery");

@@ -221,6 +221,8 @@ pub enum HealFinish {
 pub struct Reservations {
     redis: Redis,
     branch_timeout_ms: u64,
+    /// Replicas a winner's reservation waits for, and for how long at most.
+    wait: Option<(u32, Duration)>,
 }
 
 impl Reservations {
@@ -228,7 +230,26 @@ impl Reservations {
         Self {
             redis,
             branch_timeout_ms: u64::try_from(branch_timeout.as_millis()).unwrap_or(u64::MAX),
+            wait: None,
         }
+    }
+
+    /// Makes [`Reservations::await_replicas`] wait for `replicas` (none when 0) up to `timeout`.
+    pub fn waiting_for(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.wait = (replicas > 0).then_some((replicas, timeout));
+        self
+    }
+
+    /// After a reservation of `sale`: waits until the configured number of replicas of the node
+    /// holding the sale have it (`WAIT`), at most the configured time. `None` when no replica
+    /// is asked for; else whether enough replicas acknowledged.
+    pub async fn await_replicas(&self, sale: i64) -> Option<Result<bool>> {
+        let (replicas, timeout) = self.wait?;
+        let acked = self
+            .redis
+            .wait_replicas(&SaleKeys::new(sale).stock(), replicas, timeout)
+            .await;
+        Some(acked.map(|n| n >= replicas).map_err(Error::from))
     }
 
     async fn run<T: redis::FromRedisValue>(

@@ -27,7 +27,8 @@ pub async fn connect(config: &Config) -> Result<(Reservations, Database)> {
     let redis = Reservations::new(
         Redis::connect(&config.redis).await?,
         Duration::from_millis(config.recovery.timeout_ms),
-    );
+    )
+    .waiting_for(config.redis.wait_replicas, config.redis.wait_timeout());
     let db = Database::connect(
         &config.postgres.url,
         config.postgres.pool_size,
