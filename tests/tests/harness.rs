@@ -1,9 +1,12 @@
 //! Proves the test harness itself: real Redis and PostgreSQL servers start on free ports, answer,
-//! count commands, keep their data across a crash or a stop, and several start at once.
+//! count commands, keep their data across a crash or a stop, and several start at once; a real
+//! Redis Cluster starts with three shards, counts its primaries' commands, and fails a killed
+//! primary over to its replica.
 
 use std::time::Duration;
 
 use flash_tests::postgres_server::PostgresServer;
+use flash_tests::redis_cluster::{RedisCluster, Role};
 use flash_tests::redis_server::RedisServer;
 use flash_tests::wait;
 use redis::AsyncCommands;
@@ -224,5 +227,157 @@ async fn servers_start_in_parallel_on_different_ports() -> anyhow::Result<()> {
         let row = postgres.client().await?.query_one("SELECT 1", &[]).await?;
         assert_eq!(row.get::<_, i32>(0), 1);
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_cluster_starts_with_three_primaries_and_replicas() -> anyhow::Result<()> {
+    let cluster = RedisCluster::start().await?;
+    let mut ports = cluster.ports();
+    ports.sort_unstable();
+    ports.dedup();
+    assert_eq!(ports.len(), 6, "ports: {ports:?}");
+    assert_eq!(
+        cluster.seeds()[0],
+        format!("redis://127.0.0.1:{}/", cluster.ports()[0])
+    );
+
+    let primaries = cluster.primaries().await?;
+    assert_eq!(primaries.len(), 3, "{primaries:?}");
+    for primary in &primaries {
+        assert_eq!(cluster.role(primary.port).await?, Role::Primary);
+        assert!(primary.pid.is_some(), "{primary:?}");
+    }
+    let replicas: Vec<u16> = ports
+        .iter()
+        .copied()
+        .filter(|port| primaries.iter().all(|primary| primary.port != *port))
+        .collect();
+    let mut replicated = Vec::new();
+    for replica in replicas {
+        match cluster.role(replica).await? {
+            Role::Replica { of } => replicated.push(of),
+            Role::Primary => panic!("{replica} is a primary without slots"),
+        }
+    }
+    replicated.sort_unstable();
+    let mut primary_ports: Vec<u16> = primaries.iter().map(|primary| primary.port).collect();
+    primary_ports.sort_unstable();
+    assert_eq!(replicated, primary_ports, "each primary has one replica");
+
+    // The sales' hash tags spread their keys over the primaries: the first sales already
+    // reach all three.
+    let mut keys: Vec<(u16, String)> = Vec::new();
+    for sale in 1..=20 {
+        let key = format!("{{s:{sale}}}:stock");
+        let owner = cluster.primary_of(&key).await?.port;
+        if keys.iter().all(|(port, _)| *port != owner) {
+            keys.push((owner, key));
+        }
+    }
+    let mut owners: Vec<u16> = keys.iter().map(|(port, _)| *port).collect();
+    owners.sort_unstable();
+    assert_eq!(owners, primary_ports, "keys: {keys:?}");
+    // A sale's keys share its hash tag, so one primary serves them all.
+    assert_eq!(
+        cluster.primary_of("{s:1}:stock").await?,
+        cluster.primary_of("{s:1}:fence").await?
+    );
+
+    let mut redis = cluster.connection().await?;
+    cluster.reset_stats().await?;
+    assert_eq!(
+        cluster.total_calls().await?,
+        0,
+        "nothing was sent since the reset"
+    );
+    for (units, (_, key)) in keys.iter().enumerate() {
+        let () = redis.set(key, units + 10).await?;
+    }
+    for (units, (_, key)) in keys.iter().enumerate() {
+        let stock: usize = redis.get(key).await?;
+        assert_eq!(stock, units + 10, "{key}");
+    }
+    let stats = cluster.command_stats().await?;
+    assert_eq!(stats.get("set"), Some(&3), "{stats:?}");
+    assert_eq!(stats.get("get"), Some(&3), "{stats:?}");
+    assert_eq!(cluster.total_calls().await?, 6, "{stats:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_killed_primary_is_replaced_by_its_replica() -> anyhow::Result<()> {
+    let mut cluster = RedisCluster::start().await?;
+    let key = "{s:1}:stock";
+    let old = cluster.primary_of(key).await?;
+    let mut client = cluster.connection().await?;
+    // On the primary itself: WAIT returns once the replica has this connection's writes too.
+    let mut primary = cluster.node_connection(old.port).await?;
+    let () = primary.set(key, 42).await?;
+    let replicas: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(&mut primary)
+        .await?;
+    assert_eq!(replicas, 1, "the replica acknowledged the write");
+    let other = cluster.primary_of("{s:2}:stock").await?;
+    assert_ne!(other.port, old.port);
+
+    cluster.kill(old.port)?;
+    assert_eq!(cluster.pid(old.port), None);
+    // While the shard fails over, another sale's shard keeps taking writes.
+    let mut other_primary = cluster.node_connection(other.port).await?;
+    let mut ticker = tokio::time::interval(Duration::from_millis(20));
+    let mut writes = 0;
+    let took = {
+        let failover = cluster.wait_failover(key, old.port);
+        tokio::pin!(failover);
+        loop {
+            tokio::select! {
+                took = &mut failover => break took?,
+                _ = ticker.tick() => {}
+            }
+            let _: u32 = other_primary.incr("{s:2}:sold", 1).await?;
+            writes += 1;
+        }
+    };
+    let new = cluster.primary_of(key).await?;
+    println!(
+        "failover of {} to {} took {took:?} (cluster-node-timeout {} ms)",
+        old.port,
+        new.port,
+        flash_tests::redis_cluster::NODE_TIMEOUT_MS
+    );
+    assert_ne!(new.port, old.port);
+    assert!(new.pid.is_some(), "{new:?}");
+    assert_eq!(cluster.role(new.port).await?, Role::Primary);
+
+    let direct: u32 = cluster.node_connection(new.port).await?.get(key).await?;
+    assert_eq!(direct, 42, "the promoted replica has the write");
+    let followed: u32 = client.get(key).await?;
+    assert_eq!(followed, 42, "the cluster client found the new primary");
+    let sold: u32 = client.get("{s:2}:sold").await?;
+    assert!(
+        writes > 10,
+        "{writes} writes to the other shard during the failover"
+    );
+    assert_eq!(sold, writes, "every write to the other shard was answered");
+
+    cluster.restart(old.port).await?;
+    let rejoined = cluster.wait_healthy().await?;
+    println!("{} rejoined in {rejoined:?}", old.port);
+    assert_eq!(
+        cluster.role(old.port).await?,
+        Role::Replica { of: new.port }
+    );
+    assert_eq!(cluster.primary_of(key).await?.port, new.port);
+    let mut replica = cluster.node_connection(old.port).await?;
+    // A replica answers reads of its primary's slots after READONLY (else with MOVED).
+    let () = redis::cmd("READONLY").query_async(&mut replica).await?;
+    let replica_has: u32 = replica.get(key).await?;
+    assert_eq!(
+        replica_has, 42,
+        "the old primary is in sync with the new one"
+    );
     Ok(())
 }
