@@ -123,8 +123,10 @@ impl Purchases {
         // With `redis.wait_replicas`, the reservation reaches the replicas while PostgreSQL
         // writes the order: the answer waits for both, and a failover after it keeps the
         // reservation (and so the order of a buyer told "reserved" before the branch ran).
-        let (branch, replicas) =
-            tokio::join!(self.branch(sale, uid, &gid), self.redis.await_replicas(sale));
+        let (branch, replicas) = tokio::join!(
+            self.branch(sale, uid, &gid),
+            self.redis.await_replicas(sale)
+        );
         match replicas {
             None => {}
             Some(Ok(true)) => self.metrics.replica_wait("acked"),

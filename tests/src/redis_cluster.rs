@@ -116,6 +116,23 @@ impl RedisCluster {
             .collect()
     }
 
+    /// How a service under test is pointed at the cluster (see
+    /// [`redis_table`](crate::redis_server::redis_table)): `cluster:` and the seed list.
+    pub fn target(&self) -> String {
+        format!("cluster:{}", self.seeds().join(","))
+    }
+
+    /// The services' Redis handle on the cluster, commands timing out after `timeout`.
+    pub async fn handle(&self, timeout: Duration) -> anyhow::Result<redis_layer::Redis> {
+        let config = redis_layer::Config {
+            mode: redis_layer::Mode::Cluster,
+            nodes: self.seeds(),
+            command_timeout_ms: u64::try_from(timeout.as_millis())?,
+            ..redis_layer::Config::default()
+        };
+        Ok(redis_layer::Redis::connect(&config).await?)
+    }
+
     /// The temp dir holding a `node-N/` dir per node (`nodes.conf`, `appendonlydir/`, `redis.log`).
     pub fn dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()

@@ -249,86 +249,7 @@ impl Stack {
     /// Reads the books of `sale` from both stores.
     pub async fn books(&self, sale: i64) -> anyhow::Result<Books> {
         let mut conn = self.redis.connection().await?;
-        let remaining: Option<i64> = conn.get(format!("{{s:{sale}}}:stock")).await?;
-        let in_flight: i64 = conn.zcard(format!("{{s:{sale}}}:due")).await?;
-        let prefix = format!("{{s:{sale}}}:tx:");
-        let keys: Vec<String> = {
-            let mut iter: redis::AsyncIter<String> =
-                conn.scan_match(format!("{{s:{sale}}}:tx:*")).await?;
-            let mut keys = Vec::new();
-            while let Some(key) = iter.next_item().await {
-                keys.push(key?);
-            }
-            keys
-        };
-        let mut tx_states = BTreeMap::new();
-        let mut tx_gids = Vec::new();
-        for key in &keys {
-            let state: Option<String> = conn.hget(key, "state").await?;
-            *tx_states.entry(state.unwrap_or_default()).or_insert(0) += 1;
-            tx_gids.push(key.trim_start_matches(&prefix).to_string());
-        }
-
-        let db = self.postgres.client().await?;
-        let sale_row = db
-            .query_one("SELECT total, sold FROM sales WHERE id = $1", &[&sale])
-            .await?;
-        let mut by_status = BTreeMap::new();
-        for row in db
-            .query(
-                "SELECT status, count(*) FROM orders WHERE sale_id = $1 GROUP BY status",
-                &[&sale],
-            )
-            .await?
-        {
-            by_status.insert(row.get::<_, String>(0), row.get::<_, i64>(1));
-        }
-        let max_per_gid: i64 = db
-            .query_one(
-                "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM orders
-                 WHERE sale_id = $1 GROUP BY gid) t",
-                &[&sale],
-            )
-            .await?
-            .get(0);
-        let max_live_per_user: i64 = db
-            .query_one(
-                "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM orders
-                 WHERE sale_id = $1 AND status IN ('pending', 'paid') GROUP BY uid) t",
-                &[&sale],
-            )
-            .await?
-            .get(0);
-        let orders_without_tx: i64 = db
-            .query_one(
-                "SELECT count(*) FROM orders WHERE sale_id = $1 AND NOT (gid = ANY($2))",
-                &[&sale, &tx_gids],
-            )
-            .await?
-            .get(0);
-        let returning: i64 = db
-            .query_one(
-                "SELECT count(*) FROM returns WHERE sale_id = $1 AND done_at IS NULL",
-                &[&sale],
-            )
-            .await?
-            .get(0);
-        let count = |s: &str| by_status.get(s).copied().unwrap_or(0);
-        Ok(Books {
-            total: i64::from(sale_row.get::<_, i32>(0)),
-            sold: i64::from(sale_row.get::<_, i32>(1)),
-            redis_remaining: remaining.unwrap_or(-1),
-            pending: count("pending"),
-            paid: count("paid"),
-            rejected: count("rejected"),
-            cancelled: count("cancelled"),
-            in_flight,
-            returning,
-            tx_states,
-            max_orders_per_gid: max_per_gid,
-            max_live_per_user,
-            orders_without_tx,
-        })
+        read_books(&mut conn, &self.postgres, sale).await
     }
 
     /// Runs `origin reconcile --sale N --json [--repair]`: its exit code, the report when it
@@ -367,4 +288,94 @@ impl Stack {
             .with_context(|| format!("reconcile output {stdout:?}, stderr {stderr}"))?;
         Ok((ok, report))
     }
+}
+
+/// Reads the books of `sale`: its Redis side through `conn`, a connection to the node holding
+/// the sale (one server, or the primary of the sale's slot in a cluster: every key of a sale is
+/// there), and its PostgreSQL side.
+pub async fn read_books(
+    conn: &mut redis::aio::MultiplexedConnection,
+    postgres: &PostgresServer,
+    sale: i64,
+) -> anyhow::Result<Books> {
+    let remaining: Option<i64> = conn.get(format!("{{s:{sale}}}:stock")).await?;
+    let in_flight: i64 = conn.zcard(format!("{{s:{sale}}}:due")).await?;
+    let prefix = format!("{{s:{sale}}}:tx:");
+    let keys: Vec<String> = {
+        let mut iter: redis::AsyncIter<String> =
+            conn.scan_match(format!("{{s:{sale}}}:tx:*")).await?;
+        let mut keys = Vec::new();
+        while let Some(key) = iter.next_item().await {
+            keys.push(key?);
+        }
+        keys
+    };
+    let mut tx_states = BTreeMap::new();
+    let mut tx_gids = Vec::new();
+    for key in &keys {
+        let state: Option<String> = conn.hget(key, "state").await?;
+        *tx_states.entry(state.unwrap_or_default()).or_insert(0) += 1;
+        tx_gids.push(key.trim_start_matches(&prefix).to_string());
+    }
+
+    let db = postgres.client().await?;
+    let sale_row = db
+        .query_one("SELECT total, sold FROM sales WHERE id = $1", &[&sale])
+        .await?;
+    let mut by_status = BTreeMap::new();
+    for row in db
+        .query(
+            "SELECT status, count(*) FROM orders WHERE sale_id = $1 GROUP BY status",
+            &[&sale],
+        )
+        .await?
+    {
+        by_status.insert(row.get::<_, String>(0), row.get::<_, i64>(1));
+    }
+    let max_per_gid: i64 = db
+        .query_one(
+            "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM orders
+             WHERE sale_id = $1 GROUP BY gid) t",
+            &[&sale],
+        )
+        .await?
+        .get(0);
+    let max_live_per_user: i64 = db
+        .query_one(
+            "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM orders
+             WHERE sale_id = $1 AND status IN ('pending', 'paid') GROUP BY uid) t",
+            &[&sale],
+        )
+        .await?
+        .get(0);
+    let orders_without_tx: i64 = db
+        .query_one(
+            "SELECT count(*) FROM orders WHERE sale_id = $1 AND NOT (gid = ANY($2))",
+            &[&sale, &tx_gids],
+        )
+        .await?
+        .get(0);
+    let returning: i64 = db
+        .query_one(
+            "SELECT count(*) FROM returns WHERE sale_id = $1 AND done_at IS NULL",
+            &[&sale],
+        )
+        .await?
+        .get(0);
+    let count = |s: &str| by_status.get(s).copied().unwrap_or(0);
+    Ok(Books {
+        total: i64::from(sale_row.get::<_, i32>(0)),
+        sold: i64::from(sale_row.get::<_, i32>(1)),
+        redis_remaining: remaining.unwrap_or(-1),
+        pending: count("pending"),
+        paid: count("paid"),
+        rejected: count("rejected"),
+        cancelled: count("cancelled"),
+        in_flight,
+        returning,
+        tx_states,
+        max_orders_per_gid: max_per_gid,
+        max_live_per_user,
+        orders_without_tx,
+    })
 }
