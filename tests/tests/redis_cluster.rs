@@ -3,6 +3,11 @@
 //! can reach a user; a primary killed mid-crowd is replaced by its replica and buying goes on, with
 //! no oversell, one order per user, every `reserved` answer backed by its order, and the books
 //! balanced by themselves afterwards; and the sales held by the other primaries never notice.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration tests: a failed unwrap is a failed test, with its message"
+)]
 
 use std::{
     collections::HashSet,
