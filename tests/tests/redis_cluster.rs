@@ -610,3 +610,119 @@ async fn the_sales_of_the_other_primaries_never_notice_a_failover() {
         }
     }
 }
+
+/// The sold-out events an edge has heard (`edge_sale_events_total{name="sold_out"}`).
+async fn sold_out_events(http: &reqwest::Client, edge: &EdgeProcess) -> anyhow::Result<f64> {
+    let text = metrics::scrape(http, &edge.metrics_url()).await?;
+    Ok(metrics::sample_sum(
+        &text,
+        "edge_sale_events_total",
+        &[("name", "sold_out")],
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sale_events_reach_every_edge_whichever_node_holds_the_sale() {
+    let mut world = World::start().await;
+    // Two edges listening on different nodes: the seed list in two orders.
+    let seeds = world.cluster.seeds();
+    let mut reversed = seeds.clone();
+    reversed.reverse();
+    let mut edges = Vec::new();
+    for order in [&seeds, &reversed] {
+        edges.push(
+            EdgeProcess::start(
+                edge_binary(),
+                &format!("cluster:{}", order.join(",")),
+                &[world.origin.url()],
+                &EdgeOptions::default(),
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    let subscriptions =
+        |edge: &EdgeProcess| edge.log().matches("subscribed to sale events").count();
+    for edge in &edges {
+        wait::until("the edge subscribed", BALANCE_DEADLINE, || async {
+            Ok(subscriptions(edge) >= 1)
+        })
+        .await
+        .unwrap();
+    }
+    let shop = world.shop();
+    let mut by_primary = std::collections::BTreeMap::new();
+    while by_primary.len() < 3 {
+        let sale = world.create_sale(1).await;
+        by_primary
+            .entry(world.primary_of(sale).await)
+            .or_insert(sale);
+        assert!(sale < 64, "64 sales never covered three primaries");
+    }
+    let mut heard = 0.0;
+    for (primary, sale) in &by_primary {
+        let (status, body) = shop.reserve(*sale, &format!("only-{sale}")).await;
+        assert_eq!(status, 200, "{body}");
+        let sold_at = Instant::now();
+        heard += 1.0;
+        for edge in &edges {
+            wait::until(
+                "the sold-out event on the edge",
+                BALANCE_DEADLINE,
+                || async { Ok(sold_out_events(&world.http, edge).await? >= heard) },
+            )
+            .await
+            .unwrap();
+        }
+        eprintln!(
+            "sale {sale} on the primary at :{primary}: both edges had its sold-out event {:.1} ms after the last unit's answer",
+            sold_at.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+
+    // The node the first edge listens on dies: it listens on the next seed, and hears again.
+    let first_seed_port: u16 = seeds[0]
+        .trim_start_matches("redis://127.0.0.1:")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    world.cluster.kill(first_seed_port).unwrap();
+    wait::until(
+        "the edge listens on another node",
+        BALANCE_DEADLINE,
+        || async { Ok(subscriptions(&edges[0]) >= 2) },
+    )
+    .await
+    .unwrap();
+    for sale in by_primary.values() {
+        if world.primary_of(*sale).await == first_seed_port {
+            world
+                .cluster
+                .wait_failover(&SaleKeys::new(*sale).stock(), first_seed_port)
+                .await
+                .unwrap();
+        }
+    }
+    let sale = world.create_sale(1).await;
+    let heard_before = sold_out_events(&world.http, &edges[0]).await.unwrap();
+    wait::until(
+        "a unit reserved after the node died",
+        BALANCE_DEADLINE,
+        || {
+            let shop = shop.clone();
+            async move {
+                let (status, _) = shop.reserve(sale, "after-the-kill").await;
+                Ok(status == 200 || status == 409)
+            }
+        },
+    )
+    .await
+    .unwrap();
+    wait::until(
+        "the event heard on the new node",
+        BALANCE_DEADLINE,
+        || async { Ok(sold_out_events(&world.http, &edges[0]).await? > heard_before) },
+    )
+    .await
+    .unwrap();
+}
