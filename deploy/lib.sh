@@ -55,6 +55,43 @@ load_settings() {
         seen[$value]=$name
     done
 
+    # REDIS_CLUSTER=1: a Redis Cluster of six nodes on REDIS_CLUSTER_PORTS instead of the single
+    # redis-server on REDIS_PORT (see "Redis Cluster" in README.md).
+    REDIS_CLUSTER="${REDIS_CLUSTER:-0}"
+    [[ $REDIS_CLUSTER == [01] ]] ||
+        die "REDIS_CLUSTER=$REDIS_CLUSTER: 1 runs a Redis Cluster of six nodes, 0 (the default) one redis-server"
+    REDIS_CLUSTER_PORTS="${REDIS_CLUSTER_PORTS:-7001-7006}"
+    REDIS_CLUSTER_NODES=()
+    if ((REDIS_CLUSTER)); then
+        local item first last port
+        for item in ${REDIS_CLUSTER_PORTS//,/ }; do
+            if [[ $item =~ ^([0-9]{1,5})-([0-9]{1,5})$ ]]; then
+                first=$((10#${BASH_REMATCH[1]})) last=$((10#${BASH_REMATCH[2]}))
+            elif [[ $item =~ ^[0-9]{1,5}$ ]]; then
+                first=$((10#$item)) last=$first
+            else
+                die "REDIS_CLUSTER_PORTS: $item is neither a port nor a range of ports such as 7001-7006"
+            fi
+            ((first <= last && last - first < 6)) ||
+                die "REDIS_CLUSTER_PORTS: $item is not a range of up to six ports"
+            for ((port = first; port <= last; port++)); do
+                REDIS_CLUSTER_NODES+=("$port")
+            done
+        done
+        ((${#REDIS_CLUSTER_NODES[@]} == 6)) ||
+            die "REDIS_CLUSTER_PORTS=$REDIS_CLUSTER_PORTS names ${#REDIS_CLUSTER_NODES[@]} ports: the cluster (three primaries, three replicas) needs six"
+        for port in "${REDIS_CLUSTER_NODES[@]}"; do
+            # Each node also listens on its port + 10000: the cluster bus, where nodes gossip.
+            ((port >= 1 && port <= 55535)) ||
+                die "REDIS_CLUSTER_PORTS: $port is not a port from 1 to 55535 (its cluster bus takes port + 10000)"
+            for value in "$port" "$((port + 10000))"; do
+                [[ -z ${seen[$value]:-} ]] ||
+                    die "REDIS_CLUSTER_PORTS: port $value (node $port or its cluster bus) is also ${seen[$value]}"
+                seen[$value]="node $port of REDIS_CLUSTER_PORTS (or its cluster bus)"
+            done
+        done
+    fi
+
     [[ $STATE_DIR == /* ]] || STATE_DIR="$CALLER_DIR/$STATE_DIR"
     STATE_DIR="$(realpath -m -s -- "$STATE_DIR")"
     [[ -n $STATE_DIR && $STATE_DIR != "$CALLER_DIR" ]] || die "STATE_DIR must name a folder of its own"
@@ -76,6 +113,8 @@ load_settings() {
     LOG_DIR="$STATE_DIR/logs"
     PID_DIR="$STATE_DIR/pids"
     REDIS_DIR="$STATE_DIR/redis"
+    # One folder per node (REDIS_CLUSTER=1): <port>/ with its nodes.conf and AOF.
+    REDIS_CLUSTER_DIR="$STATE_DIR/redis-cluster"
     PG_DIR="$STATE_DIR/pg"
     PG_DATA="$PG_DIR/data"
     PG_SOCK="$PG_DIR/sock"
@@ -236,7 +275,7 @@ live_pid() {
 # SIGKILL to it and to its own children (nginx's workers, found by parent pid, never by name).
 # Removes the pid file.
 stop_pid() {
-    local name="$1" file="$2" expect="$3" signal="${4:-TERM}" pid waited=0 child
+    local name="$1" file="$2" expect="$3" signal="${4:-TERM}" pid
     if ! pid="$(live_pid "$file" "$expect")"; then
         if [[ -e $file ]]; then
             say "$name: not running (stale pid file removed)"
@@ -248,6 +287,15 @@ stop_pid() {
     fi
     say "$name: stopping pid $pid (SIG$signal)"
     kill "-$signal" "$pid" 2>/dev/null || true
+    wait_exit "$name" "$pid"
+    rm -f "$file"
+    say "$name: stopped"
+}
+
+# Waits up to 10 s for process $2 (a service called $1), already signalled, to exit; then
+# SIGKILL to it and to its own children.
+wait_exit() {
+    local name="$1" pid="$2" waited=0 child
     while pid_running "$pid"; do
         if ((waited >= 100)); then
             warn "$name: pid $pid still running after 10 s: SIGKILL"
@@ -260,8 +308,6 @@ stop_pid() {
         sleep 0.1
         waited=$((waited + 1))
     done
-    rm -f "$file"
-    say "$name: stopped"
 }
 
 # Prints the pids of the children of process $1 (from /proc: their parent pid is $1).
@@ -280,6 +326,103 @@ child_pids() {
 # True when something accepts TCP connections on 127.0.0.1:$1.
 port_open() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# ---- Redis Cluster (REDIS_CLUSTER=1) -------------------------------------------------------------
+
+# The pid file and the log of the cluster node on port $1.
+redis_node_pid() { printf '%s/redis-cluster-%s.pid' "$PID_DIR" "$1"; }
+redis_node_log() { printf '%s/redis-cluster-%s.log' "$LOG_DIR" "$1"; }
+
+# Sets REDIS_NODE_ARGS to the arguments of redis-server for the cluster node on port $1, data in
+# folder $2: the settings of the tests' cluster (tests/src/redis_cluster/node.rs says more).
+# - cluster-node-timeout 1000: a primary unreachable for 1 s is failed over to its replica within
+#   2 to 3 s (Redis's default, 15 s, stops a shard's sales for 16 s and more);
+# - cluster-replica-validity-factor 0: the replica takes over however long it was cut off from
+#   its primary, rather than leave the shard without a primary (the origins heal what it missed
+#   from PostgreSQL);
+# - cluster-require-full-coverage no: while one shard fails over, the others keep serving;
+# - AOF with fsync every second and no RDB snapshots, like the single Redis;
+# - repl-diskless-sync-delay 0: a replica joining gets its copy at once, not after 5 s.
+# --dir comes first: Redis enters the folder as it reads it, and keeps nodes.conf there.
+# shellcheck disable=SC2034 # REDIS_NODE_ARGS is used by deploy/up, which sources this file
+redis_cluster_node_args() {
+    REDIS_NODE_ARGS=(
+        --dir "$2" --port "$1" --bind 127.0.0.1 --daemonize no
+        --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 1000
+        --cluster-replica-validity-factor 0 --cluster-require-full-coverage no
+        --appendonly yes --appendfsync everysec --save "" --repl-diskless-sync-delay 0
+    )
+}
+
+# The seed list of the services' config: every node, as `nodes = ["redis://127.0.0.1:7001/", ...]`.
+redis_cluster_nodes_line() {
+    local port line=""
+    for port in "${REDIS_CLUSTER_NODES[@]}"; do
+        line+="${line:+, }\"redis://127.0.0.1:$port/\""
+    done
+    printf 'nodes = [%s]\n' "$line"
+}
+
+# Points the [redis] section of the service config $1 at the cluster, in place: its `mode` line
+# becomes `mode = "cluster"` followed by the `nodes` line (the section's old `nodes`, one line or
+# several, goes); a section without a `mode` line gets both right after its header. The other
+# sections and the comments are left as they are.
+render_redis_cluster() {
+    local conf="$1"
+    awk -v nodes="$(redis_cluster_nodes_line)" '
+        function header(line) { return line ~ /^[[:space:]]*\[/ }
+        function redis(line) { return line ~ /^[[:space:]]*\[redis\][[:space:]]*(#.*)?$/ }
+        # First pass: does the [redis] section have a mode line?
+        NR == FNR {
+            if (header($0)) in_redis = redis($0)
+            else if (in_redis && $0 ~ /^[[:space:]]*mode[[:space:]]*=/) has_mode = 1
+            next
+        }
+        FNR == 1 { in_redis = 0 }
+        skipping { if ($0 ~ /\]/) skipping = 0; next }
+        header($0) {
+            in_redis = redis($0)
+            print
+            if (in_redis && !has_mode) { print "mode = \"cluster\""; print nodes }
+            next
+        }
+        in_redis && /^[[:space:]]*nodes[[:space:]]*=/ { if ($0 !~ /\]/) skipping = 1; next }
+        in_redis && /^[[:space:]]*mode[[:space:]]*=/ { print "mode = \"cluster\""; print nodes; next }
+        { print }
+    ' "$conf" "$conf" >"$conf.tmp"
+    mv "$conf.tmp" "$conf"
+    if ! grep -q '^mode = "cluster"$' "$conf" || ! grep -q '^nodes = \["redis://' "$conf"; then
+        die "redis cluster: $(show_path "$conf") has no [redis] section to point at the cluster"
+    fi
+}
+
+# Stops the cluster nodes deploy/up started (every pids/redis-cluster-<port>.pid, whatever
+# REDIS_CLUSTER says now): SIGTERM to all of them first, so that no replica outlives its primary
+# long enough to take its place, then up to 10 s each to exit (then SIGKILL).
+stop_redis_cluster() {
+    local file port pid
+    local -a ports=() pids=()
+    for file in "$PID_DIR"/redis-cluster-*.pid; do
+        [[ -e $file ]] || continue
+        port="${file##*/redis-cluster-}"
+        port="${port%.pid}"
+        if pid="$(live_pid "$file" redis-server)"; then
+            say "redis cluster: stopping node $port, pid $pid (SIGTERM)"
+            kill -TERM "$pid" 2>/dev/null || true
+            ports+=("$port")
+            pids+=("$pid")
+        else
+            say "redis cluster: node $port not running (stale pid file removed)"
+            rm -f "$file"
+        fi
+    done
+    local i
+    for i in "${!pids[@]}"; do
+        wait_exit "redis cluster node ${ports[i]}" "${pids[i]}"
+        rm -f "$(redis_node_pid "${ports[i]}")"
+    done
+    ((${#pids[@]} == 0)) || say "redis cluster: stopped (${#pids[@]} nodes)"
 }
 
 # ---- PostgreSQL as the right user ----------------------------------------------------------------
