@@ -14,6 +14,7 @@ pub mod origin_process;
 pub mod payments;
 pub mod postgres_server;
 pub mod redis_cluster;
+pub mod redis_process;
 pub mod redis_server;
 pub mod shopper;
 pub mod stack;

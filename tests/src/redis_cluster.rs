@@ -30,7 +30,8 @@ mod node;
 mod stats;
 mod topology;
 
-use node::{admin_connection, cluster_info, cluster_nodes, info, NodeProcess, LOG_TAIL_LINES};
+use crate::redis_process::{admin_connection, LOG_TAIL_LINES};
+use node::{cluster_info, cluster_nodes, info, NodeProcess};
 use topology::{KnownRole, Shard, View};
 
 pub use node::NODE_TIMEOUT_MS;

@@ -152,14 +152,7 @@ impl Stack {
 
     /// POSTs JSON to the origin: (status, body).
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.origin.url()))
-            .json(body)
-            .send()
-            .await?;
-        let status = resp.status().as_u16();
-        Ok((status, resp.json().await?))
+        post_json(&self.http, &format!("{}{path}", self.origin.url()), body).await
     }
 
     pub async fn reserve(&self, sale: i64, uid: &str) -> anyhow::Result<(u16, Value)> {
@@ -205,14 +198,7 @@ impl Stack {
             let due = due.clone();
             async move {
                 let n: i64 = conn.zcard(&due).await?;
-                let returning: i64 = db
-                    .query_one(
-                        "SELECT count(*) FROM returns WHERE sale_id = $1 AND done_at IS NULL",
-                        &[&sale],
-                    )
-                    .await?
-                    .get(0);
-                Ok(n == 0 && returning == 0)
+                Ok(n == 0 && units_returning(db, sale).await? == 0)
             }
         })
         .await
@@ -355,13 +341,7 @@ pub async fn read_books(
         )
         .await?
         .get(0);
-    let returning: i64 = db
-        .query_one(
-            "SELECT count(*) FROM returns WHERE sale_id = $1 AND done_at IS NULL",
-            &[&sale],
-        )
-        .await?
-        .get(0);
+    let returning = units_returning(&db, sale).await?;
     let count = |s: &str| by_status.get(s).copied().unwrap_or(0);
     Ok(Books {
         total: i64::from(sale_row.get::<_, i32>(0)),
@@ -378,4 +358,26 @@ pub async fn read_books(
         max_live_per_user,
         orders_without_tx,
     })
+}
+
+/// Units of cancelled holds of `sale` not back in Redis yet (returns not done).
+async fn units_returning(db: &tokio_postgres::Client, sale: i64) -> anyhow::Result<i64> {
+    Ok(db
+        .query_one(
+            "SELECT count(*) FROM returns WHERE sale_id = $1 AND done_at IS NULL",
+            &[&sale],
+        )
+        .await?
+        .get(0))
+}
+
+/// POSTs `body` as JSON to `url`: (status, body).
+pub async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    body: &Value,
+) -> anyhow::Result<(u16, Value)> {
+    let resp = http.post(url).json(body).send().await?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.json().await?))
 }

@@ -712,10 +712,6 @@ async fn i2_reconcile_repair_refuses_while_a_transaction_is_in_flight_and_change
     let mut stack = stack(OriginOptions::default()).await;
     let sale = stack.create_sale(5).await.unwrap();
     assert_eq!(stack.reserve(sale, "a").await.unwrap().0, 200);
-    // A drift to repair: Redis "forgets" a sale.
-    let mut conn = stack.redis.connection().await.unwrap();
-    let _: () = conn.set(format!("{{s:{sale}}}:stock"), 5).await.unwrap();
-
     stack.origin.restart(Some("after_reserve")).await.unwrap();
     assert!(
         stack.reserve(sale, "b").await.is_err(),
@@ -726,6 +722,10 @@ async fn i2_reconcile_repair_refuses_while_a_transaction_is_in_flight_and_change
         .wait_exit(std::time::Duration::from_secs(30))
         .await
         .unwrap();
+    // A drift to repair: Redis "forgets" a unit sold. Made once no origin runs, so that no
+    // origin's own books check heals it first.
+    let mut conn = stack.redis.connection().await.unwrap();
+    let _: () = conn.set(format!("{{s:{sale}}}:stock"), 4).await.unwrap();
     let redis_before = redis_side(&stack, sale).await;
     assert_eq!(redis_before.2, [format!("{sale}/b")], "b is in flight");
     let books_before = stack.books(sale).await.unwrap();

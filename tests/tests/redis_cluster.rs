@@ -30,7 +30,7 @@ use flash_tests::{
     postgres_server::PostgresServer,
     redis_cluster::RedisCluster,
     shopper,
-    stack::{read_books, Books},
+    stack::{post_json, read_books, Books},
     wait,
 };
 use origin::reservations::{
@@ -111,25 +111,14 @@ impl World {
         }
     }
 
-    async fn post(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.origin.url()))
-            .json(body)
-            .send()
-            .await?;
-        let status = resp.status().as_u16();
-        Ok((status, resp.json().await?))
-    }
-
     async fn create_sale(&self, stock: i64) -> i64 {
-        let (status, body) = self
-            .post(
-                "/v1/sales",
-                &json!({"name": "Cluster sneakers", "stock": stock}),
-            )
-            .await
-            .expect("the origin answers");
+        let (status, body) = post_json(
+            &self.http,
+            &format!("{}/v1/sales", self.origin.url()),
+            &json!({"name": "Cluster sneakers", "stock": stock}),
+        )
+        .await
+        .expect("the origin answers");
         assert_eq!(status, 201, "{body}");
         body["id"].as_i64().expect("a sale id")
     }

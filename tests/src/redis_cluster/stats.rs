@@ -5,11 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Context;
-use redis::InfoDict;
-
-use super::node::{admin_connection, info};
 use super::RedisCluster;
+use crate::redis_process;
 use crate::redis_server::BOOKKEEPING_COMMANDS;
 
 /// Commands [`RedisCluster::total_calls`] leaves out on top of [`BOOKKEEPING_COMMANDS`]: the
@@ -30,8 +27,7 @@ impl RedisCluster {
     pub async fn command_stats(&self) -> anyhow::Result<BTreeMap<String, u64>> {
         let mut stats = BTreeMap::new();
         for primary in self.primaries().await? {
-            let node = info(primary.port, "commandstats").await?;
-            for (command, calls) in command_calls(&node)? {
+            for (command, calls) in redis_process::command_stats(primary.port).await? {
                 *stats.entry(command).or_insert(0) += calls;
             }
         }
@@ -57,30 +53,8 @@ impl RedisCluster {
     /// `CONFIG RESETSTAT` on every running node.
     pub async fn reset_stats(&self) -> anyhow::Result<()> {
         for node in self.nodes.iter().filter(|node| node.is_running()) {
-            let () = redis::cmd("CONFIG")
-                .arg("RESETSTAT")
-                .query_async(&mut admin_connection(node.port()).await?)
-                .await?;
+            redis_process::reset_stats(node.port()).await?;
         }
         Ok(())
     }
-}
-
-/// The `calls=` of each `cmdstat_<command>` line of `INFO commandstats`, e.g.
-/// `cmdstat_evalsha:calls=12,usec=340,...` -> `("evalsha", 12)`.
-fn command_calls(info: &InfoDict) -> anyhow::Result<Vec<(String, u64)>> {
-    let mut calls = Vec::new();
-    for key in info.keys() {
-        let Some(command) = key.strip_prefix("cmdstat_") else {
-            continue;
-        };
-        let line: String = info.get(key).context("a commandstats line is text")?;
-        let count = line
-            .split(',')
-            .find_map(|field| field.strip_prefix("calls="))
-            .and_then(|count| count.parse().ok())
-            .with_context(|| format!("no calls= count in commandstats line {key}:{line}"))?;
-        calls.push((command.to_ascii_lowercase(), count));
-    }
-    Ok(calls)
 }
