@@ -40,6 +40,8 @@ pub struct OriginOptions {
     pub max_connections: usize,
     /// `sales.keys_retention_seconds`.
     pub keys_retention_seconds: u64,
+    /// `redis.wait_replicas` (with `redis.wait_timeout_ms` at its default, 100 ms).
+    pub wait_replicas: u32,
     /// `ORIGIN_LOG`: debug for the tests (their failures print the log), the shipped `info` for
     /// the benchmark.
     pub log: &'static str,
@@ -58,6 +60,7 @@ impl Default for OriginOptions {
             extend_seconds: 300,
             max_connections: 4096,
             keys_retention_seconds: 86_400,
+            wait_replicas: 0,
             log: "info,origin=debug",
         }
     }
@@ -86,7 +89,7 @@ impl OriginProcess {
         let config = format!(
             "[http]\nlisten = \"127.0.0.1:{port}\"\nbody_limit_bytes = {}\nmax_uid_bytes = {}\n\
              [http.connections]\nmax_connections = {}\n\
-             {}command_timeout_ms = {}\n\
+             {}command_timeout_ms = {}\nwait_replicas = {}\n\
              [sales]\nkeys_retention_seconds = {}\n\
              [postgres]\nurl = \"{postgres_url}\"\nstatement_timeout_ms = {}\n\
              [recovery]\ntimeout_ms = {}\npoll_interval_ms = {}\nlease_ms = {}\nmax_lease_ms = 4000\n\
@@ -97,6 +100,7 @@ impl OriginProcess {
             options.max_connections,
             crate::redis_server::redis_table(redis_url),
             options.redis_timeout_ms,
+            options.wait_replicas,
             options.keys_retention_seconds,
             options.statement_timeout_ms,
             options.recovery_timeout_ms,

@@ -28,7 +28,7 @@ use flash_tests::{
     metrics,
     origin_process::{OriginOptions, OriginProcess},
     postgres_server::PostgresServer,
-    redis_cluster::RedisCluster,
+    redis_cluster::{RedisCluster, Role},
     shopper,
     stack::{post_json, read_books, Books},
     wait,
@@ -88,13 +88,17 @@ struct World {
 
 impl World {
     async fn start() -> Self {
+        Self::start_with(&OriginOptions::default()).await
+    }
+
+    async fn start_with(options: &OriginOptions) -> Self {
         let (cluster, postgres) = tokio::try_join!(RedisCluster::start(), PostgresServer::start())
             .expect("a cluster and PostgreSQL start");
         let origin = OriginProcess::start(
             origin_binary(),
             &cluster.target(),
             &postgres.url(),
-            &OriginOptions::default(),
+            options,
             None,
         )
         .await
@@ -179,10 +183,14 @@ impl World {
     }
 
     async fn metric(&self, name: &str) -> f64 {
+        self.metric_with(name, &[]).await
+    }
+
+    async fn metric_with(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         let text = metrics::scrape(&self.http, &format!("{}/metrics", self.origin.url()))
             .await
             .unwrap_or_default();
-        metrics::sample_sum(&text, name, &[])
+        metrics::sample_sum(&text, name, labels) + 0.0
     }
 }
 
@@ -526,8 +534,8 @@ async fn a_primary_killed_mid_crowd_fails_over_and_the_books_balance_by_themselv
         failing_seconds(&answers),
         failed.len(),
         after_kill.iter().filter(|a| a.reserved()).count(),
-        world.metric("origin_heals_total").await + 0.0,
-        world.metric("origin_redis_losses_total").await + 0.0,
+        world.metric("origin_heals_total").await,
+        world.metric("origin_redis_losses_total").await,
     );
     assert!(
         failed.iter().all(|a| a.status == 503),
@@ -714,4 +722,48 @@ async fn sale_events_reach_every_edge_whichever_node_holds_the_sale() {
     )
     .await
     .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_replicas_holds_the_answer_until_the_replica_has_the_reservation() {
+    let world = World::start_with(&OriginOptions {
+        wait_replicas: 1,
+        ..OriginOptions::default()
+    })
+    .await;
+    let sale = world.create_sale(10).await;
+    let shop = world.shop();
+    let waits = |outcome: &'static str| {
+        let world = &world;
+        async move {
+            world
+                .metric_with("origin_replica_waits_total", &[("outcome", outcome)])
+                .await
+        }
+    };
+    assert_eq!(shop.reserve(sale, "first").await.0, 200);
+    assert_eq!(waits("acked").await, 1.0, "the replica acknowledged");
+
+    // The sale's replica frozen: the reservation is answered all the same, after the wait
+    // timeout, counted as short.
+    let primary = world.primary_of(sale).await;
+    let mut replica = None;
+    for port in world.cluster.ports() {
+        if world.cluster.role(port).await.unwrap() == (Role::Replica { of: primary }) {
+            replica = world.cluster.pid(port);
+        }
+    }
+    let replica = nix::unistd::Pid::from_raw(
+        i32::try_from(replica.expect("the sale's primary has a replica")).unwrap(),
+    );
+    nix::sys::signal::kill(replica, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let (status, body) = shop.reserve(sale, "second").await;
+    nix::sys::signal::kill(replica, nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (waits("acked").await, waits("short").await),
+        (1.0, 1.0),
+        "the frozen replica made the wait short"
+    );
+    assert_eq!(world.live_buyers(sale).await.len(), 2);
 }
