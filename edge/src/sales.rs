@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use crate::{
     error::{Error, Result},
     forward::Origins,
+    soldout::SoldOut,
 };
 
 /// Sales kept at most; past it the cache starts over (a flood of unknown ids cannot grow it).
@@ -111,6 +112,8 @@ pub struct SaleDirectory {
     entries: Mutex<HashMap<i64, Entry>>,
     fetching: Mutex<HashMap<i64, Gate>>,
     lookups: Counter,
+    /// Re-opened when a fetch finds units left in a sale flagged before it (a missed event).
+    flags: Option<SoldOut>,
 }
 
 impl SaleDirectory {
@@ -120,7 +123,15 @@ impl SaleDirectory {
             entries: Mutex::new(HashMap::new()),
             fetching: Mutex::new(HashMap::new()),
             lookups: Counter::default(),
+            flags: None,
         }
+    }
+
+    /// Lets each fetch that finds units left re-open the sale in `flags` if it was flagged sold
+    /// out before the fetch was sent.
+    pub fn reopening(mut self, flags: SoldOut) -> Self {
+        self.flags = Some(flags);
+        self
     }
 
     /// Counts every lookup sent to an origin in `counter`.
@@ -196,6 +207,7 @@ impl SaleDirectory {
     /// Asks an origin for the sale's facts and keeps the answer.
     async fn fetch(&self, origins: &Origins, sale: i64, request_id: &str) -> Result<Arc<SaleInfo>> {
         self.lookups.inc();
+        let asked = Instant::now();
         let answer = origins
             .send(Method::GET, &format!("/v1/sales/{sale}"), None, request_id)
             .await
@@ -205,6 +217,12 @@ impl SaleDirectory {
                 let info: SaleInfo = serde_json::from_slice(&answer.body)
                     .map_err(|e| Error::Internal(format!("origin sale answer: {e}")))?;
                 let info = Arc::new(info);
+                let units_left = info.remaining.is_some_and(|n| n > 0);
+                if let Some(flags) = self.flags.as_ref().filter(|_| units_left) {
+                    if flags.reopen_if_marked_before(sale, asked) {
+                        tracing::info!(sale, "re-opened: units left in Redis after the sold-out mark (a restocked event was missed)");
+                    }
+                }
                 self.store(sale, Some(info.clone()));
                 Ok(info)
             }

@@ -120,6 +120,7 @@ impl Shared {
         metrics: Metrics,
     ) -> Self {
         let config = &runtime.config;
+        let soldout = SoldOut::default();
         Self {
             difficulty: Difficulty::new(&config.captcha),
             distinct: DistinctUsers::new(&config.captcha),
@@ -127,10 +128,11 @@ impl Shared {
             uid: UidLimiter::new(redis.clone()),
             global: GlobalLimiter::new(redis.clone())
                 .counting_calls_in(metrics.redis_counter("global_lease")),
-            soldout: SoldOut::default(),
+            soldout: soldout.clone(),
             bought: Bought::default(),
             sales: SaleDirectory::new(Duration::from_secs(1))
-                .counting_lookups_in(metrics.origin_counter("sale_lookup")),
+                .counting_lookups_in(metrics.origin_counter("sale_lookup"))
+                .reopening(soldout),
             redis,
             metrics,
             request_ids: AtomicU64::new(1),

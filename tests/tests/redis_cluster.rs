@@ -767,3 +767,74 @@ async fn wait_replicas_holds_the_answer_until_the_replica_has_the_reservation() 
     );
     assert_eq!(world.live_buyers(sale).await.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restocked_event_lost_by_the_cluster_cannot_keep_a_sale_closed() {
+    let world = World::start().await;
+    let edge = EdgeProcess::start(
+        edge_binary(),
+        &world.cluster.target(),
+        &[world.origin.url()],
+        &EdgeOptions {
+            levels: vec![(0, 6, false)],
+            ..EdgeOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let sale = world.create_sale(1).await;
+    assert_eq!(
+        buy_through_edge(&world.http, &edge.url(), sale, "first").await,
+        200
+    );
+    wait::until(
+        "the edge flags the sale sold out",
+        BALANCE_DEADLINE,
+        || async { Ok(sold_out_events(&world.http, &edge).await? >= 1.0) },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        buy_through_edge(&world.http, &edge.url(), sale, "second").await,
+        410
+    );
+
+    // A unit comes back and its event is lost (the node died before passing it on): here, the
+    // first order cancelled in PostgreSQL and the stock raised on the sale's primary, with no
+    // PUBLISH.
+    let db = world.postgres.client().await.unwrap();
+    db.execute(
+        "UPDATE orders SET status = 'cancelled' WHERE sale_id = $1 AND uid = 'first'",
+        &[&sale],
+    )
+    .await
+    .unwrap();
+    db.execute("UPDATE sales SET sold = sold - 1 WHERE id = $1", &[&sale])
+        .await
+        .unwrap();
+    let primary = world.primary_of(sale).await;
+    let mut node = world.cluster.node_connection(primary).await.unwrap();
+    let () = redis::cmd("SET")
+        .arg(SaleKeys::new(sale).stock())
+        .arg(1)
+        .query_async(&mut node)
+        .await
+        .unwrap();
+    // The sale facts the edge fetches for the status polls find the unit and re-open the sale.
+    let status_url = format!("{}/api/sales/{sale}/status", edge.url());
+    wait::until("the edge re-opens the sale", BALANCE_DEADLINE, || {
+        let req = world.http.get(&status_url).send();
+        async move {
+            let status: Value = req.await?.json().await?;
+            Ok(status["state"] == "live")
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        buy_through_edge(&world.http, &edge.url(), sale, "second").await,
+        200,
+        "the unit that came back is sold\nedge log:\n{}",
+        edge.log_tail()
+    );
+}
