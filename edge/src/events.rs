@@ -5,7 +5,7 @@
 //!
 //! In a cluster the scripts' classic `PUBLISH` reaches every node (primaries and replicas) over
 //! the cluster bus, so one subscription to any node hears every sale, wherever its slot is: the
-//! stream uses the seed nodes in turn, moving to the next one when a session fails.
+//! stream uses the seed nodes in turn from a random one, moving to the next when a session fails.
 
 use std::time::Duration;
 
@@ -36,7 +36,10 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Backoff::default();
-    for node in nodes.iter().cycle() {
+    // Each edge starts at a node of its own, so that the edges' subscriptions spread over the
+    // cluster rather than all landing on the first seed.
+    let first = rand::random_range(0..nodes.len().max(1));
+    for node in nodes.iter().cycle().skip(first) {
         let session = async {
             let client = redis::Client::open(node.as_str())?;
             let mut pubsub = client.get_async_pubsub().await?;
