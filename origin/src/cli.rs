@@ -13,7 +13,8 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
 use crate::{
-    config::Config, database::Database, holds::Holds, metrics::Metrics, reconcile, server,
+    activity::Activity, config::Config, database::Database, holds::Holds, metrics::Metrics,
+    reconcile, server,
 };
 
 /// Exit code for bad usage or config (sysexits' EX_USAGE).
@@ -170,11 +171,13 @@ async fn reconcile_command(
     repair: bool,
 ) -> anyhow::Result<ExitCode> {
     let (redis, db) = server::connect(&config).await?;
+    let metrics = Metrics::default();
     let holds = Holds::new(
         db.clone(),
         redis.clone(),
         config.holds.clone(),
-        Metrics::default(),
+        metrics.clone(),
+        Activity::new(redis.clone(), metrics),
     );
     let balanced = || async {
         Ok::<_, anyhow::Error>(reconcile::report(&redis, &db, &holds, sale).await?.drift == 0)

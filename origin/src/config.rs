@@ -51,7 +51,7 @@ pub struct PostgresConfig {
 pub struct RecoveryConfig {
     /// Age after which an unfinished transaction is taken over by recovery.
     pub timeout_ms: u64,
-    /// Interval between two polls of the due sets.
+    /// Interval between two polls (the index of active sales, then their due sets).
     pub poll_interval_ms: u64,
     /// First lease on a claimed transaction; doubled on every attempt.
     pub lease_ms: u64,

@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use tokio_postgres::{error::SqlState, Row};
 
 use crate::{
+    activity::Activity,
     config::HoldsConfig,
     crash,
     database::Database,
@@ -109,15 +110,23 @@ pub struct Holds {
     redis: Reservations,
     config: HoldsConfig,
     metrics: Metrics,
+    activity: Activity,
 }
 
 impl Holds {
-    pub fn new(db: Database, redis: Reservations, config: HoldsConfig, metrics: Metrics) -> Self {
+    pub fn new(
+        db: Database,
+        redis: Reservations,
+        config: HoldsConfig,
+        metrics: Metrics,
+        activity: Activity,
+    ) -> Self {
         Self {
             db,
             redis,
             config,
             metrics,
+            activity,
         }
     }
 
@@ -389,8 +398,10 @@ impl Holds {
         Ok(Outcome::Done(Order::from_row(&row)))
     }
 
-    /// The Redis side of a return, then the `returns` row marked done. Idempotent.
+    /// The Redis side of a return, then the `returns` row marked done. Idempotent. The sale is
+    /// marked active first, so the poller's look at the books sees it.
     async fn give_back(&self, sale: i64, order: i64) -> Result<()> {
+        self.activity.mark(sale).await;
         if self.redis.restock(sale, order).await? {
             self.metrics.hold("returned");
             tracing::info!(order, sale, "unit back in stock");

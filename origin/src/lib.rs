@@ -3,6 +3,7 @@
 //! See docs/ARCHITECTURE.md for the map.
 #![forbid(unsafe_code)]
 
+pub mod activity;
 pub mod api;
 pub mod branches;
 pub mod cli;

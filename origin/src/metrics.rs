@@ -1,5 +1,6 @@
 //! Prometheus metrics of the origin, served as text at `GET /metrics`: reservations by outcome,
-//! branch runs by result, recoveries, holds, transactions in flight, and Redis losses and heals.
+//! branch runs by result, recoveries, holds, transactions in flight, the recovery poller's index
+//! of active sales (its reads, full passes, the marks), and Redis losses and heals.
 
 use std::sync::Arc;
 
@@ -27,6 +28,10 @@ pub struct Metrics {
     recoveries: Family<OutcomeLabel, Counter>,
     holds: Family<OutcomeLabel, Counter>,
     claims: Counter,
+    index_reads: Counter,
+    active_sales: Gauge,
+    full_passes: Counter,
+    activity_marks: Family<OutcomeLabel, Counter>,
     in_flight: Gauge,
     branch_batches: Counter,
     branch_batch_size: Histogram,
@@ -48,6 +53,10 @@ impl Default for Metrics {
         let in_flight = Gauge::default();
         let holds = Family::<OutcomeLabel, Counter>::default();
         let claims = Counter::default();
+        let index_reads = Counter::default();
+        let active_sales = Gauge::default();
+        let full_passes = Counter::default();
+        let activity_marks = Family::<OutcomeLabel, Counter>::default();
         let branch_batches = Counter::default();
         let branch_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 10));
         let losses = Family::<OutcomeLabel, Counter>::default();
@@ -92,8 +101,28 @@ impl Default for Metrics {
         );
         registry.register(
             "recovery_claims",
-            "claim.lua calls made by the recovery poller (one per known sale and poll)",
+            "claim.lua calls made by the recovery poller (one per active sale and poll; one per known sale on a full pass)",
             claims.clone(),
+        );
+        registry.register(
+            "recovery_index_reads",
+            "active_sales.lua calls made by the recovery poller (one per poll, whatever the number of sales)",
+            index_reads.clone(),
+        );
+        registry.register(
+            "recovery_active_sales",
+            "Sales the recovery poller looked at in its last poll: the index's, and the ones this origin marked",
+            active_sales.clone(),
+        );
+        registry.register(
+            "recovery_full_passes",
+            "Polls that went over every known sale (at start, after a failure to reach Redis, on a new index)",
+            full_passes.clone(),
+        );
+        registry.register(
+            "activity_marks",
+            "mark_active.lua calls before a reservation or a return (at most one per sale every 5 s), by outcome (marked; lost: the index had lost the sale's recent mark; error)",
+            activity_marks.clone(),
         );
         registry.register(
             "holds",
@@ -129,6 +158,10 @@ impl Default for Metrics {
             recoveries,
             holds,
             claims,
+            index_reads,
+            active_sales,
+            full_passes,
+            activity_marks,
             in_flight,
             branch_batches,
             branch_batch_size,
@@ -165,6 +198,20 @@ impl Metrics {
     }
     pub fn claim(&self) {
         self.claims.inc();
+    }
+    pub fn index_read(&self) {
+        self.index_reads.inc();
+    }
+    pub fn set_active_sales(&self, n: usize) {
+        self.active_sales.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+    pub fn full_pass(&self) {
+        self.full_passes.inc();
+    }
+    pub fn activity_mark(&self, outcome: &'static str) {
+        self.activity_marks
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
     }
     pub fn loss(&self, how: &'static str) {
         self.losses

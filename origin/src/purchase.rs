@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use crate::{
+    activity::Activity,
     branches::{Branch, BranchOutcome, BranchWriter},
     crash,
     database::Database,
@@ -52,6 +53,7 @@ pub struct Purchases {
     metrics: Metrics,
     fences: Arc<Fences>,
     healer: Healer,
+    activity: Activity,
 }
 
 impl Purchases {
@@ -61,6 +63,7 @@ impl Purchases {
         branches: BranchWriter,
         metrics: Metrics,
         healer: Healer,
+        activity: Activity,
     ) -> Self {
         Self {
             redis,
@@ -69,6 +72,7 @@ impl Purchases {
             metrics,
             fences: Arc::default(),
             healer,
+            activity,
         }
     }
 
@@ -85,9 +89,11 @@ impl Purchases {
     }
 
     /// Reserves a unit of `sale` for `uid` and turns it into an order. The Redis keys of the
-    /// purchase expire at `expire_at_ms` (unix ms, 0: never).
+    /// purchase expire at `expire_at_ms` (unix ms, 0: never). The sale is marked active first
+    /// (at most once per `activity::MARK_EVERY`), so the poller finds the transaction.
     pub async fn reserve(&self, sale: i64, uid: &str, expire_at_ms: i64) -> Result<Purchase> {
         let gid = gid(sale, uid);
+        self.activity.mark(sale).await;
         let reservation = match self.redis.reserve(sale, uid, expire_at_ms).await {
             Ok(r) => r,
             Err(e) => {

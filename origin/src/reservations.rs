@@ -1,7 +1,8 @@
 //! The Redis side of the two-phase message: the key layout of a sale and the Lua scripts of `lua/`
 //! (the only code that changes stock and transaction keys), with their replies as typed values.
 //! Scripts run by EVALSHA through `redis_layer` (one node or a cluster): every script's keys
-//! share the sale's `{s:<sale>}` hash tag, so a script runs on the one node holding the sale.
+//! share one hash tag, so a script runs on one node: the sale's `{s:<sale>}`, or `{recovery}` for
+//! the index of active sales (`activity.rs`), which no sale's script can write for that reason.
 
 use std::{sync::LazyLock, time::Duration};
 
@@ -27,6 +28,14 @@ static HEAL_KEYS: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/heal_keys.lua")));
 static HEAL_FINISH: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/heal_finish.lua")));
+static MARK_ACTIVE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/mark_active.lua")));
+static ACTIVE_SALES: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/active_sales.lua")));
+
+/// The recovery poller's index of active sales (`activity.rs`): a sorted set of sale ids scored
+/// by their last mark (Redis TIME in ms), and the index's epoch. Its own hash tag, one slot.
+pub const ACTIVE_SALES_KEY: &str = "{recovery}:active";
 
 /// One fence epoch: a heal moves a sale's fence to the next multiple of this.
 pub const FENCE_EPOCH: i64 = 1 << 32;
@@ -131,6 +140,15 @@ pub struct Claim {
     /// How long until the earliest transaction left in the due set falls due (zero when some
     /// are due already); `None` when the set is empty.
     pub next_due_in: Option<Duration>,
+}
+
+/// What `active_sales.lua` answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveSales {
+    /// The index's epoch: another one than last read means the index was lost meanwhile.
+    pub epoch: String,
+    /// The sales marked within the horizon, oldest mark first.
+    pub sales: Vec<i64>,
 }
 
 /// A sale's Redis side at one moment, as reconcile's repair reads it before PostgreSQL.
@@ -274,6 +292,8 @@ impl Reservations {
                 &HEAL_BEGIN,
                 &HEAL_KEYS,
                 &HEAL_FINISH,
+                &MARK_ACTIVE,
+                &ACTIVE_SALES,
             ])
             .await?)
     }
@@ -452,6 +472,24 @@ impl Reservations {
         })
     }
 
+    /// Marks `sale` active in the index (`mark_active.lua`, scored by Redis TIME); `true` when it
+    /// was not there.
+    pub async fn mark_active(&self, sale: i64) -> Result<bool> {
+        let mut inv = MARK_ACTIVE.prepare_invoke();
+        inv.key(ACTIVE_SALES_KEY).arg(sale);
+        let added: i64 = self.run("mark_active", &inv).await?;
+        Ok(added == 1)
+    }
+
+    /// Reads the index of active sales, dropping those not marked within `horizon`
+    /// (`active_sales.lua`).
+    pub async fn active_sales(&self, horizon: Duration) -> Result<ActiveSales> {
+        let mut inv = ACTIVE_SALES.prepare_invoke();
+        inv.key(ACTIVE_SALES_KEY).arg(millis(horizon));
+        let reply: Vec<Value> = self.run("active_sales", &inv).await?;
+        parse_active_sales(&reply).ok_or(Error::Protocol("active_sales.lua reply"))
+    }
+
     /// Puts a new sale's stock into Redis once; `false` when it was already there.
     pub async fn open_stock(&self, sale: i64, stock: u32) -> Result<bool> {
         let keys = SaleKeys::new(sale);
@@ -561,6 +599,19 @@ fn int(v: Option<&Value>) -> Option<i64> {
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The epoch, then the sales; a member that is not a sale id (nothing writes one) is left out
+/// rather than failing every poll.
+fn parse_active_sales(reply: &[Value]) -> Option<ActiveSales> {
+    let (epoch, members) = reply.split_first()?;
+    Some(ActiveSales {
+        epoch: text(Some(epoch)).filter(|e| !e.is_empty())?,
+        sales: members
+            .iter()
+            .filter_map(|m| text(Some(m))?.parse().ok())
+            .collect(),
+    })
 }
 
 fn parse_completion(reply: &[Value]) -> Option<Completion> {
@@ -714,6 +765,28 @@ mod tests {
         );
         check(vec![bulk("LOST")], Some(HealFinish::Lost));
         check(vec![bulk("MOVED")], None);
+    }
+
+    #[test]
+    fn the_index_reply_parses_into_its_epoch_and_sales() {
+        let check = |reply: Vec<Value>, expected: Option<(&str, Vec<i64>)>| {
+            let expected = expected.map(|(epoch, sales)| ActiveSales {
+                epoch: epoch.into(),
+                sales,
+            });
+            assert_eq!(parse_active_sales(&reply), expected, "{reply:?}");
+        };
+        check(vec![bulk("17000001")], Some(("17000001", vec![])));
+        check(
+            vec![bulk("17000001"), bulk("3"), bulk("12")],
+            Some(("17000001", vec![3, 12])),
+        );
+        check(
+            vec![bulk("17000001"), bulk("x"), bulk("4")],
+            Some(("17000001", vec![4])),
+        );
+        check(vec![bulk("")], None);
+        check(vec![], None);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use redis_layer::Redis;
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
+    activity::Activity,
     api::{self, AppState},
     branches::BranchWriter,
     config::Config,
@@ -51,11 +52,13 @@ pub async fn run(
     for sale in db.recent_sales().await? {
         catalog.insert(sale);
     }
+    let activity = Activity::new(redis.clone(), metrics.clone());
     let holds = Holds::new(
         db.clone(),
         redis.clone(),
         config.holds.clone(),
         metrics.clone(),
+        activity.clone(),
     );
     let branches = BranchWriter::start(
         db.clone(),
@@ -70,16 +73,23 @@ pub async fn run(
         Duration::from_millis(config.recovery.heal_lock_ms),
         Duration::from_secs(config.sales.keys_retention_seconds),
     );
-    let purchases = Purchases::new(redis, db, branches, metrics.clone(), healer);
+    let purchases = Purchases::new(
+        redis,
+        db,
+        branches,
+        metrics.clone(),
+        healer,
+        activity.clone(),
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
-    let poller = Poller {
-        purchases: purchases.clone(),
-        holds: holds.clone(),
-        catalog: catalog.clone(),
-        metrics: metrics.clone(),
-        config: config.recovery.clone(),
-        last_claim_warning: std::sync::Mutex::new(None),
-    };
+    let poller = Poller::new(
+        purchases.clone(),
+        holds.clone(),
+        catalog.clone(),
+        metrics.clone(),
+        config.recovery.clone(),
+        activity,
+    );
     let poller = tokio::spawn(poller.run(stop_rx));
     let state = AppState {
         purchases,

@@ -346,6 +346,8 @@ async fn every_script_keeps_its_keys_in_one_slot() {
         let uid = format!("buyer/{{x}}{sale}");
         assert!(reservations.open_stock(sale, 5).await.unwrap());
         covered.insert("open_stock.lua");
+        reservations.mark_active(sale).await.unwrap();
+        covered.insert("mark_active.lua");
         let Reservation::Reserved { fence, .. } =
             reservations.reserve(sale, &uid, 0).await.unwrap()
         else {
@@ -436,6 +438,12 @@ async fn every_script_keeps_its_keys_in_one_slot() {
         covered.insert("global_lease.lua");
     }
     assert_eq!(primaries.len(), 3, "the sales covered every primary");
+    let active = reservations
+        .active_sales(Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(active.sales.len(), 12, "{active:?}");
+    covered.insert("active_sales.lua");
 
     let scripts: HashSet<String> =
         std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../lua"))

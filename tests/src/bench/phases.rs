@@ -47,9 +47,10 @@ pub(super) fn latency(report: &LoopReport) -> Value {
     json!({"p50_us": report.p50_us, "p99_us": report.p99_us, "p999_us": report.p999_us})
 }
 
-/// Redis round trips since the last `reset_stats`, less the recovery poller's claims (one per
-/// sale and poll, whatever the load: not a cost of any attempt); `claims_before` is the poller's
-/// count at the reset.
+/// Redis round trips since the last `reset_stats`, less the recovery poller's scripts (its index
+/// read every poll and its claims, whatever the load) and the sales' activity marks (one per sale
+/// every 5 s, however many attempts): not a cost of any attempt; `claims_before` is their count
+/// at the reset.
 async fn round_trip_count(world: &World, claims_before: f64) -> anyhow::Result<u64> {
     let stats = world.stack.redis.command_stats().await?;
     let all = round_trips(&stats, &system::commands_inside_scripts(&world.lua_dir()));
@@ -58,11 +59,15 @@ async fn round_trip_count(world: &World, claims_before: f64) -> anyhow::Result<u
 }
 
 async fn poller_claims(world: &World) -> anyhow::Result<f64> {
-    Ok(sample_sum(
-        &world.origin_metrics().await?,
+    let text = world.origin_metrics().await?;
+    Ok([
         "origin_recovery_claims_total",
-        &[],
-    ))
+        "origin_recovery_index_reads_total",
+        "origin_activity_marks_total",
+    ]
+    .into_iter()
+    .map(|name| sample_sum(&text, name, &[]))
+    .sum())
 }
 
 /// The origin's reservations by outcome (every outcome the origin counts).
