@@ -127,6 +127,21 @@ impl World {
         body["id"].as_i64().expect("a sale id")
     }
 
+    /// An edge on the cluster, its captcha an easy proof of work.
+    async fn edge(&self) -> EdgeProcess {
+        EdgeProcess::start(
+            edge_binary(),
+            &self.cluster.target(),
+            &[self.origin.url()],
+            &EdgeOptions {
+                levels: vec![(0, 6, false)],
+                ..EdgeOptions::default()
+            },
+        )
+        .await
+        .unwrap()
+    }
+
     /// What a crowd needs of the world: the origin's address.
     fn shop(&self) -> Shop {
         Shop {
@@ -464,17 +479,7 @@ async fn every_script_keeps_its_keys_in_one_slot() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_primary_killed_mid_crowd_fails_over_and_the_books_balance_by_themselves() {
     let mut world = World::start().await;
-    let edge = EdgeProcess::start(
-        edge_binary(),
-        &world.cluster.target(),
-        &[world.origin.url()],
-        &EdgeOptions {
-            levels: vec![(0, 6, false)],
-            ..EdgeOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let edge = world.edge().await;
     let stock = 300;
     let sale = world.create_sale(stock).await;
     let primary = world.primary_of(sale).await;
@@ -790,17 +795,7 @@ async fn wait_replicas_holds_the_answer_until_the_replica_has_the_reservation() 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restocked_event_lost_by_the_cluster_cannot_keep_a_sale_closed() {
     let world = World::start().await;
-    let edge = EdgeProcess::start(
-        edge_binary(),
-        &world.cluster.target(),
-        &[world.origin.url()],
-        &EdgeOptions {
-            levels: vec![(0, 6, false)],
-            ..EdgeOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let edge = world.edge().await;
     let sale = world.create_sale(1).await;
     assert_eq!(
         buy_through_edge(&world.http, &edge.url(), sale, "first").await,
