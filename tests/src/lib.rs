@@ -16,6 +16,7 @@ pub mod postgres_server;
 pub mod redis_cluster;
 pub mod redis_process;
 pub mod redis_server;
+pub mod redis_under_test;
 pub mod shopper;
 pub mod stack;
 pub mod wait;

@@ -73,6 +73,8 @@ pub struct OriginProcess {
     child: Option<Child>,
     restarts: u32,
     log: &'static str,
+    redis_url: String,
+    postgres_url: String,
 }
 
 impl OriginProcess {
@@ -86,28 +88,7 @@ impl OriginProcess {
     ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("origin-").tempdir()?;
         let port = net::free_port();
-        let config = format!(
-            "[http]\nlisten = \"127.0.0.1:{port}\"\nbody_limit_bytes = {}\nmax_uid_bytes = {}\n\
-             [http.connections]\nmax_connections = {}\n\
-             {}command_timeout_ms = {}\nwait_replicas = {}\n\
-             [sales]\nkeys_retention_seconds = {}\n\
-             [postgres]\nurl = \"{postgres_url}\"\nstatement_timeout_ms = {}\n\
-             [recovery]\ntimeout_ms = {}\npoll_interval_ms = {}\nlease_ms = {}\nmax_lease_ms = 4000\n\
-             [holds]\nextend_seconds = {}\n\
-             [payments]\nwebhook_secret = \"{PAYMENT_WEBHOOK_SECRET}\"\n",
-            options.body_limit_bytes,
-            options.max_uid_bytes,
-            options.max_connections,
-            crate::redis_server::redis_table(redis_url),
-            options.redis_timeout_ms,
-            options.wait_replicas,
-            options.keys_retention_seconds,
-            options.statement_timeout_ms,
-            options.recovery_timeout_ms,
-            options.poll_interval_ms,
-            options.lease_ms,
-            options.extend_seconds,
-        );
+        let config = config(port, redis_url, postgres_url, options);
         std::fs::write(dir.path().join("origin.toml"), config)?;
         let mut origin = Self {
             binary: binary.to_path_buf(),
@@ -116,6 +97,8 @@ impl OriginProcess {
             child: None,
             restarts: 0,
             log: options.log,
+            redis_url: redis_url.to_string(),
+            postgres_url: postgres_url.to_string(),
         };
         origin.spawn(crash_point).await?;
         Ok(origin)
@@ -205,6 +188,17 @@ impl OriginProcess {
         self.spawn(crash_point).await
     }
 
+    /// Starts the origin again on the same port with its config rewritten for `options` (the
+    /// same Redis and PostgreSQL), as an SRE changing a setting would.
+    pub async fn restart_with(&mut self, options: &OriginOptions) -> anyhow::Result<()> {
+        self.kill().await?;
+        let text = config(self.port, &self.redis_url, &self.postgres_url, options);
+        std::fs::write(self.config_path(), text)?;
+        self.log = options.log;
+        self.restarts += 1;
+        self.spawn(None).await
+    }
+
     /// Runs `binary --config <this config> <args>` to completion: (exit success, stdout, stderr).
     pub async fn run_command(&self, args: &[&str]) -> anyhow::Result<(bool, String, String)> {
         let (status, stdout, stderr) = self.run_command_status(args).await?;
@@ -232,4 +226,31 @@ impl OriginProcess {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         ))
     }
+}
+
+/// The origin's config file for `options`, listening on `port`, on `redis_url` (see
+/// [`redis_table`](crate::redis_server::redis_table)) and `postgres_url`.
+fn config(port: u16, redis_url: &str, postgres_url: &str, options: &OriginOptions) -> String {
+    format!(
+        "[http]\nlisten = \"127.0.0.1:{port}\"\nbody_limit_bytes = {}\nmax_uid_bytes = {}\n\
+         [http.connections]\nmax_connections = {}\n\
+         {}command_timeout_ms = {}\nwait_replicas = {}\n\
+         [sales]\nkeys_retention_seconds = {}\n\
+         [postgres]\nurl = \"{postgres_url}\"\nstatement_timeout_ms = {}\n\
+         [recovery]\ntimeout_ms = {}\npoll_interval_ms = {}\nlease_ms = {}\nmax_lease_ms = 4000\n\
+         [holds]\nextend_seconds = {}\n\
+         [payments]\nwebhook_secret = \"{PAYMENT_WEBHOOK_SECRET}\"\n",
+        options.body_limit_bytes,
+        options.max_uid_bytes,
+        options.max_connections,
+        crate::redis_server::redis_table(redis_url),
+        options.redis_timeout_ms,
+        options.wait_replicas,
+        options.keys_retention_seconds,
+        options.statement_timeout_ms,
+        options.recovery_timeout_ms,
+        options.poll_interval_ms,
+        options.lease_ms,
+        options.extend_seconds,
+    )
 }

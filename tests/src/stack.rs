@@ -1,6 +1,7 @@
-//! The origin's whole world for one test: a real Redis, a real PostgreSQL and an origin process,
-//! with the calls tests make (create a sale, reserve, reconcile) and the books of a sale read
-//! straight from both stores, checked against the invariants of DESIGN.md.
+//! The origin's whole world for one test: a real Redis (one server by default, or a cluster: see
+//! [`RedisUnderTest`]), a real PostgreSQL and an origin process, with the calls tests make (create
+//! a sale, reserve, reconcile) and the books of a sale read straight from both stores, checked
+//! against the invariants of DESIGN.md.
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -16,11 +17,12 @@ use crate::{
     origin_process::{OriginOptions, OriginProcess},
     postgres_server::PostgresServer,
     redis_server::RedisServer,
+    redis_under_test::RedisUnderTest,
     wait,
 };
 
-pub struct Stack {
-    pub redis: RedisServer,
+pub struct Stack<R = RedisServer> {
+    pub redis: R,
     pub postgres: PostgresServer,
     pub origin: OriginProcess,
     pub http: reqwest::Client,
@@ -123,11 +125,23 @@ pub struct Reconciled {
 }
 
 impl Stack {
-    /// Starts Redis, PostgreSQL and the origin `binary` with `options`.
+    /// Starts one Redis server, PostgreSQL and the origin `binary` with `options`.
     pub async fn start(binary: &Path, options: OriginOptions) -> anyhow::Result<Self> {
         let (redis, postgres) = tokio::try_join!(RedisServer::start(), PostgresServer::start())?;
+        Stack::on(redis, postgres, binary, &options).await
+    }
+}
+
+impl<R: RedisUnderTest> Stack<R> {
+    /// Starts the origin `binary` with `options` on `redis` and `postgres`, both running.
+    pub async fn on(
+        redis: R,
+        postgres: PostgresServer,
+        binary: &Path,
+        options: &OriginOptions,
+    ) -> anyhow::Result<Self> {
         let origin =
-            OriginProcess::start(binary, &redis.url(), &postgres.url(), &options, None).await?;
+            OriginProcess::start(binary, &redis.target(), &postgres.url(), options, None).await?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()?;
@@ -189,7 +203,7 @@ impl Stack {
     /// Waits until no transaction of `sale` is in flight and no unit is on its way back;
     /// returns how long it took.
     pub async fn wait_quiet(&self, sale: i64, deadline: Duration) -> anyhow::Result<Duration> {
-        let conn = self.redis.connection().await?;
+        let conn = self.redis.sale_connection(sale).await?;
         let db = self.postgres.client().await?;
         let db = &db;
         let due = format!("{{s:{sale}}}:due");
@@ -207,13 +221,13 @@ impl Stack {
 
     /// Transactions of `sale` in flight, read from Redis alone (PostgreSQL may be down).
     pub async fn books_redis_in_flight(&self, sale: i64) -> anyhow::Result<i64> {
-        let mut conn = self.redis.connection().await?;
+        let mut conn = self.redis.sale_connection(sale).await?;
         Ok(conn.zcard(format!("{{s:{sale}}}:due")).await?)
     }
 
     /// The gids of `sale`'s transactions not completed yet (its due set).
     pub async fn books_redis_due(&self, sale: i64) -> anyhow::Result<Vec<String>> {
-        let mut conn = self.redis.connection().await?;
+        let mut conn = self.redis.sale_connection(sale).await?;
         Ok(conn.zrange(format!("{{s:{sale}}}:due"), 0, -1).await?)
     }
 
@@ -234,7 +248,7 @@ impl Stack {
 
     /// Reads the books of `sale` from both stores.
     pub async fn books(&self, sale: i64) -> anyhow::Result<Books> {
-        let mut conn = self.redis.connection().await?;
+        let mut conn = self.redis.sale_connection(sale).await?;
         read_books(&mut conn, &self.postgres, sale).await
     }
 

@@ -9,7 +9,7 @@ use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
 use super::cpu::{Meter, Spent};
-use crate::{net, nginx_server::nginx_binary, redis_server::RedisServer, wait};
+use crate::{net, nginx_server::nginx_binary, redis_under_test::RedisUnderTest, wait};
 
 /// A baseline server process, killed when dropped with its whole process group (nginx's
 /// workers outlive a master killed alone).
@@ -117,12 +117,12 @@ pub const REDIS_BASELINE_SALE: i64 = 9_000_000_000_000_000_000;
 const REDIS_BASELINE_STOCK: i64 = 1_000_000_000;
 
 /// `redis-benchmark` of `reserve.lua` by EVALSHA with random uids, at `concurrency`, on
-/// [`REDIS_BASELINE_SALE`], with the keys the script touches in the live path. The sale's stock
+/// [`REDIS_BASELINE_SALE`] (on a cluster, against the primary of its slot), with the keys the script touches in the live path. The sale's stock
 /// key is set before, and every key of its hash tag (stock, barriers, transaction records, due
 /// set) deleted after. Requests per second, and the CPU `meter` read over the run of
 /// `redis-benchmark` alone.
-pub async fn redis_reserve(
-    redis: &RedisServer,
+pub async fn redis_reserve<R: RedisUnderTest>(
+    redis: &R,
     lua_dir: &Path,
     concurrency: usize,
     requests: u64,
@@ -130,15 +130,16 @@ pub async fn redis_reserve(
 ) -> anyhow::Result<(f64, Spent)> {
     let sale = REDIS_BASELINE_SALE;
     let tag = format!("{{s:{sale}}}");
-    let mut conn = redis.connection().await?;
+    let port = redis.port_of(&format!("{tag}:stock")).await?;
+    let mut conn = redis.sale_connection(sale).await?;
     let () = redis::cmd("SET")
         .arg(format!("{tag}:stock"))
         .arg(REDIS_BASELINE_STOCK)
         .query_async(&mut conn)
         .await?;
     let measured = async {
-        let sha = load_script(redis.port(), lua_dir).await?;
-        let mut command = benchmark_command(redis.port(), &sha, &tag, sale, concurrency, requests);
+        let sha = load_script(port, lua_dir).await?;
+        let mut command = benchmark_command(port, &sha, &tag, sale, concurrency, requests);
         let (out, spent) = meter
             .measure(async { command.output().await.context("redis-benchmark") })
             .await?;

@@ -9,6 +9,7 @@ use std::{collections::HashMap, future::Future, sync::OnceLock, time::Instant};
 use serde_json::{json, Map, Value};
 
 use super::world::World;
+use crate::redis_under_test::RedisUnderTest;
 
 /// What of a process's CPU time is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,9 +79,10 @@ impl Process {
     }
 }
 
-/// The stack's processes: nginx (master and workers), each edge, the origin, redis-server,
-/// postgres (postmaster and backends), and the bench client.
-pub fn stack_processes(world: &World) -> Vec<Process> {
+/// The stack's processes: nginx (master and workers), each edge, the origin, redis-server (every
+/// node of a cluster, counted together as `redis`), postgres (postmaster and backends), and the
+/// bench client.
+pub fn stack_processes<R: RedisUnderTest>(world: &World<R>) -> Vec<Process> {
     const EDGES: [&str; 4] = ["edge_1", "edge_2", "edge_3", "edge_4"];
     let mut out = Vec::new();
     out.extend(world.nginx.pid().map(|p| Process::tree("nginx", p)));
@@ -88,7 +90,14 @@ pub fn stack_processes(world: &World) -> Vec<Process> {
         out.extend(edge.pid().map(|p| Process::tree(name, p)));
     }
     out.extend(world.stack.origin.pid().map(|p| Process::tree("origin", p)));
-    out.extend(world.stack.redis.pid().map(|p| Process::tree("redis", p)));
+    out.extend(
+        world
+            .stack
+            .redis
+            .pids()
+            .into_iter()
+            .map(|p| Process::tree("redis", p)),
+    );
     let postgres = world.stack.postgres.pid();
     out.extend(postgres.map(|p| Process::tree("postgres", p)));
     out.push(Process::client());
@@ -181,17 +190,25 @@ impl Meter {
         }
     }
 
-    /// What was spent since `before`.
+    /// What was spent since `before`, per name (processes of one name, such as a cluster's
+    /// nodes, summed).
     pub fn since(&self, before: &Reading) -> Spent {
         let after = self.read();
         let hz = ticks_per_second();
+        let mut seconds: Vec<(&'static str, f64)> = Vec::new();
+        for (p, (a, b)) in self
+            .processes
+            .iter()
+            .zip(after.ticks.iter().zip(&before.ticks))
+        {
+            let spent = a.saturating_sub(*b) as f64 / hz;
+            match seconds.iter_mut().find(|(name, _)| *name == p.name) {
+                Some((_, total)) => *total += spent,
+                None => seconds.push((p.name, spent)),
+            }
+        }
         Spent {
-            seconds: self
-                .processes
-                .iter()
-                .zip(after.ticks.iter().zip(&before.ticks))
-                .map(|(p, (a, b))| (p.name, a.saturating_sub(*b) as f64 / hz))
-                .collect(),
+            seconds,
             machine_seconds: after.machine.saturating_sub(before.machine) as f64 / hz,
             wall_seconds: after.at.duration_since(before.at).as_secs_f64(),
         }

@@ -6,9 +6,14 @@
 //! the machine is shared and noisy.
 
 pub mod baselines;
+pub mod compare;
+pub mod counts;
 pub mod cpu;
+pub mod durability;
+pub mod failover;
 pub mod loss;
 pub mod measure;
+pub mod memory;
 pub mod parts;
 pub mod phases;
 pub mod profile;

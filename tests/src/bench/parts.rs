@@ -17,6 +17,7 @@ use super::{
 };
 use crate::{
     load::closed_loop::{self, ClosedLoop},
+    redis_under_test::RedisUnderTest,
     wait,
 };
 
@@ -41,7 +42,11 @@ fn closed(url: String, method: &str, body: &str, headers: &[(&str, &str)], s: f6
 /// (`POST /v1/sales/{id}/reserve`, a new uid each time, so every request is a winner: the
 /// reservation script, the branch into PostgreSQL and the completion), rounds alternated with
 /// `redis-benchmark` EVALSHA of `reserve.lua` at the same concurrency; medians.
-pub async fn origin_alone(world: &World, rounds: usize, seconds: f64) -> anyhow::Result<Value> {
+pub async fn origin_alone<R: RedisUnderTest>(
+    world: &World<R>,
+    rounds: usize,
+    seconds: f64,
+) -> anyhow::Result<Value> {
     let sale = world.create_sale(ORIGIN_SALE_STOCK).await?;
     let url = format!("{}/v1/sales/{sale}/reserve", world.stack.origin.url());
     let redis_meter = phases::redis_meter(world)?;
@@ -96,7 +101,11 @@ pub async fn origin_alone(world: &World, rounds: usize, seconds: f64) -> anyhow:
 /// The status JSON polled through nginx (its 1 s micro-cache, a new client address per request
 /// as a crowd of browsers behind the CDN), rounds alternated with the same poll at the edge
 /// alone; medians, and how many of nginx's requests reached the edges.
-pub async fn status_cache(world: &World, rounds: usize, seconds: f64) -> anyhow::Result<Value> {
+pub async fn status_cache<R: RedisUnderTest>(
+    world: &World<R>,
+    rounds: usize,
+    seconds: f64,
+) -> anyhow::Result<Value> {
     let sale = world.create_sale(100).await?;
     let path = format!("/api/sales/{sale}/status");
     let xff = [("x-forwarded-for", "{ip}")];
@@ -148,7 +157,7 @@ pub async fn status_cache(world: &World, rounds: usize, seconds: f64) -> anyhow:
     }))
 }
 
-async fn edge_status_requests(world: &World) -> anyhow::Result<u64> {
+async fn edge_status_requests<R: RedisUnderTest>(world: &World<R>) -> anyhow::Result<u64> {
     let mut total = 0;
     for edge in &world.edges {
         total += edge.requests(&world.stack.http, "status").await?;
@@ -160,7 +169,10 @@ async fn edge_status_requests(world: &World) -> anyhow::Result<u64> {
 /// unpaid; from the hold's `expires_at`, how long until every edge takes buys again (the origin's
 /// sweeper cancels the hold, returns the unit to Redis, `restocked` reaches the edges) and until a
 /// second buyer's buy through nginx gets the unit (nginx's cached 410 lasts up to 1 s more).
-pub async fn hold_return(world: &World, runs: usize) -> anyhow::Result<Value> {
+pub async fn hold_return<R: RedisUnderTest>(
+    world: &World<R>,
+    runs: usize,
+) -> anyhow::Result<Value> {
     let (mut edges_ms, mut bought_ms) = (Vec::new(), Vec::new());
     for run in 0..runs {
         let (status, body) = world
@@ -201,7 +213,7 @@ pub async fn hold_return(world: &World, runs: usize) -> anyhow::Result<Value> {
 }
 
 /// The sale's one hold's `expires_at`, as Unix seconds.
-async fn hold_expiry(world: &World, sale: i64) -> anyhow::Result<f64> {
+async fn hold_expiry<R: RedisUnderTest>(world: &World<R>, sale: i64) -> anyhow::Result<f64> {
     let db = world.stack.postgres.client().await?;
     let row = db
         .query_one(
@@ -220,7 +232,7 @@ fn unix_now() -> f64 {
 }
 
 /// Waits until no edge answers the sale's buys with 410; the Unix time it saw that.
-async fn wait_edges_open(world: &World, sale: i64) -> anyhow::Result<f64> {
+async fn wait_edges_open<R: RedisUnderTest>(world: &World<R>, sale: i64) -> anyhow::Result<f64> {
     phases::wait_edges(world, sale, false).await?;
     Ok(unix_now())
 }
@@ -229,8 +241,8 @@ async fn wait_edges_open(world: &World, sale: i64) -> anyhow::Result<f64> {
 /// edge's memory, does not spend the pass token); that answer must be the unit. Each attempt
 /// comes from another client address, as the crowd's would, so nginx's per-IP limit does not
 /// answer them. The Unix time of the 200.
-async fn buy_when_open(
-    world: &World,
+async fn buy_when_open<R: RedisUnderTest>(
+    world: &World<R>,
     sale: i64,
     buyer: &super::world::Buyer,
 ) -> anyhow::Result<f64> {

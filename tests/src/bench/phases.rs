@@ -1,8 +1,8 @@
 //! The benchmark's phases, each measured in the same run as its baseline: the sold-out path
 //! against nginx `return 200`; the live path against `redis-benchmark` of the reserve script,
 //! with the Redis round trips of winners, losers and sold-out attempts; sold-out propagation to
-//! every edge; a crowd of users and bots; the edge's memory after a million distinct clients;
-//! recovery after the origin is killed mid-crowd.
+//! every edge; a crowd of users and bots; recovery after the origin is killed mid-crowd. Each
+//! runs on one Redis server or on a cluster (`--redis cluster`).
 
 use std::time::Duration;
 
@@ -12,16 +12,17 @@ use tokio::time::Instant;
 
 use super::{
     baselines,
+    counts::{origin_outcomes, origin_reservations, poller_claims, round_trip_count},
     cpu::{self, Meter, Process, Spent},
     measure, profile,
-    system::{self, median, round_trips},
+    system::median,
     world::World,
 };
 use crate::{
     crowd::{self, CrowdConfig},
     edge_process::USER_JWT_SECRET,
     load::closed_loop::{self, ClosedLoop, LoopReport},
-    metrics::sample_sum,
+    redis_under_test::RedisUnderTest,
     wait,
 };
 
@@ -47,62 +48,14 @@ pub(super) fn latency(report: &LoopReport) -> Value {
     json!({"p50_us": report.p50_us, "p99_us": report.p99_us, "p999_us": report.p999_us})
 }
 
-/// Redis round trips since the last `reset_stats`, less the recovery poller's scripts (its index
-/// read every poll and its claims, whatever the load) and the sales' activity marks (one per sale
-/// every 5 s, however many attempts): not a cost of any attempt; `claims_before` is their count
-/// at the reset.
-async fn round_trip_count(world: &World, claims_before: f64) -> anyhow::Result<u64> {
-    let stats = world.stack.redis.command_stats().await?;
-    let all = round_trips(&stats, &system::commands_inside_scripts(&world.lua_dir()));
-    let claims = poller_claims(world).await? - claims_before;
-    Ok(all.saturating_sub(claims.max(0.0) as u64))
-}
-
-async fn poller_claims(world: &World) -> anyhow::Result<f64> {
-    let text = world.origin_metrics().await?;
-    Ok([
-        "origin_recovery_claims_total",
-        "origin_recovery_index_reads_total",
-        "origin_activity_marks_total",
-    ]
-    .into_iter()
-    .map(|name| sample_sum(&text, name, &[]))
-    .sum())
-}
-
-/// The origin's reservations by outcome (every outcome the origin counts).
-async fn origin_outcomes(world: &World) -> anyhow::Result<Vec<(&'static str, f64)>> {
-    let text = world.origin_metrics().await?;
-    Ok([
-        "reserved",
-        "duplicate",
-        "sold_out",
-        "unknown_sale",
-        "not_started",
-        "ended",
-        "stock_unavailable",
-        "error",
-    ]
-    .into_iter()
-    .map(|outcome| {
-        let n = sample_sum(&text, "origin_reservations_total", &[("outcome", outcome)]);
-        (outcome, n)
-    })
-    .collect())
-}
-
-async fn origin_reservations(world: &World) -> anyhow::Result<f64> {
-    Ok(sample_sum(
-        &world.origin_metrics().await?,
-        "origin_reservations_total",
-        &[],
-    ))
-}
-
 /// Sold out: buy attempts through nginx after sell-out, against nginx `return 200` and, for the
 /// edge's own overhead, the edge alone against a bare hyper server; medians of `rounds`. CPU per
 /// attempt of every stack process over the stack's rounds, and of the bare nginx over its own.
-pub async fn sold_out(world: &World, rounds: usize, seconds: f64) -> anyhow::Result<Value> {
+pub async fn sold_out<R: RedisUnderTest>(
+    world: &World<R>,
+    rounds: usize,
+    seconds: f64,
+) -> anyhow::Result<Value> {
     let nginx_200 = baselines::nginx_return_200().await?;
     let hello = baselines::hello(&world.bin_dir).await?;
     let sale = world.create_sale(1).await?;
@@ -196,13 +149,20 @@ pub async fn sold_out(world: &World, rounds: usize, seconds: f64) -> anyhow::Res
     }))
 }
 
-async fn wait_sold_out_everywhere(world: &World, sale: i64) -> anyhow::Result<Duration> {
+async fn wait_sold_out_everywhere<R: RedisUnderTest>(
+    world: &World<R>,
+    sale: i64,
+) -> anyhow::Result<Duration> {
     wait_edges(world, sale, true).await
 }
 
 /// Waits until every edge answers the sale's buys with 410 (`sold_out`), or none does (a bad
 /// pass token gets 403 once the sale is open); how long that took.
-pub async fn wait_edges(world: &World, sale: i64, sold_out: bool) -> anyhow::Result<Duration> {
+pub async fn wait_edges<R: RedisUnderTest>(
+    world: &World<R>,
+    sale: i64,
+    sold_out: bool,
+) -> anyhow::Result<Duration> {
     let http = &world.stack.http;
     let urls: Vec<String> = world
         .edges
@@ -237,7 +197,7 @@ pub async fn wait_edges(world: &World, sale: i64, sold_out: bool) -> anyhow::Res
 /// script under `redis-benchmark` at the same concurrency. CPU per attempt of every stack
 /// process over the winners' loop and over the losers'; of redis-server and `redis-benchmark`
 /// per request of the baseline.
-pub async fn live(world: &World, winners: usize) -> anyhow::Result<Value> {
+pub async fn live<R: RedisUnderTest>(world: &World<R>, winners: usize) -> anyhow::Result<Value> {
     let sale = world.create_sale(i64::try_from(winners * 2)?).await?;
     let buyers = world.buyers(sale, "win", winners, CONCURRENCY).await?;
     let meter = Meter::new(cpu::stack_processes(world));
@@ -308,16 +268,21 @@ pub async fn live(world: &World, winners: usize) -> anyhow::Result<Value> {
     }))
 }
 
-/// The CPU meter of the `redis-benchmark` baseline: redis-server and the tool itself.
-pub(super) fn redis_meter(world: &World) -> anyhow::Result<Meter> {
-    Ok(Meter::new(vec![
-        Process::tree("redis", world.stack.redis.pid().context("redis pid")?),
-        Process::reaped_tools("redis_benchmark"),
-    ]))
+/// The CPU meter of the `redis-benchmark` baseline: redis-server (every node of a cluster) and
+/// the tool itself.
+pub(super) fn redis_meter<R: RedisUnderTest>(world: &World<R>) -> anyhow::Result<Meter> {
+    let pids = world.stack.redis.pids();
+    anyhow::ensure!(!pids.is_empty(), "no redis-server runs");
+    let mut processes: Vec<Process> = pids
+        .into_iter()
+        .map(|pid| Process::tree("redis", pid))
+        .collect();
+    processes.push(Process::reaped_tools("redis_benchmark"));
+    Ok(Meter::new(processes))
 }
 
 /// Time from the last unit's `200` to every edge answering 410 from memory.
-pub async fn propagation(world: &World) -> anyhow::Result<Value> {
+pub async fn propagation<R: RedisUnderTest>(world: &World<R>) -> anyhow::Result<Value> {
     let mut delays = Vec::new();
     for _ in 0..5 {
         let sale = world.create_sale(1).await?;
@@ -337,7 +302,10 @@ pub async fn propagation(world: &World) -> anyhow::Result<Value> {
 
 /// A crowd of `users` (20% bots of every kind) for 100 units, through nginx: origin requests per
 /// unit, bot units, conservation.
-pub async fn crowd(world: &World, users: usize) -> anyhow::Result<(Value, crowd::Report)> {
+pub async fn crowd<R: RedisUnderTest>(
+    world: &World<R>,
+    users: usize,
+) -> anyhow::Result<(Value, crowd::Report)> {
     let sale = world.create_sale(100).await?;
     let before = origin_reservations(world).await?;
     let mut config = CrowdConfig::new(world.nginx.url(), sale, Some(USER_JWT_SECRET.to_string()));
@@ -377,83 +345,12 @@ pub async fn crowd(world: &World, users: usize) -> anyhow::Result<(Value, crowd:
     ))
 }
 
-/// The edge's memory after `clients` requests from distinct IPs and uids (each passes the IP
-/// limiter, which keys them, and the identity check; the pass token is refused).
-pub async fn memory(world: &World, clients: usize) -> anyhow::Result<Value> {
-    let sale = world.create_sale(1_000_000).await?;
-    let edge = &world.edges[0];
-    let pid = edge.pid().context("edge pid")?;
-    let (rss_before, _) = system::rss_mb(pid);
-    let url = format!("{}/api/sales/{sale}/buy", edge.url());
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    let per = clients / CONCURRENCY;
-    for w in 0..CONCURRENCY {
-        let url = url.clone();
-        let identity = edge::config::IdentityConfig {
-            algorithm: edge::config::Algorithm::HS256,
-            key: Some(USER_JWT_SECRET.into()),
-            ..edge::config::IdentityConfig::default()
-        };
-        tasks.spawn(async move {
-            let client: hyper_util::client::legacy::Client<
-                _,
-                http_body_util::Full<hyper::body::Bytes>,
-            > = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http();
-            let uri: hyper::Uri = url.parse()?;
-            let now = super::world::now_unix();
-            for i in 0..per {
-                let n = w * per + i;
-                let jwt = edge::identity::mint_dev_token(&identity, &format!("m{n}"), 3600, now)?;
-                let ip = format!("10.{}.{}.{}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);
-                let ip = if n >> 24 == 0 {
-                    ip
-                } else {
-                    format!("2001:db8::{n:x}")
-                };
-                let req = hyper::Request::post(uri.clone())
-                    .header("content-type", "application/json")
-                    .header("authorization", format!("Bearer {jwt}"))
-                    .header("x-forwarded-for", ip)
-                    .body(http_body_util::Full::new(hyper::body::Bytes::from_static(
-                        b"{\"pass_token\":\"x\"}",
-                    )))?;
-                let resp = client.request(req).await?;
-                http_body_util::BodyExt::collect(resp.into_body()).await?;
-            }
-            anyhow::Ok(())
-        });
-    }
-    for done in tasks.join_all().await {
-        done?;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let (rss_after, peak) = system::rss_mb(pid);
-    let origin_pid = world.stack.origin.pid().context("origin pid")?;
-    let (origin_rss, origin_peak) = system::rss_mb(origin_pid);
-    let edge_peaks: Vec<f64> = world
-        .edges
-        .iter()
-        .filter_map(|e| e.pid())
-        .map(|p| system::rss_mb(p).1)
-        .collect();
-    Ok(json!({
-        "phase": "memory",
-        "clients": per * CONCURRENCY,
-        "seconds": elapsed,
-        "edge_rss_mb_before": rss_before,
-        "edge_rss_mb_after": rss_after,
-        "edge_peak_rss_mb": peak,
-        "edge_peak_rss_mb_all": edge_peaks,
-        "origin_rss_mb": origin_rss,
-        "origin_peak_rss_mb": origin_peak,
-    }))
-}
-
 /// The origin killed (SIGKILL) while a crowd buys, restarted at once: time from the restart
 /// until every orphan is completed, and the books after.
-pub async fn recovery(world: &mut World, buyers: usize) -> anyhow::Result<Value> {
+pub async fn recovery<R: RedisUnderTest>(
+    world: &mut World<R>,
+    buyers: usize,
+) -> anyhow::Result<Value> {
     let sale = world.create_sale(i64::try_from(buyers)?).await?;
     let prepared = world.buyers(sale, "rec", buyers, CONCURRENCY).await?;
     let base = world.nginx.url();

@@ -18,7 +18,7 @@ use nix::{sys::signal, unistd::Pid};
 use tokio::process::{Child, Command};
 
 use super::{cpu, world::World};
-use crate::wait;
+use crate::{redis_under_test::RedisUnderTest, wait};
 
 /// Sampling frequency, Hz: not a multiple of the timers' so samples do not beat with them.
 const FREQUENCY: &str = "999";
@@ -32,7 +32,10 @@ pub struct Recording {
 }
 
 /// Starts recording `name` if the world was asked to profile (`--profile`).
-pub async fn start(world: &World, name: &str) -> anyhow::Result<Option<Recording>> {
+pub async fn start<R: RedisUnderTest>(
+    world: &World<R>,
+    name: &str,
+) -> anyhow::Result<Option<Recording>> {
     match &world.profile_dir {
         Some(dir) => Ok(Some(Recording::start(dir, name, world).await?)),
         None => Ok(None),
@@ -50,7 +53,11 @@ pub async fn stop(recording: Option<Recording>) -> anyhow::Result<()> {
 impl Recording {
     /// Attaches perf to the stack's processes (the bench client left out) and waits until it
     /// samples: its data file is written when it has attached.
-    pub async fn start(dir: &Path, name: &str, world: &World) -> anyhow::Result<Self> {
+    pub async fn start<R: RedisUnderTest>(
+        dir: &Path,
+        name: &str,
+        world: &World<R>,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut roles = String::new();
         let mut pids = Vec::new();

@@ -6,6 +6,8 @@ use std::{collections::BTreeMap, collections::HashSet, path::Path};
 
 use serde_json::{json, Value};
 
+use crate::{redis_cluster::CLUSTER_BOOKKEEPING_COMMANDS, redis_server::BOOKKEEPING_COMMANDS};
+
 /// Cores, CPU model and the versions of Redis, PostgreSQL and nginx.
 pub async fn machine() -> Value {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -69,16 +71,16 @@ pub fn commands_inside_scripts(lua_dir: &Path) -> HashSet<String> {
 }
 
 /// Round trips in `stats` (an `INFO commandstats` reading): every command but those scripts run
-/// inside Redis and the benchmark's own bookkeeping.
+/// inside Redis, the benchmark's own bookkeeping and, on a cluster, the harness's questions and
+/// the replicas' replication traffic (a client's `CLUSTER SLOTS` is counted).
 pub fn round_trips(stats: &BTreeMap<String, u64>, inside: &HashSet<String>) -> u64 {
     stats
         .iter()
         .filter(|(cmd, _)| {
             !inside.contains(cmd.as_str())
-                && !matches!(
-                    cmd.as_str(),
-                    "info" | "config|resetstat" | "client|setinfo" | "ping"
-                )
+                && !BOOKKEEPING_COMMANDS.contains(&cmd.as_str())
+                && !CLUSTER_BOOKKEEPING_COMMANDS.contains(&cmd.as_str())
+                && cmd.as_str() != "ping"
         })
         .map(|(_, n)| n)
         .sum()

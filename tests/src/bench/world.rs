@@ -1,5 +1,5 @@
-//! The benchmark's stack, from release binaries: Redis, PostgreSQL, an origin, two edges and
-//! nginx in front, on free loopback ports in temp dirs, configured for load (a low proof-of-work
+//! The benchmark's stack, from release binaries: Redis (one server, or a cluster for
+//! `--redis cluster`), PostgreSQL, an origin, two edges and nginx in front, on free loopback ports in temp dirs, configured for load (a low proof-of-work
 //! difficulty, limits above the load, so the figures measure the path and not the limits; the
 //! crowd phase has its own bots to meet the limits). Plus what the phases need: sales, users with
 //! pass tokens, metrics.
@@ -12,12 +12,15 @@ use crate::{
     edge_process::{EdgeOptions, EdgeProcess},
     nginx_server::NginxServer,
     origin_process::OriginOptions,
+    postgres_server::PostgresServer,
+    redis_server::RedisServer,
+    redis_under_test::RedisUnderTest,
     shopper,
     stack::Stack,
 };
 
-pub struct World {
-    pub stack: Stack,
+pub struct World<R = RedisServer> {
+    pub stack: Stack<R>,
     pub edges: Vec<EdgeProcess>,
     pub nginx: NginxServer,
     pub bin_dir: PathBuf,
@@ -37,23 +40,39 @@ pub struct Buyer {
 pub use crate::shopper::now_unix;
 
 impl World {
-    /// Starts everything; binaries are taken from `bin_dir` (target/release).
+    /// Starts everything on one Redis server; binaries are taken from `bin_dir` (target/release).
     pub async fn start(bin_dir: &Path, repo: &Path) -> anyhow::Result<Self> {
+        let (redis, postgres) = tokio::try_join!(RedisServer::start(), PostgresServer::start())?;
+        World::on(redis, postgres, bin_dir, repo, origin_options()).await
+    }
+}
+
+/// The origin's settings in the bench: the defaults, at the shipped log level (info), not the
+/// tests' debug.
+pub fn origin_options() -> OriginOptions {
+    OriginOptions {
+        log: "info",
+        ..OriginOptions::default()
+    }
+}
+
+impl<R: RedisUnderTest> World<R> {
+    /// Starts the origin (with `options`), the edges and nginx on `redis` and `postgres`, both
+    /// running; binaries are taken from `bin_dir` (target/release).
+    pub async fn on(
+        redis: R,
+        postgres: PostgresServer,
+        bin_dir: &Path,
+        repo: &Path,
+        options: OriginOptions,
+    ) -> anyhow::Result<Self> {
         let origin_bin = bin_dir.join("origin");
         let edge_bin = bin_dir.join("edge");
         ensure!(
             origin_bin.is_file() && edge_bin.is_file(),
             "build first: cargo build --release -p origin -p edge"
         );
-        // The shipped log level (info), not the tests' debug.
-        let stack = Stack::start(
-            &origin_bin,
-            OriginOptions {
-                log: "info",
-                ..OriginOptions::default()
-            },
-        )
-        .await?;
+        let stack = Stack::on(redis, postgres, &origin_bin, &options).await?;
         let options = EdgeOptions {
             ip_per_second: 1_000_000.0,
             ip_burst: 1_000_000,
@@ -71,7 +90,7 @@ impl World {
             edges.push(
                 EdgeProcess::start(
                     &edge_bin,
-                    &stack.redis.url(),
+                    &stack.redis.target(),
                     &[stack.origin.url()],
                     &options,
                 )

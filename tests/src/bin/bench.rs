@@ -1,16 +1,42 @@
 //! `bench`: the benchmark run by `./deploy/bench` (see `flash_tests::bench`). Starts the stack
 //! from the release binaries next to this one, runs every phase with its baseline in the same
 //! run, prints one JSON object per phase, a table, and the summary object as the last line.
+//! `--redis cluster` runs the phases that depend on Redis on one server and then on a six-node
+//! cluster, then the cluster's own: `wait_replicas` 0 against 1, and failovers.
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Parser;
-use flash_tests::bench::{loss, parts, phases, report, system, world::World};
+use clap::ValueEnum;
+use flash_tests::{
+    bench::{
+        compare, durability, failover, loss, memory, parts, phases, report, system,
+        world::{origin_options, World},
+    },
+    postgres_server::PostgresServer,
+    redis_cluster::RedisCluster,
+};
+
+/// The Redis the bench runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RedisMode {
+    /// Every phase on one redis-server.
+    Single,
+    /// The Redis rows on one server and on a six-node cluster side by side, `wait_replicas` 0
+    /// against 1, and failovers.
+    Cluster,
+}
 
 #[derive(Debug, Parser)]
 struct Args {
+    /// The Redis the stack runs on.
+    #[arg(long, value_enum, default_value_t = RedisMode::Single)]
+    redis: RedisMode,
+    /// Failovers measured with `--redis cluster` (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    failovers: usize,
     /// Users in the crowd phase (20% bots), for 100 units.
     #[arg(long, default_value_t = 100_000)]
     crowd_users: usize,
@@ -42,6 +68,9 @@ async fn main() -> anyhow::Result<()> {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let machine = system::machine().await;
     report::line(&serde_json::json!({"phase": "machine", "machine": machine}));
+    if args.redis == RedisMode::Cluster {
+        return on_cluster(&args, &bin_dir, &repo, machine).await;
+    }
     let mut world = World::start(&bin_dir, &repo).await?;
     world.profile_dir = args.profile.clone();
 
@@ -70,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
     }
     report::line(&crowd);
     eprintln!("bench: memory after {} clients ...", args.clients);
-    let memory = phases::memory(&world, args.clients).await?;
+    let memory = memory::memory(&world, args.clients).await?;
     report::line(&memory);
     eprintln!("bench: recovery ...");
     let recovery = phases::recovery(&mut world, 600).await?;
@@ -100,6 +129,87 @@ async fn main() -> anyhow::Result<()> {
     let summary = report::summary(&results);
     println!("{}", report::table(&summary, &results));
     println!("{}", report::cpu_table(&results.sold_out, &results.live));
+    println!("{summary}");
+    Ok(())
+}
+
+/// `--redis cluster`: the Redis rows on one server, then on a cluster; `wait_replicas`; failovers.
+async fn on_cluster(
+    args: &Args,
+    bin_dir: &Path,
+    repo: &Path,
+    machine: serde_json::Value,
+) -> anyhow::Result<()> {
+    let sizes = compare::Sizes {
+        rounds: args.rounds,
+        seconds: args.seconds,
+        winners: args.winners,
+        crowd_users: args.crowd_users,
+    };
+    let single = {
+        let world = World::start(bin_dir, repo).await?;
+        compare::rows(&world, sizes).await?
+    };
+    report::line(&single);
+    let (cluster, postgres) = tokio::try_join!(RedisCluster::start(), PostgresServer::start())?;
+    let mut world = World::on(cluster, postgres, bin_dir, repo, origin_options()).await?;
+    let clustered = compare::rows(&world, sizes).await?;
+    report::line(&clustered);
+    eprintln!("bench: wait_replicas 0 against 1 ...");
+    let waits = durability::wait_replicas(&mut world, args.winners, args.rounds).await?;
+    report::line(&waits);
+    let failovers = failover::failovers(&mut world, args.failovers).await?;
+    report::line(&failovers);
+
+    println!("{}", compare::table(&single, &clustered));
+    println!(
+        "wait_replicas 0 -> 1: winners/s {:.0} -> {:.0}, winner p99 {:.0} -> {:.0} µs, \
+         round trips per winner {:.2} -> {:.2}; WAITs acked {}, short {}",
+        waits["wait_0"]["winners_per_second"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+        waits["wait_1"]["winners_per_second"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+        waits["wait_0"]["p99_us"].as_f64().unwrap_or(f64::NAN),
+        waits["wait_1"]["p99_us"].as_f64().unwrap_or(f64::NAN),
+        waits["wait_0"]["redis_round_trips_per_winner"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+        waits["wait_1"]["redis_round_trips_per_winner"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+        waits["waits_acked"],
+        waits["waits_short"],
+    );
+    println!(
+        "failover (median of {}): buys of the killed primary's sale failing {:.2} s, \
+         promotion {:.2} s; at most {} reserved without an order, {} heals, drift {}, \
+         {} failed answers on the other primary's sale",
+        failovers["runs"],
+        failovers["victim_failing_s"].as_f64().unwrap_or(f64::NAN),
+        failovers["failover_s"].as_f64().unwrap_or(f64::NAN),
+        failovers["reserved_without_order_max"],
+        failovers["heals_max"],
+        failovers["drift_max"],
+        failovers["other_failed_answers_max"],
+    );
+    let summary = serde_json::json!({
+        "summary": true,
+        "redis": "cluster",
+        "machine": machine,
+        "rows": compare::summary(&single, &clustered),
+        "wait_replicas": {"wait_0": waits["wait_0"], "wait_1": waits["wait_1"],
+            "winners_ratio_1_vs_0": waits["winners_ratio_1_vs_0"]},
+        "failover": {
+            "victim_failing_s": failovers["victim_failing_s"],
+            "failover_s": failovers["failover_s"],
+            "reserved_without_order_max": failovers["reserved_without_order_max"],
+            "heals_max": failovers["heals_max"],
+            "drift_max": failovers["drift_max"],
+            "other_failed_answers_max": failovers["other_failed_answers_max"],
+        },
+    });
     println!("{summary}");
     Ok(())
 }
