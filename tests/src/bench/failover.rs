@@ -40,11 +40,12 @@ const BUYER_DEADLINE: Duration = Duration::from_secs(60);
 /// The pause before a failed attempt is asked again.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
-/// One answer a buyer got, and when (seconds since the run started).
+/// One answer a buyer got: when it was asked and when answered (seconds since the run started).
 #[derive(Debug, Clone)]
 struct Answer {
     uid: String,
     status: u16,
+    sent: f64,
     at: f64,
 }
 
@@ -53,15 +54,32 @@ impl Answer {
     fn failed(&self) -> bool {
         self.status == 0 || self.status >= 500
     }
+
+    /// The stack answered the buy itself: the unit, or a definite no (sold out, bought already).
+    fn answered(&self) -> bool {
+        matches!(self.status, 200 | 409 | 410)
+    }
 }
 
-/// Seconds between the first and the last failed answer (0 when none failed).
+/// How long buying was stopped: from the first failed answer until a buy asked after it was
+/// answered (0 when none failed; to the last answer when none was).
 fn failing_seconds(answers: &[Answer]) -> f64 {
-    let failed = answers.iter().filter(|a| a.failed()).map(|a| a.at);
-    let (first, last) = failed.fold((f64::INFINITY, 0.0_f64), |(lo, hi), t| {
-        (lo.min(t), hi.max(t))
-    });
-    (last - first).max(0.0)
+    let Some(first) = answers
+        .iter()
+        .filter(|a| a.failed())
+        .map(|a| a.at)
+        .min_by(f64::total_cmp)
+    else {
+        return 0.0;
+    };
+    let back = answers
+        .iter()
+        .filter(|a| a.answered() && a.sent > first)
+        .map(|a| a.at)
+        .min_by(f64::total_cmp)
+        .or_else(|| answers.iter().map(|a| a.at).max_by(f64::total_cmp))
+        .unwrap_or(first);
+    back - first
 }
 
 /// The answers of one crowd so far, shared with whoever watches it.
@@ -93,6 +111,7 @@ async fn buy_retrying(
                 let ip = format!("10.{net}.{}.{}", (i >> 8) & 0xff, i & 0xff);
                 let first = Instant::now();
                 loop {
+                    let asked = started.elapsed().as_secs_f64();
                     let sent = http
                         .post(&url)
                         .bearer_auth(&buyer.jwt)
@@ -110,6 +129,7 @@ async fn buy_retrying(
                     let answer = Answer {
                         uid: buyer.uid.clone(),
                         status,
+                        sent: asked,
                         at: started.elapsed().as_secs_f64(),
                     };
                     if let Ok(mut answers) = answers.lock() {
