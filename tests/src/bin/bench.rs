@@ -162,23 +162,16 @@ async fn on_cluster(
     report::line(&failovers);
 
     println!("{}", compare::table(&single, &clustered));
+    let num = |loop_: &str, key: &str| waits[loop_][key].as_f64().unwrap_or(f64::NAN);
     println!(
         "wait_replicas 0 -> 1: winners/s {:.0} -> {:.0}, winner p99 {:.0} -> {:.0} µs, \
          round trips per winner {:.2} -> {:.2}; WAITs acked {}, short {}",
-        waits["wait_0"]["winners_per_second"]
-            .as_f64()
-            .unwrap_or(f64::NAN),
-        waits["wait_1"]["winners_per_second"]
-            .as_f64()
-            .unwrap_or(f64::NAN),
-        waits["wait_0"]["p99_us"].as_f64().unwrap_or(f64::NAN),
-        waits["wait_1"]["p99_us"].as_f64().unwrap_or(f64::NAN),
-        waits["wait_0"]["redis_round_trips_per_winner"]
-            .as_f64()
-            .unwrap_or(f64::NAN),
-        waits["wait_1"]["redis_round_trips_per_winner"]
-            .as_f64()
-            .unwrap_or(f64::NAN),
+        num("wait_0", "winners_per_second"),
+        num("wait_1", "winners_per_second"),
+        num("wait_0", "p99_us"),
+        num("wait_1", "p99_us"),
+        num("wait_0", "redis_round_trips_per_winner"),
+        num("wait_1", "redis_round_trips_per_winner"),
         waits["waits_acked"],
         waits["waits_short"],
     );
