@@ -20,3 +20,22 @@ pub mod redis_under_test;
 pub mod shopper;
 pub mod stack;
 pub mod wait;
+
+/// The origin built with its crash points (`src/bin/origin_crashable.rs`), as a `&'static Path`.
+/// A macro because Cargo tells only the integration tests where it built the binaries
+/// (`CARGO_BIN_EXE_*`, read where the macro is used).
+#[macro_export]
+macro_rules! origin_binary {
+    () => {
+        ::std::path::Path::new(env!("CARGO_BIN_EXE_origin-crashable"))
+    };
+}
+
+/// The edge as the tests run it (`src/bin/edge_under_test.rs`), as a `&'static Path`; see
+/// [`origin_binary!`].
+#[macro_export]
+macro_rules! edge_binary {
+    () => {
+        ::std::path::Path::new(env!("CARGO_BIN_EXE_edge-under-test"))
+    };
+}

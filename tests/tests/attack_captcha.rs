@@ -9,7 +9,8 @@
     reason = "integration tests: a failed unwrap is a failed test, with its message"
 )]
 
-use std::{path::Path, time::Duration};
+use flash_tests::{edge_binary, origin_binary};
+use std::time::Duration;
 
 use edge::captcha::{handle::ImageRef, pow::PowSigner};
 use flash_tests::{
@@ -23,14 +24,6 @@ use futures_util::future::join_all;
 use serde_json::{json, Value};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
-fn origin_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_origin-crashable"))
-}
-
-fn edge_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_edge-under-test"))
-}
-
 struct World {
     stack: Stack,
     edge: EdgeProcess,
@@ -39,11 +32,11 @@ struct World {
 
 impl World {
     async fn start(options: EdgeOptions) -> Self {
-        let stack = Stack::start(origin_binary(), OriginOptions::default())
+        let stack = Stack::start(origin_binary!(), OriginOptions::default())
             .await
             .unwrap();
         let edge = EdgeProcess::start(
-            edge_binary(),
+            edge_binary!(),
             &stack.redis.url(),
             &[stack.origin.url()],
             &options,

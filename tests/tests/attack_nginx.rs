@@ -7,7 +7,8 @@
     reason = "integration tests: a failed unwrap is a failed test, with its message"
 )]
 
-use std::{collections::BTreeMap, net::IpAddr, path::Path, time::Duration};
+use flash_tests::{edge_binary, origin_binary};
+use std::{collections::BTreeMap, net::IpAddr, time::Duration};
 
 use flash_tests::{
     edge_process::{EdgeOptions, EdgeProcess},
@@ -210,14 +211,11 @@ async fn ipv6_escapes_nginx_limits() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn status_micro_cache_poisoning() {
-    let stack = Stack::start(
-        Path::new(env!("CARGO_BIN_EXE_origin-crashable")),
-        OriginOptions::default(),
-    )
-    .await
-    .unwrap();
+    let stack = Stack::start(origin_binary!(), OriginOptions::default())
+        .await
+        .unwrap();
     let edge = EdgeProcess::start(
-        Path::new(env!("CARGO_BIN_EXE_edge-under-test")),
+        edge_binary!(),
         &stack.redis.url(),
         &[stack.origin.url()],
         &EdgeOptions::default(),

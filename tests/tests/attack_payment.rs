@@ -9,6 +9,7 @@
     reason = "integration tests: a failed unwrap is a failed test, with its message"
 )]
 
+use flash_tests::{edge_binary, origin_binary};
 use std::path::Path;
 
 use flash_tests::{
@@ -19,14 +20,6 @@ use flash_tests::{
     stack::Stack,
 };
 use serde_json::{json, Value};
-
-fn origin_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_origin-crashable"))
-}
-
-fn edge_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_edge-under-test"))
-}
 
 fn static_folder() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../static"))
@@ -40,11 +33,11 @@ struct World {
 
 impl World {
     async fn start() -> Self {
-        let stack = Stack::start(origin_binary(), OriginOptions::default())
+        let stack = Stack::start(origin_binary!(), OriginOptions::default())
             .await
             .unwrap();
         let edge = EdgeProcess::start(
-            edge_binary(),
+            edge_binary!(),
             &stack.redis.url(),
             &[stack.origin.url()],
             &EdgeOptions::default(),

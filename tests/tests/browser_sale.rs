@@ -15,6 +15,7 @@
     reason = "integration tests: a failed unwrap is a failed test, with its message"
 )]
 
+use flash_tests::{edge_binary, origin_binary};
 use std::{
     path::{Path, PathBuf},
     time::Duration,
@@ -30,14 +31,6 @@ use flash_tests::{
 };
 use serde_json::{json, Value};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
-
-fn origin_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_origin-crashable"))
-}
-
-fn edge_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_edge-under-test"))
-}
 
 /// The repository's static/ folder, which nginx serves at /static/.
 fn static_root() -> PathBuf {
@@ -69,11 +62,11 @@ struct World {
 
 impl World {
     async fn start() -> Self {
-        let stack = Stack::start(origin_binary(), OriginOptions::default())
+        let stack = Stack::start(origin_binary!(), OriginOptions::default())
             .await
             .unwrap();
         let edge = EdgeProcess::start(
-            edge_binary(),
+            edge_binary!(),
             &stack.redis.url(),
             &[stack.origin.url()],
             &edge_options(false),

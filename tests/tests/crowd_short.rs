@@ -9,7 +9,8 @@
     reason = "integration tests: a failed unwrap is a failed test, with its message"
 )]
 
-use std::{path::Path, time::Duration};
+use flash_tests::{edge_binary, origin_binary};
+use std::time::Duration;
 
 use flash_tests::{
     crowd::{self, report::KindReport, BotKind, CrowdConfig},
@@ -21,14 +22,6 @@ use flash_tests::{
 /// Below the honest users alone (1600), so the crowd always sells it out, but high enough that
 /// most bots attack while the sale is still on rather than meeting `410 sold_out`.
 const STOCK: i64 = 1200;
-
-fn origin_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_origin-crashable"))
-}
-
-fn edge_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_edge-under-test"))
-}
 
 /// The shipped limits (docs/API.md, deploy/edge.toml), a little tighter per uid, and an easy
 /// proof of work: honest users (one buy each, each from its own address) never meet a limit; a
@@ -57,12 +50,12 @@ fn live_buys_of(kind: &KindReport) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crowd_with_bots_buys_the_stock_exactly_and_bots_get_nothing_extra() {
-    let stack = Stack::start(origin_binary(), OriginOptions::default())
+    let stack = Stack::start(origin_binary!(), OriginOptions::default())
         .await
         .unwrap();
     let limits = realistic_limits();
     let edge = EdgeProcess::start(
-        edge_binary(),
+        edge_binary!(),
         &stack.redis.url(),
         &[stack.origin.url()],
         &limits,

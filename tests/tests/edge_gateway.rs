@@ -8,8 +8,8 @@
     reason = "integration tests: a failed unwrap is a failed test, with its message"
 )]
 
+use flash_tests::{edge_binary, origin_binary};
 use std::{
-    path::Path,
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc,
@@ -30,14 +30,6 @@ use flash_tests::{
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-fn origin_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_origin-crashable"))
-}
-
-fn edge_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_edge-under-test"))
-}
-
 /// Time the test's HTTP client may add to an answer the edge gives within a deadline.
 const CLIENT_MARGIN: Duration = Duration::from_millis(300);
 
@@ -52,12 +44,12 @@ impl World {
     }
 
     async fn start_with(edges: usize, options: EdgeOptions, origin: OriginOptions) -> Self {
-        let stack = Stack::start(origin_binary(), origin).await.unwrap();
+        let stack = Stack::start(origin_binary!(), origin).await.unwrap();
         let mut started = Vec::new();
         for _ in 0..edges {
             started.push(
                 EdgeProcess::start(
-                    edge_binary(),
+                    edge_binary!(),
                     &stack.redis.url(),
                     &[stack.origin.url()],
                     &options,
@@ -904,7 +896,7 @@ fn log_lines(edge: &EdgeProcess, what: &str, url: &str) -> usize {
 async fn a_bad_origin_is_taken_out_and_retried(stalled: bool) {
     const TIMEOUT: Duration = Duration::from_millis(1000);
     const DEAD: Duration = Duration::from_millis(4000);
-    let stack = Stack::start(origin_binary(), OriginOptions::default())
+    let stack = Stack::start(origin_binary!(), OriginOptions::default())
         .await
         .unwrap();
     let hung = StalledOrigin::start().await;
@@ -920,7 +912,7 @@ async fn a_bad_origin_is_taken_out_and_retried(stalled: bool) {
     };
     // The bad origin first: the edge's first origin request goes to it.
     let origins = [bad.clone(), stack.origin.url()];
-    let edge = EdgeProcess::start(edge_binary(), &stack.redis.url(), &origins, &options)
+    let edge = EdgeProcess::start(edge_binary!(), &stack.redis.url(), &origins, &options)
         .await
         .unwrap();
     let world = World {

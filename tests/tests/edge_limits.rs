@@ -8,7 +8,8 @@
     reason = "integration tests: a failed unwrap is a failed test, with its message"
 )]
 
-use std::{path::Path, sync::Arc, time::Duration};
+use flash_tests::{edge_binary, origin_binary};
+use std::{sync::Arc, time::Duration};
 
 use edge::pass::{Earned, PassTokens};
 
@@ -329,7 +330,7 @@ async fn global_rate_holds_across_two_edge_processes_within_one_lease_per_edge()
     const RATE: u32 = 60;
     const LEASE: u32 = 6;
     const EDGES: u32 = 2;
-    let origin = Path::new(env!("CARGO_BIN_EXE_origin-crashable"));
+    let origin = origin_binary!();
     let stack = Stack::start(origin, OriginOptions::default())
         .await
         .unwrap();
@@ -339,7 +340,7 @@ async fn global_rate_holds_across_two_edge_processes_within_one_lease_per_edge()
         global_lease: LEASE,
         ..EdgeOptions::default()
     };
-    let binary = Path::new(env!("CARGO_BIN_EXE_edge-under-test"));
+    let binary = edge_binary!();
     let mut edges = Vec::new();
     for _ in 0..EDGES {
         let edge = EdgeProcess::start(binary, &stack.redis.url(), &[stack.origin.url()], &options)

@@ -9,7 +9,8 @@
     reason = "integration tests: a failed unwrap is a failed test, with its message"
 )]
 
-use std::{path::Path, sync::Arc, time::Duration};
+use flash_tests::{edge_binary, origin_binary};
+use std::{sync::Arc, time::Duration};
 
 use flash_tests::{
     edge_process::{EdgeOptions, EdgeProcess},
@@ -24,16 +25,8 @@ use tokio::time::Instant;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-fn origin_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_origin-crashable"))
-}
-
-fn edge_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_edge-under-test"))
-}
-
 async fn stack() -> Stack {
-    Stack::start(origin_binary(), OriginOptions::default())
+    Stack::start(origin_binary!(), OriginOptions::default())
         .await
         .unwrap()
 }
@@ -110,7 +103,7 @@ async fn a_lapsed_hold_gives_its_unit_back_and_reopens_the_sale_on_two_edges() {
     let stack = stack().await;
     let edges = [
         EdgeProcess::start(
-            edge_binary(),
+            edge_binary!(),
             &stack.redis.url(),
             &[stack.origin.url()],
             &EdgeOptions::default(),
@@ -118,7 +111,7 @@ async fn a_lapsed_hold_gives_its_unit_back_and_reopens_the_sale_on_two_edges() {
         .await
         .unwrap(),
         EdgeProcess::start(
-            edge_binary(),
+            edge_binary!(),
             &stack.redis.url(),
             &[stack.origin.url()],
             &EdgeOptions::default(),
@@ -462,7 +455,7 @@ async fn i2_conservation_through_a_seeded_mix_of_buys_payments_cancels_and_expir
         extend_seconds: 2,
         ..OriginOptions::default()
     };
-    let stack = Arc::new(Stack::start(origin_binary(), options).await.unwrap());
+    let stack = Arc::new(Stack::start(origin_binary!(), options).await.unwrap());
     let sale = sale(&stack, 60, 1).await;
     let mut rng = Seeded(SEED);
     let mut orders: Vec<(i64, String)> = Vec::new();
@@ -561,7 +554,7 @@ async fn i2_conservation_through_a_seeded_mix_of_buys_payments_cancels_and_expir
 async fn another_users_order_and_an_unknown_one_are_both_404_through_the_edge() {
     let stack = stack().await;
     let edge = EdgeProcess::start(
-        edge_binary(),
+        edge_binary!(),
         &stack.redis.url(),
         &[stack.origin.url()],
         &EdgeOptions::default(),
@@ -677,7 +670,7 @@ async fn two_origins_sweeping_the_same_expired_holds_cancel_each_once() {
     const HOLDS: i64 = 40;
     let stack = stack().await;
     let other = flash_tests::origin_process::OriginProcess::start(
-        origin_binary(),
+        origin_binary!(),
         &stack.redis.url(),
         &stack.postgres.url(),
         &OriginOptions::default(),

@@ -13,10 +13,10 @@
     reason = "integration tests: a failed unwrap is a failed test, with its message"
 )]
 
+use flash_tests::{edge_binary, origin_binary};
 use std::{
     collections::BTreeMap,
     net::{IpAddr, Ipv4Addr},
-    path::Path,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc,
@@ -42,14 +42,6 @@ const CSP: &str = "default-src 'none'; script-src 'self'; worker-src 'self'; sty
                    form-action 'self'; frame-ancestors 'none'";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
-fn origin_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_origin-crashable"))
-}
-
-fn edge_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_edge-under-test"))
-}
-
 /// A static folder with a script big enough for gzip, a dot file, and nothing else.
 fn static_folder() -> TempDir {
     let dir = tempfile::Builder::new()
@@ -74,11 +66,11 @@ struct World {
 
 impl World {
     async fn start() -> Self {
-        let stack = Stack::start(origin_binary(), OriginOptions::default())
+        let stack = Stack::start(origin_binary!(), OriginOptions::default())
             .await
             .unwrap();
         let edge = EdgeProcess::start(
-            edge_binary(),
+            edge_binary!(),
             &stack.redis.url(),
             &[stack.origin.url()],
             &EdgeOptions::default(),

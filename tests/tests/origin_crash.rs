@@ -7,6 +7,7 @@
     reason = "integration tests: a failed unwrap is a failed test, with its message"
 )]
 
+use flash_tests::origin_binary;
 use std::{path::Path, sync::Arc, time::Duration};
 
 use flash_tests::{
@@ -21,13 +22,13 @@ use tokio::time::Instant;
 /// figure, not an assertion.
 const RECOVERY_DEADLINE: Duration = Duration::from_secs(30);
 
-fn origin_binary() -> &'static Path {
+fn crashable_origin() -> &'static Path {
     if cfg!(not(debug_assertions)) {
         panic!(
             "crash points are armed in debug builds only: run the crash tests without --release"
         );
     }
-    Path::new(env!("CARGO_BIN_EXE_origin-crashable"))
+    origin_binary!()
 }
 
 /// The test settings with the recovery of the shipped config (`deploy/origin.toml`: timeout,
@@ -75,7 +76,7 @@ async fn crowd(
 async fn crash_and_recover(point: &str, options: OriginOptions) {
     let timeout = Duration::from_millis(options.recovery_timeout_ms);
     let shipped = options.recovery_timeout_ms == shipped_recovery().recovery_timeout_ms;
-    let mut stack = Stack::start(origin_binary(), options).await.unwrap();
+    let mut stack = Stack::start(crashable_origin(), options).await.unwrap();
     let sale = stack.create_sale(20).await.unwrap();
     for i in 0..3 {
         assert_eq!(
@@ -186,7 +187,7 @@ async fn i2_crash_after_the_commit_before_completion() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn i4_database_outage_mid_sale_loses_and_doubles_nothing() {
-    let mut stack = Stack::start(origin_binary(), OriginOptions::default())
+    let mut stack = Stack::start(crashable_origin(), OriginOptions::default())
         .await
         .unwrap();
     let sale = stack.create_sale(50).await.unwrap();
@@ -249,7 +250,7 @@ async fn metric(stack: &Stack, origin_url: &str, name: &str, outcome: &str) -> u
 #[tokio::test(flavor = "multi_thread")]
 async fn i4_two_origins_recover_each_orphan_exactly_once() {
     let options = OriginOptions::default();
-    let mut stack = Stack::start(origin_binary(), options.clone())
+    let mut stack = Stack::start(crashable_origin(), options.clone())
         .await
         .unwrap();
     let sale = stack.create_sale(30).await.unwrap();
@@ -280,7 +281,13 @@ async fn i4_two_origins_recover_each_orphan_exactly_once() {
     let (redis_url, postgres_url) = (stack.redis.url(), stack.postgres.url());
     let (restarted, other) = tokio::join!(
         stack.origin.restart(None),
-        OriginProcess::start(origin_binary(), &redis_url, &postgres_url, &options, None)
+        OriginProcess::start(
+            crashable_origin(),
+            &redis_url,
+            &postgres_url,
+            &options,
+            None
+        )
     );
     restarted.unwrap();
     let other = other.unwrap();

@@ -7,6 +7,7 @@
     reason = "integration tests: a failed unwrap is a failed test, with its message"
 )]
 
+use flash_tests::origin_binary;
 use std::{collections::HashSet, path::Path, sync::Arc};
 
 use flash_tests::{
@@ -21,12 +22,8 @@ use origin::{
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 
-fn origin_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_origin-crashable"))
-}
-
 async fn stack(options: OriginOptions) -> Stack {
-    Stack::start(origin_binary(), options).await.unwrap()
+    Stack::start(origin_binary!(), options).await.unwrap()
 }
 
 /// Users whose answer was 200 `reserved`.

@@ -11,6 +11,7 @@
     reason = "integration tests: a failed unwrap is a failed test, with its message"
 )]
 
+use flash_tests::origin_binary;
 use std::{path::Path, sync::Arc, time::Duration};
 
 use flash_tests::{
@@ -36,10 +37,6 @@ const SHIPPED_POLL_MS: u64 = 200;
 
 /// Polls each measurement spans: a few seconds at the shipped interval.
 const MEASURED_POLLS: f64 = 15.0;
-
-fn origin_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_origin-crashable"))
-}
 
 fn lua_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../lua")
@@ -145,7 +142,7 @@ async fn idle_sales_cost_the_poller_nothing_whatever_their_number() {
         poll_interval_ms: SHIPPED_POLL_MS,
         ..OriginOptions::default()
     };
-    let mut stack = Stack::start(origin_binary(), options).await.unwrap();
+    let mut stack = Stack::start(origin_binary!(), options).await.unwrap();
     let redis = reservations(&stack.redis, Duration::from_secs(1)).await;
     let mut sales = Vec::new();
     let mut figures = Vec::new();
@@ -228,7 +225,7 @@ async fn crowd(stack: &Arc<Stack>, url: &str, sale: i64, uids: &[String]) -> usi
 #[tokio::test(flavor = "multi_thread")]
 async fn an_orphan_of_a_dead_origin_is_found_by_a_live_one_through_the_index() {
     let options = OriginOptions::default();
-    let stack = Stack::start(origin_binary(), options.clone())
+    let stack = Stack::start(origin_binary!(), options.clone())
         .await
         .unwrap();
     let redis = reservations(&stack.redis, Duration::from_secs(1)).await;
@@ -240,7 +237,7 @@ async fn an_orphan_of_a_dead_origin_is_found_by_a_live_one_through_the_index() {
 
     // A second origin takes a crowd and dies at its 4th reservation, after Redis took it.
     let mut dying = OriginProcess::start(
-        origin_binary(),
+        origin_binary!(),
         &stack.redis.url(),
         &stack.postgres.url(),
         &options,
@@ -281,7 +278,7 @@ async fn an_orphan_of_a_dead_origin_is_found_by_a_live_one_through_the_index() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_transaction_the_index_lost_is_found_by_the_full_pass_of_a_running_origin() {
     let options = OriginOptions::default();
-    let stack = Stack::start(origin_binary(), options.clone())
+    let stack = Stack::start(origin_binary!(), options.clone())
         .await
         .unwrap();
     let timeout = Duration::from_millis(options.recovery_timeout_ms);
@@ -320,7 +317,7 @@ async fn a_transaction_the_index_lost_is_found_by_the_full_pass_of_a_running_ori
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_transaction_the_index_lost_is_found_by_the_full_pass_at_start() {
-    let mut stack = Stack::start(origin_binary(), OriginOptions::default())
+    let mut stack = Stack::start(origin_binary!(), OriginOptions::default())
         .await
         .unwrap();
     let sale = stack.create_sale(5).await.unwrap();

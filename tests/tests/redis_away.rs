@@ -12,6 +12,7 @@
     reason = "integration tests: a failed unwrap is a failed test, with its message"
 )]
 
+use flash_tests::{edge_binary, origin_binary};
 use std::{
     collections::{BTreeMap, HashSet},
     path::Path,
@@ -32,15 +33,11 @@ use redis::AsyncCommands;
 use serde_json::{json, Value};
 use tokio::{sync::Semaphore, time::Instant};
 
-fn origin_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_origin-crashable"))
-}
-
 /// Redis, PostgreSQL and an origin with the shipped Redis timeout (how fast a dead Redis is
 /// answered is what these tests measure).
 async fn stack() -> Stack {
     Stack::start(
-        origin_binary(),
+        origin_binary!(),
         OriginOptions {
             redis_timeout_ms: ORIGIN_REDIS_TIMEOUT_MS,
             ..OriginOptions::default()
@@ -48,10 +45,6 @@ async fn stack() -> Stack {
     )
     .await
     .unwrap()
-}
-
-fn edge_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_edge-under-test"))
 }
 
 /// The shipped Redis command timeouts (deploy/edge.toml, deploy/origin.toml) and the shipped
@@ -299,7 +292,7 @@ async fn redis_away_mid_crowd_answers_503_with_retry_after_and_the_sale_resumes(
     const AT_ONCE: usize = 24;
     let mut stack = stack().await;
     let edge = EdgeProcess::start(
-        edge_binary(),
+        edge_binary!(),
         &stack.redis.url(),
         &[stack.origin.url()],
         &EdgeOptions {
@@ -739,7 +732,7 @@ async fn the_origin_s_503_reaches_the_buyer_with_retry_after_and_its_pass_is_spe
         .await
         .unwrap();
     let edge = EdgeProcess::start(
-        edge_binary(),
+        edge_binary!(),
         &edge_redis.url(),
         &[stack.origin.url()],
         &EdgeOptions {
@@ -873,7 +866,7 @@ async fn the_page_tells_the_shop_is_busy_waits_retry_after_and_buys_once_redis_i
     let (stack, driver) = tokio::join!(stack(), async { Chromedriver::start().await.unwrap() });
     let mut stack = stack;
     let edge = EdgeProcess::start(
-        edge_binary(),
+        edge_binary!(),
         &stack.redis.url(),
         &[stack.origin.url()],
         &EdgeOptions {

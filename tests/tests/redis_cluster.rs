@@ -9,9 +9,9 @@
     reason = "integration tests: a failed unwrap is a failed test, with its message"
 )]
 
+use flash_tests::{edge_binary, origin_binary};
 use std::{
     collections::HashSet,
-    path::Path,
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc,
@@ -46,14 +46,6 @@ const BALANCE_DEADLINE: Duration = Duration::from_secs(30);
 const CROWD_DEADLINE: Duration = Duration::from_secs(60);
 /// Buyers asking at once, per sale.
 const WORKERS: usize = 8;
-
-fn origin_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_origin-crashable"))
-}
-
-fn edge_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_edge-under-test"))
-}
 
 /// One buy through the edge at `base` by a new user `uid`: a pass token earned, then Buy, asked
 /// again after each 503 until `deadline`. The last status.
@@ -95,7 +87,7 @@ impl World {
         let (cluster, postgres) = tokio::try_join!(RedisCluster::start(), PostgresServer::start())
             .expect("a cluster and PostgreSQL start");
         let origin = OriginProcess::start(
-            origin_binary(),
+            origin_binary!(),
             &cluster.target(),
             &postgres.url(),
             options,
@@ -130,7 +122,7 @@ impl World {
     /// An edge on the cluster, its captcha an easy proof of work.
     async fn edge(&self) -> EdgeProcess {
         EdgeProcess::start(
-            edge_binary(),
+            edge_binary!(),
             &self.cluster.target(),
             &[self.origin.url()],
             &EdgeOptions {
@@ -656,7 +648,7 @@ async fn sale_events_reach_every_edge_whichever_node_holds_the_sale() {
     for _ in 0..2 {
         edges.push(
             EdgeProcess::start(
-                edge_binary(),
+                edge_binary!(),
                 &world.cluster.target(),
                 &[world.origin.url()],
                 &EdgeOptions::default(),

@@ -11,9 +11,9 @@
     reason = "integration tests: a failed unwrap is a failed test, with its message"
 )]
 
+use flash_tests::{edge_binary, origin_binary};
 use std::{
     collections::HashSet,
-    path::Path,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -37,12 +37,9 @@ const GATE_SLACK: f64 = 8.0;
 const HEAL_DEADLINE: Duration = Duration::from_secs(20);
 
 async fn stack() -> Stack {
-    Stack::start(
-        Path::new(env!("CARGO_BIN_EXE_origin-crashable")),
-        OriginOptions::default(),
-    )
-    .await
-    .unwrap()
+    Stack::start(origin_binary!(), OriginOptions::default())
+        .await
+        .unwrap()
 }
 
 /// Times a buyer asks again after a `503` (the shop busy, or the sale being healed).
@@ -392,7 +389,7 @@ async fn a_forgotten_return_is_found_by_the_books_and_healed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_healed_full_sale_turns_sold_out_on_every_edge() {
     let mut stack = stack().await;
-    let edge_binary = Path::new(env!("CARGO_BIN_EXE_edge-under-test"));
+    let edge_binary = edge_binary!();
     let mut edges = Vec::new();
     for _ in 0..2 {
         edges.push(
@@ -508,7 +505,7 @@ async fn reserve_at(http: &reqwest::Client, url: &str, sale: i64, uid: &str) -> 
 async fn two_origins_meeting_one_loss_heal_it_once() {
     let mut stack = stack().await;
     let other = OriginProcess::start(
-        Path::new(env!("CARGO_BIN_EXE_origin-crashable")),
+        origin_binary!(),
         &stack.redis.url(),
         &stack.postgres.url(),
         &OriginOptions::default(),
@@ -579,7 +576,7 @@ async fn two_origins_meeting_one_loss_heal_it_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sale_ended_beyond_the_key_retention_is_not_healed_back() {
     let stack = Stack::start(
-        Path::new(env!("CARGO_BIN_EXE_origin-crashable")),
+        origin_binary!(),
         OriginOptions {
             keys_retention_seconds: 60,
             ..OriginOptions::default()
