@@ -7,14 +7,14 @@ use std::net::IpAddr;
 use http::HeaderMap;
 use ipnet::IpNet;
 
-/// Trusted proxy blocks, parsed from `http.trusted_proxies`.
+/// Trusted proxy blocks, from `http.trusted_proxies`.
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(Vec<IpNet>);
 
 impl TrustedProxies {
-    /// Parses CIDR blocks; config validation has checked them, bad ones are skipped.
-    pub fn new(blocks: &[String]) -> Self {
-        Self(blocks.iter().filter_map(|b| b.parse().ok()).collect())
+    /// The CIDR blocks of `http.trusted_proxies`.
+    pub fn new(blocks: &[IpNet]) -> Self {
+        Self(blocks.to_vec())
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
@@ -48,7 +48,10 @@ mod tests {
 
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_peers() {
-        let trusted = TrustedProxies::new(&["127.0.0.1/32".into(), "10.0.0.0/8".into()]);
+        let trusted = TrustedProxies::new(&[
+            "127.0.0.1/32".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ]);
         let check = |peer: &str, xff: Option<&str>, expected: &str| {
             let mut headers = HeaderMap::new();
             if let Some(v) = xff {

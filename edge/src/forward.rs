@@ -97,7 +97,7 @@ pub struct Origins {
 impl Origins {
     pub fn new(config: &OriginConfig) -> Self {
         let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_millis(config.connect_timeout_ms)));
+        connector.set_connect_timeout(Some(config.connect_timeout));
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(config.pool_idle_per_origin)
@@ -109,13 +109,13 @@ impl Origins {
                 .urls
                 .iter()
                 .map(|u| Target {
-                    base: u.trim_end_matches('/').to_string(),
+                    base: u.to_string().trim_end_matches('/').to_string(),
                     dead_until: Mutex::new(None),
                 })
                 .collect(),
             next: AtomicUsize::new(0),
-            timeout: Duration::from_millis(config.timeout_ms),
-            retry_dead_after: Duration::from_millis(config.retry_dead_after_ms),
+            timeout: config.timeout,
+            retry_dead_after: config.retry_dead_after,
         }
     }
 
@@ -315,6 +315,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 mod tests {
     use std::sync::Arc;
 
+    use http::Uri;
     use tokio::{io::AsyncReadExt, net::TcpListener};
 
     use super::*;
@@ -382,9 +383,9 @@ mod tests {
 
     fn origins(urls: Vec<String>, timeout_ms: u64) -> Origins {
         Origins::new(&OriginConfig {
-            urls,
-            timeout_ms,
-            retry_dead_after_ms: 600_000,
+            urls: urls.iter().map(|u| u.parse().unwrap()).collect(),
+            timeout: Duration::from_millis(timeout_ms),
+            retry_dead_after: Duration::from_secs(600),
             ..OriginConfig::default()
         })
     }
@@ -447,8 +448,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_dead_origin_is_probed_by_one_request_once_its_time_is_up() {
         let origins = Origins::new(&OriginConfig {
-            urls: vec!["http://127.0.0.1:1".into(), "http://127.0.0.1:2".into()],
-            retry_dead_after_ms: 1000,
+            urls: vec![
+                Uri::from_static("http://127.0.0.1:1"),
+                Uri::from_static("http://127.0.0.1:2"),
+            ],
+            retry_dead_after: Duration::from_secs(1),
             ..OriginConfig::default()
         });
         let bases =
@@ -486,7 +490,10 @@ mod tests {
     async fn unreachable_origins_answer_at_once_and_are_taken_out() {
         // Port 9 on loopback: nothing listens, the connection is refused at once.
         let config = OriginConfig {
-            urls: vec!["http://127.0.0.1:9".into(), "http://127.0.0.1:9/".into()],
+            urls: vec![
+                Uri::from_static("http://127.0.0.1:9"),
+                Uri::from_static("http://127.0.0.1:9/"),
+            ],
             ..OriginConfig::default()
         };
         let origins = Origins::new(&config);

@@ -8,7 +8,7 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use jsonwebtoken::{errors::ErrorKind, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Algorithm, IdentityConfig};
+use crate::config::{Algorithm, IdentityConfig, KeySource};
 
 #[cfg(test)]
 mod tests;
@@ -250,17 +250,17 @@ pub fn mint_dev_token(
 /// The key material: the secret (HS256) or the PEM text. A key file's trailing newline is
 /// not part of the key.
 fn key_bytes(cfg: &IdentityConfig) -> Result<Vec<u8>, IdentityConfigError> {
-    let bytes = match (&cfg.key, &cfg.key_file) {
-        (Some(key), None) => key.as_bytes().to_vec(),
-        (None, Some(path)) => std::fs::read_to_string(path)
+    let bytes = match &cfg.key {
+        Some(KeySource::Inline(key)) => key.as_bytes().to_vec(),
+        Some(KeySource::File(path)) => std::fs::read_to_string(path)
             .map_err(|source| IdentityConfigError::ReadKey {
-                path: path.clone(),
+                path: path.display().to_string(),
                 source,
             })?
             .trim_end_matches(['\r', '\n'])
             .as_bytes()
             .to_vec(),
-        _ => return Err(IdentityConfigError::KeyChoice),
+        None => return Err(IdentityConfigError::KeyChoice),
     };
     if cfg.algorithm == Algorithm::HS256 && bytes.len() < MIN_SECRET_BYTES {
         return Err(IdentityConfigError::ShortSecret);

@@ -6,7 +6,7 @@
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::{
-    config::Config,
+    config::{Config, ConfigFile},
     state::{AppState, Runtime},
 };
 

@@ -2,7 +2,7 @@
 //! `reconcile` (the books of one sale). Without `--config`, every command reads the config the
 //! service started by `./deploy/up` reads (see [`config_path`]). Exit codes: 0 done, 1 drift
 //! (`reconcile`), 2 failure (a store unreachable, an unknown sale), 64 (EX_USAGE) bad usage or
-//! bad config, with a message naming every bad field.
+//! bad config, with a message naming every bad field (`service::process`, shared with the edge).
 
 use std::{
     path::{Path, PathBuf},
@@ -10,6 +10,7 @@ use std::{
 };
 
 use clap::{Parser, Subcommand};
+use service::process;
 use tokio::net::TcpListener;
 
 use crate::{
@@ -17,8 +18,6 @@ use crate::{
     reconcile, server,
 };
 
-/// Exit code for bad usage or config (sysexits' EX_USAGE).
-const EX_USAGE: u8 = 64;
 /// Exit code of `reconcile` when the books do not balance.
 const EXIT_DRIFT: u8 = 1;
 /// Exit code when a command fails (distinct from a drift: the books were not read).
@@ -67,40 +66,17 @@ enum Command {
 
 /// Entry point shared by `origin` and the test build with crash points.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match process::parse_args() {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            // Help and version go to stdout and are no error; clap's own code for a usage error
-            // is 2, which here means a failed command.
-            return if e.use_stderr() {
-                ExitCode::from(EX_USAGE)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(code) => return code,
     };
-    init_tracing();
+    process::init_tracing("ORIGIN_LOG");
     let path = config_path(cli.config, |p| p.is_file());
-    tracing::debug!(config = %path.display(), "reading config");
-    let config = match Config::load(&path) {
+    let config: Config = match process::load_config("origin", &path) {
         Ok(config) => config,
-        Err(e) => {
-            eprintln!("origin: {e}");
-            return ExitCode::from(EX_USAGE);
-        }
+        Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("origin: tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async move {
+    process::block_on("origin", ExitCode::from(EXIT_FAILED), async move {
         match cli.command {
             Command::Serve => serve(config).await,
             Command::Migrate => Ok(Database::migrate(&config.postgres.url).await?),
@@ -109,15 +85,7 @@ pub fn main() -> ExitCode {
             }
         }
         .map(|()| ExitCode::SUCCESS)
-    });
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "origin failed");
-            eprintln!("origin: {e:#}");
-            ExitCode::from(EXIT_FAILED)
-        }
-    }
+    })
 }
 
 /// The config file: `--config` or `ORIGIN_CONFIG` when given, else [`DEPLOYED_CONFIG`] when it
@@ -133,35 +101,11 @@ fn config_path(given: Option<PathBuf>, exists: impl Fn(&Path) -> bool) -> PathBu
     })
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ORIGIN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.http.listen)
         .await
         .map_err(|e| anyhow::anyhow!("bind {}: {e}", config.http.listen))?;
-    server::run(listener, config, shutdown_signal()).await
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot listen for signals; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-    }
+    server::run(listener, config, process::shutdown_signal()).await
 }
 
 async fn reconcile_command(

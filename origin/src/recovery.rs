@@ -111,11 +111,11 @@ impl Poller {
         }
     }
 
-    /// Runs until `shutdown` turns true. Polls at once, then every `poll_interval_ms`, or sooner
+    /// Runs until `shutdown` turns true. Polls at once, then every `poll_interval` (`poll_interval_ms`), or sooner
     /// when a transaction falls due before that (so an orphan is taken over when its
     /// `recovery.timeout` is up, not up to a poll later).
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let interval = Duration::from_millis(self.config.poll_interval_ms);
+        let interval = self.config.poll_interval;
         let mut wait = Duration::ZERO;
         let mut polls: u64 = 0;
         loop {
@@ -213,7 +213,7 @@ impl Poller {
             Ok(n) => tracing::info!(cancelled = n, "expired holds cancelled"),
             Err(error) => tracing::warn!(%error, "hold sweep failed"),
         }
-        let older_than = Duration::from_millis(self.config.timeout_ms);
+        let older_than = self.config.timeout;
         if let Err(error) = self.holds.finish_returns(older_than).await {
             tracing::warn!(%error, "finishing open returns failed");
         }
@@ -311,8 +311,8 @@ impl Poller {
             .redis()
             .claim_due(
                 sale,
-                Duration::from_millis(self.config.lease_ms),
-                Duration::from_millis(self.config.max_lease_ms),
+                self.config.lease,
+                self.config.max_lease,
                 self.config.batch,
             )
             .await

@@ -27,13 +27,13 @@ use crate::{
 pub async fn connect(config: &Config) -> Result<(Reservations, Database)> {
     let redis = Reservations::new(
         Redis::connect(&config.redis).await?,
-        Duration::from_millis(config.recovery.timeout_ms),
+        config.recovery.timeout,
     )
     .waiting_for(config.redis.wait_replicas, config.redis.wait_timeout());
     let db = Database::connect(
         &config.postgres.url,
         config.postgres.pool_size,
-        config.statement_timeout(),
+        config.postgres.statement_timeout,
     )?;
     Ok((redis, db))
 }
@@ -70,7 +70,7 @@ pub async fn run(
         redis.clone(),
         db.clone(),
         metrics.clone(),
-        Duration::from_millis(config.recovery.heal_lock_ms),
+        config.recovery.heal_lock,
         Duration::from_secs(config.sales.keys_retention_seconds),
     );
     let purchases = Purchases::new(

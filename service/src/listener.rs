@@ -50,6 +50,8 @@ use tokio::{
 };
 use tower::ServiceExt;
 
+use crate::config::{fields::millis, Problems};
+
 /// hyper refuses a read buffer smaller than this (`max_buf_size` panics below it).
 pub const MIN_HEADER_BUFFER_BYTES: usize = 8192;
 
@@ -60,17 +62,21 @@ const CAP_WARNING_EVERY: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConnectionConfig {
-    /// Time allowed for a request head (request line and headers) from its first byte; on a new
-    /// connection, from the accept. nginx: `client_header_timeout 5s`.
-    pub header_timeout_ms: u64,
-    /// A connection with no request in flight is closed after this long without a byte read or
-    /// written. nginx: `keepalive_timeout 15s` towards browsers; here longer than the pool idle
-    /// time of this service's own client (nginx keeps upstream connections 60 s, the edge keeps
-    /// origin connections 30 s), so that the client, never this side, closes an idle connection
-    /// and no request is sent on a connection being closed.
-    pub idle_timeout_ms: u64,
-    /// Time allowed between two reads of a request body. nginx: `client_body_timeout 5s`.
-    pub body_timeout_ms: u64,
+    /// `header_timeout_ms`: time allowed for a request head (request line and headers) from its
+    /// first byte; on a new connection, from the accept. nginx: `client_header_timeout 5s`.
+    #[serde(rename = "header_timeout_ms", with = "millis")]
+    pub header_timeout: Duration,
+    /// `idle_timeout_ms`: a connection with no request in flight is closed after this long
+    /// without a byte read or written. nginx: `keepalive_timeout 15s` towards browsers; here
+    /// longer than the pool idle time of this service's own client (nginx keeps upstream
+    /// connections 60 s, the edge keeps origin connections 30 s), so that the client, never this
+    /// side, closes an idle connection and no request is sent on a connection being closed.
+    #[serde(rename = "idle_timeout_ms", with = "millis")]
+    pub idle_timeout: Duration,
+    /// `body_timeout_ms`: time allowed between two reads of a request body. nginx:
+    /// `client_body_timeout 5s`.
+    #[serde(rename = "body_timeout_ms", with = "millis")]
+    pub body_timeout: Duration,
     /// Largest request head read, in bytes: above it hyper answers 431 and closes, reading no
     /// further. nginx: `large_client_header_buffers 4 8k` (32 KB). At least 8192.
     pub header_buffer_bytes: usize,
@@ -82,9 +88,9 @@ pub struct ConnectionConfig {
 impl Default for ConnectionConfig {
     fn default() -> Self {
         Self {
-            header_timeout_ms: 5_000,
-            idle_timeout_ms: 75_000,
-            body_timeout_ms: 5_000,
+            header_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(75),
+            body_timeout: Duration::from_secs(5),
             header_buffer_bytes: 32_768,
             max_connections: 4096,
         }
@@ -93,47 +99,29 @@ impl Default for ConnectionConfig {
 
 impl ConnectionConfig {
     /// Every bad field, named under `table` (such as `http.connections`).
-    pub fn validate(&self, table: &str) -> Vec<String> {
-        let mut problems = Vec::new();
-        let mut check = |ok: bool, field: &str, rule: &str| {
-            if !ok {
-                problems.push(format!("{table}.{field}: {rule}"));
-            }
-        };
-        for (field, value) in [
-            ("header_timeout_ms", self.header_timeout_ms),
-            ("body_timeout_ms", self.body_timeout_ms),
+    pub fn validate(&self, table: &str, problems: &mut Problems) {
+        let field = |name: &str| format!("{table}.{name}");
+        for (name, value) in [
+            ("header_timeout_ms", self.header_timeout),
+            ("body_timeout_ms", self.body_timeout),
         ] {
-            check(
-                (100..=600_000).contains(&value),
-                field,
-                "must be between 100 and 600000",
-            );
+            problems.range(&field(name), value.as_millis(), 100..=600_000);
         }
-        check(
-            (100..=3_600_000).contains(&self.idle_timeout_ms),
-            "idle_timeout_ms",
-            "must be between 100 and 3600000",
+        problems.range(
+            &field("idle_timeout_ms"),
+            self.idle_timeout.as_millis(),
+            100..=3_600_000,
         );
-        check(
-            (MIN_HEADER_BUFFER_BYTES..=1 << 20).contains(&self.header_buffer_bytes),
-            "header_buffer_bytes",
-            "must be between 8192 and 1048576",
+        problems.range(
+            &field("header_buffer_bytes"),
+            self.header_buffer_bytes,
+            MIN_HEADER_BUFFER_BYTES..=1 << 20,
         );
-        check(
-            (1..=1_000_000).contains(&self.max_connections),
-            "max_connections",
-            "must be between 1 and 1000000",
+        problems.range(
+            &field("max_connections"),
+            self.max_connections,
+            1..=1_000_000,
         );
-        problems
-    }
-
-    fn header_timeout(&self) -> Duration {
-        Duration::from_millis(self.header_timeout_ms)
-    }
-
-    fn idle_timeout(&self) -> Duration {
-        Duration::from_millis(self.idle_timeout_ms)
     }
 }
 
@@ -259,7 +247,7 @@ pub async fn serve(
         let service = {
             let activity = activity.clone();
             let router = router.clone();
-            let body_timeout = Duration::from_millis(config.body_timeout_ms);
+            let body_timeout = config.body_timeout;
             service_fn(move |request: Request<Incoming>| {
                 let router = router.clone();
                 let busy = Busy::begin(activity.clone());
@@ -394,10 +382,10 @@ impl Activity {
         }
         match self.head_began.load(Ordering::Relaxed) {
             NO_HEAD => Some((
-                self.at(self.last_io.load(Ordering::Relaxed)) + config.idle_timeout(),
+                self.at(self.last_io.load(Ordering::Relaxed)) + config.idle_timeout,
                 "idle_timeout",
             )),
-            began => Some((self.at(began) + config.header_timeout(), "header_timeout")),
+            began => Some((self.at(began) + config.header_timeout, "header_timeout")),
         }
     }
 }

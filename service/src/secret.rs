@@ -11,6 +11,8 @@
 //! repeated or two-letter value scores far below). An estimate cannot see that a random-looking
 //! value was typed by hand: make secrets with `openssl rand -base64 48`.
 
+use crate::config::Problems;
+
 /// Shortest secret accepted, in bytes.
 pub const MIN_BYTES: usize = 32;
 /// Least estimated entropy accepted, in bits (see the module's text).
@@ -127,14 +129,15 @@ fn estimated_bits(bytes: &[u8]) -> f64 {
 /// For a config's `validate()`: with dev mode off, a weak secret is a problem
 /// "`field`: <why>; make one with `openssl rand -base64 48`". With dev mode on, nothing (the
 /// service warns at start with [`warn_if_weak`]).
-pub fn check(problems: &mut Vec<String>, field: &str, value: &str, dev_mode: bool) {
+pub fn check(problems: &mut Problems, field: &str, value: &str, dev_mode: bool) {
     if dev_mode {
         return;
     }
     if let Some(weakness) = weakness(value) {
-        problems.push(format!(
-            "{field}: {weakness}; set a random one (openssl rand -base64 48)"
-        ));
+        problems.push(
+            field,
+            &format!("{weakness}; set a random one (openssl rand -base64 48)"),
+        );
     }
 }
 

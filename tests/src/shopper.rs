@@ -3,7 +3,7 @@
 //! fetch the challenge, solve the proof of work, trade the solution.
 
 use anyhow::Context;
-use edge::config::{Algorithm, IdentityConfig};
+use edge::config::{Algorithm, IdentityConfig, KeySource};
 use serde_json::{json, Value};
 
 use crate::edge_process::USER_JWT_SECRET;
@@ -19,7 +19,7 @@ pub fn now_unix() -> u64 {
 pub fn identity() -> IdentityConfig {
     IdentityConfig {
         algorithm: Algorithm::HS256,
-        key: Some(USER_JWT_SECRET.into()),
+        key: Some(KeySource::Inline(USER_JWT_SECRET.into())),
         ..IdentityConfig::default()
     }
 }

@@ -18,7 +18,7 @@ use std::{
 };
 
 use base64::Engine;
-use edge::config::{Algorithm, IdentityConfig};
+use edge::config::{Algorithm, IdentityConfig, KeySource};
 use edge::limits::uid::UserKeys;
 use flash_tests::{
     edge_process::{EdgeOptions, EdgeProcess, CAPTCHA_SECRET, USER_JWT_SECRET},
@@ -83,7 +83,7 @@ fn now_unix() -> u64 {
 fn identity() -> IdentityConfig {
     IdentityConfig {
         algorithm: Algorithm::HS256,
-        key: Some(USER_JWT_SECRET.into()),
+        key: Some(KeySource::Inline(USER_JWT_SECRET.into())),
         ..IdentityConfig::default()
     }
 }

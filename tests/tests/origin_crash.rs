@@ -15,6 +15,7 @@ use flash_tests::{
     origin_process::{OriginOptions, OriginProcess},
     stack::Stack,
 };
+use origin::config::ConfigFile;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -46,10 +47,11 @@ fn shipped_recovery() -> OriginOptions {
     let shipped = origin::config::Config::parse(&text, "deploy/origin.toml")
         .unwrap()
         .recovery;
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap();
     OriginOptions {
-        recovery_timeout_ms: shipped.timeout_ms,
-        poll_interval_ms: shipped.poll_interval_ms,
-        lease_ms: shipped.lease_ms,
+        recovery_timeout_ms: ms(shipped.timeout),
+        poll_interval_ms: ms(shipped.poll_interval),
+        lease_ms: ms(shipped.lease),
         ..OriginOptions::default()
     }
 }
@@ -168,8 +170,10 @@ async fn crash_and_recover(point: &str, options: OriginOptions) {
 async fn i2_crash_after_the_redis_reservation_before_the_branch() {
     let options = shipped_recovery();
     assert_eq!(
-        options.recovery_timeout_ms,
-        origin::config::RecoveryConfig::default().timeout_ms,
+        u128::from(options.recovery_timeout_ms),
+        origin::config::RecoveryConfig::default()
+            .timeout
+            .as_millis(),
         "deploy/origin.toml ships the default recovery timeout"
     );
     crash_and_recover("after_reserve", options).await;

@@ -16,21 +16,22 @@ pub use captcha::{image_wear, pass_level};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::{
-    extract::{rejection::JsonRejection, ConnectInfo, DefaultBodyLimit, FromRequest, Request},
-    http::{HeaderValue, StatusCode},
+    extract::{ConnectInfo, DefaultBodyLimit, Request},
+    http::HeaderValue,
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
 };
-use serde::de::DeserializeOwned;
 use serde_json::json;
+pub use service::body::ApiJson;
+use service::body::{BodyError, JsonBodies};
 use tokio::time::Instant;
 
 use crate::{
     error::{Error, Refusal},
     limits::{self, Decision},
-    state::AppState,
+    state::{AppState, Shared},
 };
 
 /// The public API.
@@ -156,38 +157,21 @@ fn route_name(path: &str) -> &'static str {
     }
 }
 
-/// `Json` whose rejections are answered in the API's error format.
-pub struct ApiJson<T>(pub T);
-
-impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+/// JSON bodies (`ApiJson`): a bad one is answered as this API's 400 or 413.
+impl JsonBodies for Shared {
     type Rejection = Error;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Error> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_error(
-                rejection,
-                state.runtime.load().config.http.body_limit_bytes,
-            )),
-        }
+    fn body_limit(&self) -> usize {
+        self.runtime.load().config.http.body_limit_bytes
     }
 }
 
-fn json_error(rejection: JsonRejection, limit: usize) -> Error {
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => Error::bad_request(
-            "invalid_content_type",
-            "expected content-type: application/json",
-        ),
-        r if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge { limit },
-        JsonRejection::JsonSyntaxError(e) => Error::bad_request(
-            "malformed_json",
-            format!("malformed JSON: {}", e.body_text()),
-        ),
-        JsonRejection::JsonDataError(e) => {
-            Error::bad_request("invalid_body", format!("invalid body: {}", e.body_text()))
+impl From<BodyError> for Error {
+    fn from(error: BodyError) -> Self {
+        match error {
+            BodyError::TooLarge { limit } => Self::TooLarge { limit },
+            other => Self::bad_request(other.code(), other.to_string()),
         }
-        other => Error::bad_request("invalid_body", other.body_text()),
     }
 }
 

@@ -9,14 +9,15 @@ mod payments;
 use std::{sync::Arc, time::Duration};
 
 use axum::{
-    extract::{rejection::JsonRejection, DefaultBodyLimit, FromRequest, Path, Request, State},
+    extract::{DefaultBodyLimit, Path, Request, State},
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
 };
-use serde::{de::DeserializeOwned, Deserialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
+use service::body::{ApiJson, BodyError, JsonBodies};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 use tower_http::{
     request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
@@ -87,35 +88,21 @@ impl MakeRequestId for SequentialId {
     }
 }
 
-/// `Json` whose rejections are answered in the API's error format.
-struct ApiJson<T>(T);
-
-impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+/// JSON bodies (`ApiJson`): a bad one is answered as this API's 400 or 413.
+impl JsonBodies for AppState {
     type Rejection = Error;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_error(rejection, state.config.http.body_limit_bytes)),
-        }
+    fn body_limit(&self) -> usize {
+        self.config.http.body_limit_bytes
     }
 }
 
-fn json_error(rejection: JsonRejection, limit: usize) -> Error {
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => Error::bad_request(
-            "invalid_content_type",
-            "expected content-type: application/json",
-        ),
-        r if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge { limit },
-        JsonRejection::JsonSyntaxError(e) => Error::bad_request(
-            "malformed_json",
-            format!("malformed JSON: {}", e.body_text()),
-        ),
-        JsonRejection::JsonDataError(e) => {
-            Error::bad_request("invalid_body", format!("invalid body: {}", e.body_text()))
+impl From<BodyError> for Error {
+    fn from(error: BodyError) -> Self {
+        match error {
+            BodyError::TooLarge { limit } => Self::TooLarge { limit },
+            other => Self::bad_request(other.code(), other.to_string()),
         }
-        other => Error::bad_request("invalid_body", other.body_text()),
     }
 }
 

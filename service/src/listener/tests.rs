@@ -5,13 +5,15 @@ use super::*;
 #[test]
 fn every_bad_field_is_named_under_its_table() {
     let config = ConnectionConfig {
-        header_timeout_ms: 0,
-        idle_timeout_ms: 0,
-        body_timeout_ms: 0,
+        header_timeout: Duration::ZERO,
+        idle_timeout: Duration::ZERO,
+        body_timeout: Duration::ZERO,
         header_buffer_bytes: 4096,
         max_connections: 0,
     };
-    let problems = config.validate("http.connections");
+    let mut problems = Problems::default();
+    config.validate("http.connections", &mut problems);
+    let problems = problems.into_vec();
     for field in [
         "header_timeout_ms",
         "idle_timeout_ms",
@@ -26,14 +28,16 @@ fn every_bad_field_is_named_under_its_table() {
             "{field}: {problems:?}"
         );
     }
-    assert!(ConnectionConfig::default().validate("t").is_empty());
+    let mut problems = Problems::default();
+    ConnectionConfig::default().validate("t", &mut problems);
+    assert!(problems.into_vec().is_empty());
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_head_is_due_within_the_header_timeout_and_an_idle_connection_within_the_idle_one() {
     let config = ConnectionConfig::default();
-    let header = config.header_timeout();
-    let idle = config.idle_timeout();
+    let header = config.header_timeout;
+    let idle = config.idle_timeout;
     let activity = Arc::new(Activity::new());
     let start = activity.accepted;
     // A new connection owes a head from its accept, bytes or not.

@@ -81,27 +81,19 @@ fn random_secrets_of_32_bytes_and_more_are_strong() {
 
 #[test]
 fn dev_mode_turns_a_weak_secret_from_a_problem_into_nothing_for_validate() {
-    let mut problems = Vec::new();
-    check(
-        &mut problems,
-        "captcha.secret",
-        "dev-only-change-me-0123456789-xxxxxxx",
-        true,
+    let problems = |value: &str, dev_mode: bool| {
+        let mut problems = crate::config::Problems::default();
+        check(&mut problems, "captcha.secret", value, dev_mode);
+        problems.into_vec()
+    };
+    let weak = "dev-only-change-me-0123456789-xxxxxxx";
+    assert!(problems(weak, true).is_empty());
+    let refused = problems(weak, false);
+    assert_eq!(refused.len(), 1);
+    assert!(refused[0].starts_with("captcha.secret: "), "{refused:?}");
+    let strong = "kwXa7qdT53uYkzE5dFshI7OzT9hkie2aN06jd83EjIYc0/IwimVmdKTLSXyC1SE+";
+    assert!(
+        problems(strong, false).is_empty(),
+        "a strong secret is no problem"
     );
-    assert!(problems.is_empty());
-    check(
-        &mut problems,
-        "captcha.secret",
-        "dev-only-change-me-0123456789-xxxxxxx",
-        false,
-    );
-    assert_eq!(problems.len(), 1);
-    assert!(problems[0].starts_with("captcha.secret: "), "{problems:?}");
-    check(
-        &mut problems,
-        "captcha.secret",
-        "kwXa7qdT53uYkzE5dFshI7OzT9hkie2aN06jd83EjIYc0/IwimVmdKTLSXyC1SE+",
-        false,
-    );
-    assert_eq!(problems.len(), 1, "a strong secret is no problem");
 }

@@ -23,7 +23,7 @@ pub async fn memory<R: RedisUnderTest>(world: &World<R>, clients: usize) -> anyh
         let url = url.clone();
         let identity = edge::config::IdentityConfig {
             algorithm: edge::config::Algorithm::HS256,
-            key: Some(USER_JWT_SECRET.into()),
+            key: Some(edge::config::KeySource::Inline(USER_JWT_SECRET.into())),
             ..edge::config::IdentityConfig::default()
         };
         tasks.spawn(async move {

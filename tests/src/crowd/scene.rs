@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use edge::config::{Algorithm, IdentityConfig};
+use edge::config::{Algorithm, IdentityConfig, KeySource};
 use serde_json::json;
 
 use super::{
@@ -36,7 +36,7 @@ impl Scene {
         let http = Http::new(&config.base_url, idle, config.request_timeout)?;
         let identity = config.jwt_secret.as_ref().map(|secret| IdentityConfig {
             algorithm: Algorithm::HS256,
-            key: Some(secret.clone()),
+            key: Some(KeySource::Inline(secret.clone())),
             ..IdentityConfig::default()
         });
         Ok(Self {
