@@ -19,15 +19,11 @@ struct Cli {
 
 /// Entry point of `edge` (and of the test build of it).
 pub fn main() -> ExitCode {
-    let cli: Cli = match process::parse_args() {
-        Ok(cli) => cli,
-        Err(code) => return code,
-    };
-    process::init_tracing("EDGE_LOG");
-    let config: Config = match process::load_config("edge", &cli.config) {
-        Ok(config) => config,
-        Err(code) => return code,
-    };
+    let (cli, config) =
+        match process::start::<Cli, Config>("edge", "EDGE_LOG", |cli| cli.config.clone()) {
+            Ok(started) => started,
+            Err(code) => return code,
+        };
     config.warn_weak_secrets();
     process::block_on("edge", ExitCode::FAILURE, async move {
         serve(config, cli.config).await.map(|()| ExitCode::SUCCESS)

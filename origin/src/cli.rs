@@ -66,14 +66,10 @@ enum Command {
 
 /// Entry point shared by `origin` and the test build with crash points.
 pub fn main() -> ExitCode {
-    let cli: Cli = match process::parse_args() {
-        Ok(cli) => cli,
-        Err(code) => return code,
-    };
-    process::init_tracing("ORIGIN_LOG");
-    let path = config_path(cli.config, |p| p.is_file());
-    let config: Config = match process::load_config("origin", &path) {
-        Ok(config) => config,
+    let (cli, config) = match process::start::<Cli, Config>("origin", "ORIGIN_LOG", |cli| {
+        config_path(cli.config.clone(), |p| p.is_file())
+    }) {
+        Ok(started) => started,
         Err(code) => return code,
     };
     process::block_on("origin", ExitCode::from(EXIT_FAILED), async move {

@@ -10,8 +10,21 @@ use crate::config::ConfigFile;
 /// Exit code for bad usage or config (sysexits' EX_USAGE).
 pub const EX_USAGE: u8 = 64;
 
+/// What every binary does first: the command line `C`, tracing (`log_env`), then the config
+/// file at `config_path(&cli)`; or the exit code (64 for bad usage or a bad config).
+pub fn start<C: clap::Parser, F: ConfigFile>(
+    name: &str,
+    log_env: &str,
+    config_path: impl FnOnce(&C) -> std::path::PathBuf,
+) -> Result<(C, F), ExitCode> {
+    let cli = parse_args::<C>()?;
+    init_tracing(log_env);
+    let config = load_config(name, &config_path(&cli))?;
+    Ok((cli, config))
+}
+
 /// The command line, or the exit code: 64 for a usage error, 0 after help or version.
-pub fn parse_args<C: clap::Parser>() -> Result<C, ExitCode> {
+fn parse_args<C: clap::Parser>() -> Result<C, ExitCode> {
     C::try_parse().map_err(|e| {
         let _ = e.print();
         // Help and version go to stdout and are no error; clap's own code for a usage error is
@@ -26,7 +39,7 @@ pub fn parse_args<C: clap::Parser>() -> Result<C, ExitCode> {
 
 /// Logs to stderr at the level of the `env` variable (`info` without it); colours for a
 /// terminal only, so a log file or journal gets plain text.
-pub fn init_tracing(env: &str) {
+fn init_tracing(env: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env(env)
@@ -38,7 +51,7 @@ pub fn init_tracing(env: &str) {
 }
 
 /// The config file at `path`, or exit 64 with `name: config PATH: problems` on stderr.
-pub fn load_config<C: ConfigFile>(name: &str, path: &Path) -> Result<C, ExitCode> {
+fn load_config<C: ConfigFile>(name: &str, path: &Path) -> Result<C, ExitCode> {
     tracing::debug!(config = %path.display(), "reading config");
     C::load(path).map_err(|e| {
         eprintln!("{name}: {e}");
