@@ -1,9 +1,13 @@
 //! The sale page, rendered with askama from the sale's facts. It is the same for every visitor
-//! (no user data in it), so nginx and the CDN cache it; the browser script (`static/sale.js`)
+//! (no user data in it), so nginx and the CDN cache it; the browser script (`static/sale/`)
 //! counts down on the server's time, polls the status and runs the captcha and the purchase.
 //! Its assets (`static/` at the repository's root, served by nginx) are embedded here at compile
-//! time only to name them by content: `/static/sale.js?v=<hash>`, so nginx and browsers can keep
-//! each version forever and a new build changes the URL.
+//! time only to name them by content: `/static/sale.css?v=<hash>`, so nginx and browsers can keep
+//! each version forever and a new build changes the URL. The script is ES modules
+//! (`static/sale/*.js`) named by ONE version, the hash of them all: the page loads
+//! `/static/sale/main.js?v=<hash>` and each module imports its siblings with its own `?v=`
+//! (`static/sale/main.js` says how), so a cached module of an older build is never mixed with a
+//! newer one. A file added to `static/sale/` must be added to [`SCRIPT_MODULES`] (a test checks).
 
 use std::{fmt::Write as _, sync::LazyLock};
 
@@ -16,7 +20,26 @@ use crate::{
     sales::{format_price, SaleInfo, State},
 };
 
-const SALE_JS: &[u8] = include_bytes!("../../static/sale.js");
+/// The page's script modules (`static/sale/`), each by its name, in the order of their names.
+const SCRIPT_MODULES: &[(&str, &[u8])] = &[
+    ("api.js", include_bytes!("../../static/sale/api.js")),
+    ("captcha.js", include_bytes!("../../static/sale/captcha.js")),
+    ("main.js", include_bytes!("../../static/sale/main.js")),
+    (
+        "messages.js",
+        include_bytes!("../../static/sale/messages.js"),
+    ),
+    ("order.js", include_bytes!("../../static/sale/order.js")),
+    ("page.js", include_bytes!("../../static/sale/page.js")),
+    ("poll.js", include_bytes!("../../static/sale/poll.js")),
+    (
+        "purchase.js",
+        include_bytes!("../../static/sale/purchase.js"),
+    ),
+    ("state.js", include_bytes!("../../static/sale/state.js")),
+    ("time.js", include_bytes!("../../static/sale/time.js")),
+    ("user.js", include_bytes!("../../static/sale/user.js")),
+];
 const SALE_CSS: &[u8] = include_bytes!("../../static/sale.css");
 const POW_WORKER_JS: &[u8] = include_bytes!("../../static/pow-worker.js");
 const FAVICON_SVG: &[u8] = include_bytes!("../../static/favicon.svg");
@@ -33,7 +56,7 @@ struct Assets {
 }
 
 static ASSETS: LazyLock<Assets> = LazyLock::new(|| Assets {
-    script: versioned("/static/sale.js", SALE_JS),
+    script: versioned("/static/sale/main.js", &modules_content(SCRIPT_MODULES)),
     style: versioned("/static/sale.css", SALE_CSS),
     worker: versioned("/static/pow-worker.js", POW_WORKER_JS),
     icon: versioned("/static/favicon.svg", FAVICON_SVG),
@@ -90,6 +113,17 @@ struct SalePage<'a> {
 
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// What the script's version is the hash of: each module's name, length and content, so that no
+/// two sets of modules (a file renamed, bytes moved from one file to the next) give one version.
+fn modules_content(modules: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut all = Vec::new();
+    for (name, content) in modules {
+        all.extend_from_slice(format!("{name}\n{}\n", content.len()).as_bytes());
+        all.extend_from_slice(content);
+    }
+    all
 }
 
 /// The page's HTML at `now`.
@@ -195,8 +229,9 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("data-dev-pay=\"false\""), "{html}");
+        let modules = modules_content(SCRIPT_MODULES);
         for (path, content) in [
-            ("/static/sale.js", SALE_JS),
+            ("/static/sale/main.js", modules.as_slice()),
             ("/static/sale.css", SALE_CSS),
             ("/static/pow-worker.js", POW_WORKER_JS),
             ("/static/favicon.svg", FAVICON_SVG),
@@ -214,7 +249,10 @@ mod tests {
         assert!(html.contains("0.05 EUR"), "{html}");
         // The CSP allows no inline script or style: every script has a src, nothing has style=.
         assert_eq!(html.matches("<script").count(), 1, "{html}");
-        assert!(html.contains("<script src=\"/static/sale.js?v="), "{html}");
+        assert!(
+            html.contains("<script type=\"module\" src=\"/static/sale/main.js?v="),
+            "{html}"
+        );
         assert!(!html.contains("style="), "{html}");
         assert!(!html.contains("<style"), "{html}");
         assert!(
@@ -222,6 +260,55 @@ mod tests {
                 .split_whitespace()
                 .any(|word| word.starts_with("on") && word.contains('=')),
             "no inline event handler: {html}"
+        );
+    }
+
+    #[test]
+    fn every_script_module_is_in_the_version() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../static/sale");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.ends_with(".js"))
+            .collect();
+        on_disk.sort();
+        let listed: Vec<&str> = SCRIPT_MODULES.iter().map(|(name, _)| *name).collect();
+        assert_eq!(listed, on_disk, "SCRIPT_MODULES must list static/sale/*.js");
+        for (name, content) in SCRIPT_MODULES {
+            let text = std::str::from_utf8(content).unwrap();
+            // A static import would drop the version (see main.js): siblings come by import().
+            assert!(
+                !text.lines().any(|line| line.starts_with("import ")),
+                "{name} has a static import"
+            );
+            for sibling in text.split("`./").skip(1) {
+                let file = sibling.split('$').next().unwrap();
+                assert!(
+                    sibling.starts_with(&format!("{file}${{v}}`")),
+                    "{name}: {file} without the version"
+                );
+                assert!(
+                    listed.contains(&file),
+                    "{name} imports {file}, not a module"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_script_version_covers_every_module() {
+        let changed: Vec<(&str, &[u8])> = SCRIPT_MODULES
+            .iter()
+            .map(|&(name, content)| (name, if name == "time.js" { b"x" } else { content }))
+            .collect();
+        assert_ne!(
+            versioned("/s", &modules_content(SCRIPT_MODULES)),
+            versioned("/s", &modules_content(&changed))
+        );
+        // Bytes moved from one module to the next change it too.
+        assert_ne!(
+            modules_content(&[("a.js", b"ab"), ("b.js", b"c")]),
+            modules_content(&[("a.js", b"a"), ("b.js", b"bc")])
         );
     }
 
