@@ -1,9 +1,13 @@
 //! The sale page, rendered with askama from the sale's facts. It is the same for every visitor
-//! (no user data in it), so nginx and the CDN cache it; the browser script (`static/sale.js`)
+//! (no user data in it), so nginx and the CDN cache it; the browser script (`static/sale/`)
 //! counts down on the server's time, polls the status and runs the captcha and the purchase.
 //! Its assets (`static/` at the repository's root, served by nginx) are embedded here at compile
-//! time only to name them by content: `/static/sale.js?v=<hash>`, so nginx and browsers can keep
-//! each version forever and a new build changes the URL.
+//! time only to name them by content: `/static/sale.css?v=<hash>`, so nginx and browsers can keep
+//! each version forever and a new build changes the URL. The script is ES modules
+//! (`static/sale/*.js`) named by ONE version, the hash of them all: the page loads
+//! `/static/sale/main.js?v=<hash>` and each module imports its siblings with its own `?v=`
+//! (`static/sale/main.js` says how), so a cached module of an older build is never mixed with a
+//! newer one. A file added to `static/sale/` must be added to [`SCRIPT_MODULES`] (a test checks).
 
 use std::{fmt::Write as _, sync::LazyLock};
 
@@ -16,7 +20,26 @@ use crate::{
     sales::{format_price, SaleInfo, State},
 };
 
-const SALE_JS: &[u8] = include_bytes!("../../static/sale.js");
+/// The page's script modules (`static/sale/`), each by its name, in the order of their names.
+const SCRIPT_MODULES: &[(&str, &[u8])] = &[
+    ("api.js", include_bytes!("../../static/sale/api.js")),
+    ("captcha.js", include_bytes!("../../static/sale/captcha.js")),
+    ("main.js", include_bytes!("../../static/sale/main.js")),
+    (
+        "messages.js",
+        include_bytes!("../../static/sale/messages.js"),
+    ),
+    ("order.js", include_bytes!("../../static/sale/order.js")),
+    ("page.js", include_bytes!("../../static/sale/page.js")),
+    ("poll.js", include_bytes!("../../static/sale/poll.js")),
+    (
+        "purchase.js",
+        include_bytes!("../../static/sale/purchase.js"),
+    ),
+    ("state.js", include_bytes!("../../static/sale/state.js")),
+    ("time.js", include_bytes!("../../static/sale/time.js")),
+    ("user.js", include_bytes!("../../static/sale/user.js")),
+];
 const SALE_CSS: &[u8] = include_bytes!("../../static/sale.css");
 const POW_WORKER_JS: &[u8] = include_bytes!("../../static/pow-worker.js");
 const FAVICON_SVG: &[u8] = include_bytes!("../../static/favicon.svg");
@@ -33,7 +56,7 @@ struct Assets {
 }
 
 static ASSETS: LazyLock<Assets> = LazyLock::new(|| Assets {
-    script: versioned("/static/sale.js", SALE_JS),
+    script: versioned("/static/sale/main.js", &modules_content(SCRIPT_MODULES)),
     style: versioned("/static/sale.css", SALE_CSS),
     worker: versioned("/static/pow-worker.js", POW_WORKER_JS),
     icon: versioned("/static/favicon.svg", FAVICON_SVG),
@@ -92,6 +115,17 @@ fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
+/// What the script's version is the hash of: each module's name, length and content, so that no
+/// two sets of modules (a file renamed, bytes moved from one file to the next) give one version.
+fn modules_content(modules: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut all = Vec::new();
+    for (name, content) in modules {
+        all.extend_from_slice(format!("{name}\n{}\n", content.len()).as_bytes());
+        all.extend_from_slice(content);
+    }
+    all
+}
+
 /// The page's HTML at `now`.
 pub fn sale_page(
     info: &SaleInfo,
@@ -134,105 +168,4 @@ pub fn sale_page(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use time::macros::datetime;
-
-    #[test]
-    fn page_shows_the_sale_and_escapes_its_name() {
-        let info = SaleInfo {
-            id: 7,
-            name: "<script>alert(1)</script> Sneakers".into(),
-            stock: 300,
-            remaining: Some(300),
-            starts_at: datetime!(2026-11-22 18:00 UTC),
-            ends_at: None,
-            hold_seconds: 600,
-            price_cents: 12900,
-            currency: "EUR".into(),
-        };
-        let html = sale_page(
-            &info,
-            datetime!(2026-11-22 17:00 UTC),
-            false,
-            Checkout::default(),
-        )
-        .unwrap();
-        assert!(html.contains("129.00 EUR"), "{html}");
-        assert!(html.contains("data-sale=\"7\""));
-        assert!(html.contains("2026-11-22 18:00:00 UTC"));
-        assert!(html.contains("data-state=\"upcoming\""));
-        assert!(
-            !html.contains("<script>alert(1)"),
-            "the name must be escaped"
-        );
-    }
-
-    #[test]
-    fn page_names_its_assets_by_content_and_has_nothing_inline() {
-        let info = SaleInfo {
-            id: 7,
-            name: "Sneakers".into(),
-            stock: 3,
-            remaining: Some(0),
-            starts_at: datetime!(2026-11-22 18:00 UTC),
-            ends_at: Some(datetime!(2026-11-22 19:00 UTC)),
-            hold_seconds: 600,
-            price_cents: 5,
-            currency: "EUR".into(),
-        };
-        let checkout = Checkout {
-            url: "https://shop.example/checkout?order={order}&return={return}",
-            dev_pay: false,
-        };
-        let html = sale_page(&info, datetime!(2026-11-22 18:30 UTC), true, checkout).unwrap();
-        assert!(
-            html.contains(
-                "data-checkout=\"https://shop.example/checkout?order={order}&#38;return={return}\""
-            ) || html.contains(
-                "data-checkout=\"https://shop.example/checkout?order={order}&amp;return={return}\""
-            ),
-            "{html}"
-        );
-        assert!(html.contains("data-dev-pay=\"false\""), "{html}");
-        for (path, content) in [
-            ("/static/sale.js", SALE_JS),
-            ("/static/sale.css", SALE_CSS),
-            ("/static/pow-worker.js", POW_WORKER_JS),
-            ("/static/favicon.svg", FAVICON_SVG),
-        ] {
-            let hash: String = Sha256::digest(content)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            let url = format!("{path}?v={}", &hash[..12]);
-            assert!(html.contains(&format!("\"{url}\"")), "{url} in {html}");
-        }
-        assert!(html.contains("data-state=\"sold_out\""));
-        assert!(html.contains("data-ends-at=\"2026-11-22T19:00:00Z\""));
-        assert!(html.contains("data-server-time=\"2026-11-22T18:30:00Z\""));
-        assert!(html.contains("0.05 EUR"), "{html}");
-        // The CSP allows no inline script or style: every script has a src, nothing has style=.
-        assert_eq!(html.matches("<script").count(), 1, "{html}");
-        assert!(html.contains("<script src=\"/static/sale.js?v="), "{html}");
-        assert!(!html.contains("style="), "{html}");
-        assert!(!html.contains("<style"), "{html}");
-        assert!(
-            !html
-                .split_whitespace()
-                .any(|word| word.starts_with("on") && word.contains('=')),
-            "no inline event handler: {html}"
-        );
-    }
-
-    #[test]
-    fn versions_change_with_the_content() {
-        let a = versioned("/static/a.js", b"one");
-        let b = versioned("/static/a.js", b"two");
-        assert_ne!(a, b);
-        assert_eq!(a.len(), "/static/a.js?v=".len() + VERSION_CHARS);
-        assert!(a[a.len() - VERSION_CHARS..]
-            .bytes()
-            .all(|c| c.is_ascii_hexdigit()));
-    }
-}
+mod tests;

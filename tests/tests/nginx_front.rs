@@ -42,7 +42,8 @@ const CSP: &str = "default-src 'none'; script-src 'self'; worker-src 'self'; sty
                    form-action 'self'; frame-ancestors 'none'";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
-/// A static folder with a script big enough for gzip, a dot file, and nothing else.
+/// A static folder with a script big enough for gzip, a module in a subfolder (as the page's
+/// `static/sale/`), a dot file, and nothing else.
 fn static_folder() -> TempDir {
     let dir = tempfile::Builder::new()
         .prefix("flash-static-")
@@ -52,6 +53,8 @@ fn static_folder() -> TempDir {
         .map(|i| format!("export function tick{i}(state) {{ return state.remaining - {i}; }}\n"))
         .collect();
     std::fs::write(dir.path().join("sale.js"), script).unwrap();
+    std::fs::create_dir(dir.path().join("sale")).unwrap();
+    std::fs::write(dir.path().join("sale/main.js"), "export const v = 1;\n").unwrap();
     std::fs::write(dir.path().join(".keep"), "").unwrap();
     dir
 }
@@ -157,20 +160,25 @@ async fn static_files_headers_unknown_paths_and_a_missing_edge() {
         .unwrap()
         .len();
 
-    // Versioned: a year, immutable. Not versioned: a minute.
-    let resp = http
-        .get(format!("{url}/static/sale.js?v=3f2a9c"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(header(&resp, "cache-control"), IMMUTABLE);
-    assert_eq!(
-        header(&resp, "content-type"),
-        "application/javascript; charset=utf-8"
-    );
-    assert_security_headers(&resp, "static file");
-    assert_eq!(resp.bytes().await.unwrap().len() as u64, script_len);
+    // Versioned: a year, immutable, JavaScript (a module script of another type would not run);
+    // also the page's modules, in their subfolder. Not versioned: a minute.
+    for file in ["sale.js", "sale/main.js"] {
+        let resp = http
+            .get(format!("{url}/static/{file}?v=3f2a9c"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{file}");
+        assert_eq!(header(&resp, "cache-control"), IMMUTABLE, "{file}");
+        assert_eq!(
+            header(&resp, "content-type"),
+            "application/javascript; charset=utf-8",
+            "{file}"
+        );
+        assert_security_headers(&resp, "static file");
+        let on_disk = std::fs::read(static_dir.path().join(file)).unwrap();
+        assert_eq!(resp.bytes().await.unwrap(), on_disk, "{file}");
+    }
     let resp = http
         .get(format!("{url}/static/sale.js"))
         .send()
