@@ -18,6 +18,10 @@ use crate::{
     soldout::SoldOut,
 };
 
+/// How long the edge keeps a sale's facts: the staleness of a status, and the period of a
+/// polled sale's lookups (one per sale and period on each edge).
+pub const FACTS_TTL: Duration = Duration::from_secs(1);
+
 /// Sales kept at most, unknown ids included: past it the least used go first (moka's TinyLFU,
 /// so a flood of unknown ids cannot push out a sale being polled). Eviction runs in the
 /// background of later calls, so the count may pass it briefly.
