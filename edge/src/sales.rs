@@ -1,14 +1,12 @@
 //! What the edge knows of sales: each sale's public facts fetched from an origin
-//! (`GET /v1/sales/{id}`) and kept for a second, so that polling browsers and the sale page cost
-//! the origin about one request per sale and second on each edge; and the status a browser sees.
+//! (`GET /v1/sales/{id}`) and kept for a second in a moka cache, so that polling browsers and the
+//! sale page cost the origin about one request per sale and second on each edge (concurrent
+//! requests for facts not held wait for one lookup); and the status a browser sees.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use http::{Method, StatusCode};
+use moka::future::Cache;
 use prometheus_client::metrics::counter::Counter;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -20,8 +18,14 @@ use crate::{
     soldout::SoldOut,
 };
 
-/// Sales kept at most; past it the cache starts over (a flood of unknown ids cannot grow it).
-const MAX_ENTRIES: usize = 10_000;
+/// How long the edge keeps a sale's facts: the staleness of a status, and the period of a
+/// polled sale's lookups (one per sale and period on each edge).
+pub const FACTS_TTL: Duration = Duration::from_secs(1);
+
+/// Sales kept at most, unknown ids included: past it the least used go first (moka's TinyLFU,
+/// so a flood of unknown ids cannot push out a sale being polled). Eviction runs in the
+/// background of later calls, so the count may pass it briefly.
+const MAX_ENTRIES: u64 = 10_000;
 
 /// A sale's public facts, as the origin gives them.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -98,19 +102,32 @@ impl SaleInfo {
     }
 }
 
-type Entry = (Instant, Option<Arc<SaleInfo>>);
+/// Why a lookup got no facts, shared by the requests that waited on it.
+#[derive(Debug)]
+enum LookupFailure {
+    /// No origin answered, or not 200 / 404.
+    Unavailable(String),
+    /// An answer that is not a sale's facts.
+    BadAnswer(String),
+}
 
-/// One sale's fetch in progress: held by the request that fetches; the failure it met, if any,
-/// with when, for the requests that waited on it.
-type Gate = Arc<tokio::sync::Mutex<Option<(Instant, String)>>>;
+impl From<&LookupFailure> for Error {
+    fn from(failure: &LookupFailure) -> Self {
+        match failure {
+            LookupFailure::Unavailable(message) => Error::OriginUnavailable(message.clone()),
+            LookupFailure::BadAnswer(message) => {
+                Error::Internal(format!("origin sale answer: {message}"))
+            }
+        }
+    }
+}
 
-/// Sale facts by id, each kept for `ttl` (unknown ids too). One request per sale fetches them
-/// when they expire; the requests arriving meanwhile wait for its answer instead of each asking
-/// an origin (a crowd would otherwise send the origin a burst every `ttl`).
+/// Sale facts by id, each kept for `ttl` (unknown ids too: `None`). One request per sale asks an
+/// origin when they are not held (`try_get_with`); the requests arriving meanwhile wait for its
+/// answer instead of each asking (a crowd would otherwise send the origin a burst every `ttl`),
+/// and share its failure, which is not kept: the next request asks again.
 pub struct SaleDirectory {
-    ttl: Duration,
-    entries: Mutex<HashMap<i64, Entry>>,
-    fetching: Mutex<HashMap<i64, Gate>>,
+    facts: Cache<i64, Option<Arc<SaleInfo>>>,
     lookups: Counter,
     /// Re-opened when a fetch finds units left in a sale flagged before it (a missed event).
     flags: Option<SoldOut>,
@@ -119,9 +136,10 @@ pub struct SaleDirectory {
 impl SaleDirectory {
     pub fn new(ttl: Duration) -> Self {
         Self {
-            ttl,
-            entries: Mutex::new(HashMap::new()),
-            fetching: Mutex::new(HashMap::new()),
+            facts: Cache::builder()
+                .max_capacity(MAX_ENTRIES)
+                .time_to_live(ttl)
+                .build(),
             lookups: Counter::default(),
             flags: None,
         }
@@ -140,39 +158,6 @@ impl SaleDirectory {
         self
     }
 
-    fn gate(&self, sale: i64) -> Gate {
-        match self.fetching.lock() {
-            Ok(mut fetching) => fetching.entry(sale).or_default().clone(),
-            Err(_) => Gate::default(),
-        }
-    }
-
-    /// Drops the sale's gate once nobody else holds it.
-    fn release(&self, sale: i64, gate: &Gate) {
-        if let Ok(mut fetching) = self.fetching.lock() {
-            let ours = fetching.get(&sale).is_some_and(|g| Arc::ptr_eq(g, gate));
-            // The map's reference and ours: nobody waits on it.
-            if ours && Arc::strong_count(gate) == 2 {
-                fetching.remove(&sale);
-            }
-        }
-    }
-
-    fn cached(&self, sale: i64) -> Option<Option<Arc<SaleInfo>>> {
-        let entries = self.entries.lock().ok()?;
-        let (at, info) = entries.get(&sale)?;
-        (at.elapsed() < self.ttl).then(|| info.clone())
-    }
-
-    fn store(&self, sale: i64, info: Option<Arc<SaleInfo>>) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
-            }
-            entries.insert(sale, (Instant::now(), info));
-        }
-    }
-
     /// The sale's facts, `Err(UnknownSale)` when no origin knows it.
     pub async fn get(
         &self,
@@ -180,57 +165,41 @@ impl SaleDirectory {
         sale: i64,
         request_id: &str,
     ) -> Result<Arc<SaleInfo>> {
-        if let Some(known) = self.cached(sale) {
-            return known.ok_or(Error::UnknownSale(sale));
-        }
-        let asked = Instant::now();
-        let gate = self.gate(sale);
-        let fetched = {
-            let mut failure = gate.lock().await;
-            if let Some(known) = self.cached(sale) {
-                known.ok_or(Error::UnknownSale(sale))
-            } else if let Some((_, message)) = failure.as_ref().filter(|(at, _)| *at >= asked) {
-                // The fetch this request waited on failed: its answer is this one's too.
-                Err(Error::OriginUnavailable(message.clone()))
-            } else {
-                let fetched = self.fetch(origins, sale, request_id).await;
-                if let Err(Error::OriginUnavailable(message)) = &fetched {
-                    *failure = Some((Instant::now(), message.clone()));
-                }
-                fetched
-            }
-        };
-        self.release(sale, &gate);
-        fetched
+        let known = self
+            .facts
+            .try_get_with(sale, self.fetch(origins, sale, request_id))
+            .await
+            .map_err(|failure| Error::from(&*failure))?;
+        known.ok_or(Error::UnknownSale(sale))
     }
 
-    /// Asks an origin for the sale's facts and keeps the answer.
-    async fn fetch(&self, origins: &Origins, sale: i64, request_id: &str) -> Result<Arc<SaleInfo>> {
+    /// Asks an origin for the sale's facts (`None`: it does not know the sale).
+    async fn fetch(
+        &self,
+        origins: &Origins,
+        sale: i64,
+        request_id: &str,
+    ) -> Result<Option<Arc<SaleInfo>>, LookupFailure> {
         self.lookups.inc();
         let asked = Instant::now();
         let answer = origins
             .send(Method::GET, &format!("/v1/sales/{sale}"), None, request_id)
             .await
-            .map_err(|e| Error::OriginUnavailable(e.to_string()))?;
+            .map_err(|e| LookupFailure::Unavailable(e.to_string()))?;
         match answer.status {
             StatusCode::OK => {
                 let info: SaleInfo = serde_json::from_slice(&answer.body)
-                    .map_err(|e| Error::Internal(format!("origin sale answer: {e}")))?;
-                let info = Arc::new(info);
+                    .map_err(|e| LookupFailure::BadAnswer(e.to_string()))?;
                 let units_left = info.remaining.is_some_and(|n| n > 0);
                 if let Some(flags) = self.flags.as_ref().filter(|_| units_left) {
                     if flags.reopen_if_marked_before(sale, asked) {
                         tracing::info!(sale, "re-opened: units left in Redis after the sold-out mark (a restocked event was missed)");
                     }
                 }
-                self.store(sale, Some(info.clone()));
-                Ok(info)
+                Ok(Some(Arc::new(info)))
             }
-            StatusCode::NOT_FOUND => {
-                self.store(sale, None);
-                Err(Error::UnknownSale(sale))
-            }
-            other => Err(Error::OriginUnavailable(format!(
+            StatusCode::NOT_FOUND => Ok(None),
+            other => Err(LookupFailure::Unavailable(format!(
                 "sale lookup answered {other}"
             ))),
         }

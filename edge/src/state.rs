@@ -9,7 +9,6 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc,
     },
-    time::Duration,
 };
 
 use arc_swap::ArcSwap;
@@ -29,7 +28,7 @@ use crate::{
     },
     metrics::Metrics,
     pass::PassTokens,
-    sales::SaleDirectory,
+    sales::{self, SaleDirectory},
     soldout::SoldOut,
 };
 
@@ -130,7 +129,7 @@ impl Shared {
                 .counting_calls_in(metrics.redis_counter("global_lease")),
             soldout: soldout.clone(),
             bought: Bought::default(),
-            sales: SaleDirectory::new(Duration::from_secs(1))
+            sales: SaleDirectory::new(sales::FACTS_TTL)
                 .counting_lookups_in(metrics.origin_counter("sale_lookup"))
                 .reopening(soldout),
             redis,

@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use deadpool_postgres::Transaction;
 use serde::Serialize;
 use time::OffsetDateTime;
 use tokio_postgres::{error::SqlState, Row};
@@ -30,10 +31,16 @@ use crate::{
 const CANCEL_BRANCH: &str = "02";
 const OP_CANCEL: &str = "cancel";
 
+/// The columns [`Order::from_row`] reads, by name.
 const ORDER_COLUMNS: &str = "id, sale_id, uid, status, created_at, expires_at, extended, \
                              payment_id, cancel_reason";
-/// Columns in [`ORDER_COLUMNS`]: the index of a column selected after them.
-const ORDER_COLUMN_COUNT: usize = 9;
+/// PostgreSQL's clock at a read, selected beside [`ORDER_COLUMNS`] under this name.
+const DB_NOW: &str = "now() AS db_now";
+
+/// A user's cancel waits for the row (a payment or a sweep holding it finishes first, then the
+/// user is told what it came to); the sweeper skips a locked row, which the next sweep sees.
+const LOCK_WAITING: &str = "FOR UPDATE";
+const LOCK_SKIPPING: &str = "FOR UPDATE SKIP LOCKED";
 
 /// An order as its owner sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,15 +61,15 @@ pub struct Order {
 impl Order {
     fn from_row(row: &Row) -> Self {
         Self {
-            id: row.get(0),
-            sale: row.get(1),
-            uid: row.get(2),
-            status: row.get(3),
-            created_at: row.get(4),
-            expires_at: row.get(5),
-            extended: row.get(6),
-            payment_id: row.get(7),
-            cancel_reason: row.get(8),
+            id: row.get("id"),
+            sale: row.get("sale_id"),
+            uid: row.get("uid"),
+            status: row.get("status"),
+            created_at: row.get("created_at"),
+            expires_at: row.get("expires_at"),
+            extended: row.get("extended"),
+            payment_id: row.get("payment_id"),
+            cancel_reason: row.get("cancel_reason"),
         }
     }
 
@@ -140,12 +147,12 @@ impl Holds {
         let client = self.db.client().await?;
         let row = client
             .query_opt(
-                &format!("SELECT {ORDER_COLUMNS}, now() FROM orders WHERE id = $1"),
+                &format!("SELECT {ORDER_COLUMNS}, {DB_NOW} FROM orders WHERE id = $1"),
                 &[&id],
             )
             .await
             .map_err(Error::postgres("read order"))?;
-        Ok(row.map(|row| (Order::from_row(&row), row.get(ORDER_COLUMN_COUNT))))
+        Ok(row.map(|row| (Order::from_row(&row), row.get("db_now"))))
     }
 
     /// The order, if it is `uid`'s.
@@ -234,9 +241,9 @@ impl Holds {
         let row = client
             .query_opt(
                 &format!(
-                    "SELECT {ORDER_COLUMNS}, now(),
-                        (SELECT price_cents FROM sales WHERE sales.id = orders.sale_id),
-                        (SELECT currency FROM sales WHERE sales.id = orders.sale_id)
+                    "SELECT {ORDER_COLUMNS}, {DB_NOW},
+                        (SELECT price_cents FROM sales WHERE sales.id = orders.sale_id) AS price_cents,
+                        (SELECT currency FROM sales WHERE sales.id = orders.sale_id) AS currency
                      FROM orders WHERE id = $1"
                 ),
                 &[&event.order_id],
@@ -247,9 +254,9 @@ impl Holds {
             return Ok(Outcome::Unknown);
         };
         let order = Order::from_row(&row);
-        let now: OffsetDateTime = row.get(ORDER_COLUMN_COUNT);
-        let price: i64 = row.get(ORDER_COLUMN_COUNT + 1);
-        let currency: String = row.get(ORDER_COLUMN_COUNT + 2);
+        let now: OffsetDateTime = row.get("db_now");
+        let price: i64 = row.get("price_cents");
+        let currency: String = row.get("currency");
         let code = if order.uid != event.uid {
             "uid_mismatch"
         } else if price != event.amount_cents {
@@ -302,51 +309,55 @@ impl Holds {
         })
     }
 
-    /// Cancels a live hold and gives its unit back. `uid` is the owner's (a user cancelling);
-    /// `None` is the sweeper, which cancels only expired holds.
-    pub async fn cancel(&self, id: i64, uid: Option<&str>) -> Result<Outcome> {
-        let reason = if uid.is_some() { "user" } else { "expired" };
+    /// The user `uid` cancels their pending hold (expired or not) and its unit goes back.
+    pub async fn cancel_by_user(&self, id: i64, uid: &str) -> Result<Outcome> {
         let mut client = self.db.client().await?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(Error::postgres("begin cancel"))?;
-        let lock = if uid.is_some() {
-            "FOR UPDATE"
-        } else {
-            "FOR UPDATE SKIP LOCKED"
-        };
-        let Some(row) = tx
-            .query_opt(
-                &format!("SELECT {ORDER_COLUMNS}, now() FROM orders WHERE id = $1 {lock}"),
-                &[&id],
-            )
-            .await
-            .map_err(Error::postgres("lock order"))?
-        else {
+        let tx = begin_cancel(&mut client).await?;
+        let Some(locked) = lock_order(&tx, id, LOCK_WAITING).await? else {
             return Ok(Outcome::Unknown);
         };
-        let order = Order::from_row(&row);
-        if uid.is_some_and(|u| u != order.uid) {
+        if locked.order.uid != uid {
             return Ok(Outcome::NotYours);
+        }
+        if locked.order.status != "pending" {
+            return Ok(locked.refused());
+        }
+        self.release(tx, locked, Cancellation::ByUser).await
+    }
+
+    /// The sweeper cancels an expired hold and its unit goes back; a hold still live, or one
+    /// locked by a payment or a user at this moment, is left as it is.
+    pub async fn expire(&self, id: i64) -> Result<Outcome> {
+        let mut client = self.db.client().await?;
+        let tx = begin_cancel(&mut client).await?;
+        let Some(locked) = lock_order(&tx, id, LOCK_SKIPPING).await? else {
+            return Ok(Outcome::Unknown);
+        };
+        if locked.order.status != "pending" {
+            return Ok(locked.refused());
         }
         // The database's clock, as payment's guard (`expires_at > now()`) reads it: under the
         // row lock, exactly one of the two sees the hold live.
-        let now: OffsetDateTime = row.get(ORDER_COLUMN_COUNT);
-        let expired = order.expires_at <= now;
-        if order.status != "pending" || (uid.is_none() && !expired) {
-            let code = if order.status == "pending" {
-                "not_expired"
-            } else {
-                order.refusal(now)
-            };
-            return Ok(Outcome::Refused { code, order });
+        if locked.order.expires_at > locked.now {
+            return Ok(Outcome::Refused {
+                code: "not_expired",
+                order: locked.order,
+            });
         }
-        let gid = tx
-            .query_one("SELECT gid FROM orders WHERE id = $1", &[&id])
-            .await
-            .map_err(Error::postgres("order gid"))?
-            .get::<_, String>(0);
+        self.release(tx, locked, Cancellation::Expired).await
+    }
+
+    /// The shared core of a cancel, under the row lock of `tx`: the cancel barrier (a second
+    /// cancel of the same order finds it), the order `cancelled`, `sold - 1` and the `returns`
+    /// row in one commit, then the unit back in Redis (left to recovery when that fails).
+    async fn release(
+        &self,
+        tx: Transaction<'_>,
+        locked: Locked,
+        why: Cancellation,
+    ) -> Result<Outcome> {
+        let Locked { order, gid, .. } = locked;
+        let id = order.id;
         let barrier = tx
             .execute(
                 "INSERT INTO barriers (gid, branch, op) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
@@ -366,7 +377,7 @@ impl Holds {
                     "UPDATE orders SET status = 'cancelled', cancelled_at = now(), cancel_reason = $2
                      WHERE id = $1 RETURNING {ORDER_COLUMNS}"
                 ),
-                &[&id, &reason],
+                &[&id, &why.reason()],
             )
             .await
             .map_err(Error::postgres("cancel order"))?;
@@ -385,12 +396,13 @@ impl Holds {
         tx.commit()
             .await
             .map_err(Error::postgres("commit cancel"))?;
-        self.metrics.hold(if uid.is_some() {
-            "cancelled"
-        } else {
-            "expired"
-        });
-        tracing::info!(order = id, sale = order.sale, reason, "hold cancelled");
+        self.metrics.hold(why.metric());
+        tracing::info!(
+            order = id,
+            sale = order.sale,
+            reason = why.reason(),
+            "hold cancelled"
+        );
         crash::point(crash::Point::AfterCancel);
         if let Err(error) = self.give_back(order.sale, id).await {
             tracing::warn!(order = id, %error, "unit return left to recovery");
@@ -437,7 +449,7 @@ impl Holds {
         };
         let mut cancelled = 0;
         for id in ids {
-            if matches!(self.cancel(id, None).await?, Outcome::Done(_)) {
+            if matches!(self.expire(id).await?, Outcome::Done(_)) {
                 cancelled += 1;
             }
         }
@@ -480,6 +492,70 @@ impl Holds {
             .map_err(Error::postgres("count open returns"))?;
         Ok(row.get(0))
     }
+}
+
+/// Who cancels a hold: the `cancel_reason` written and the `holds` metric counted.
+#[derive(Debug, Clone, Copy)]
+enum Cancellation {
+    ByUser,
+    Expired,
+}
+
+impl Cancellation {
+    fn reason(self) -> &'static str {
+        match self {
+            Self::ByUser => "user",
+            Self::Expired => "expired",
+        }
+    }
+
+    fn metric(self) -> &'static str {
+        match self {
+            Self::ByUser => "cancelled",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// An order read under its row lock, with its gid and PostgreSQL's clock at the read.
+struct Locked {
+    order: Order,
+    gid: String,
+    now: OffsetDateTime,
+}
+
+impl Locked {
+    /// Not a pending hold: why it cannot be cancelled.
+    fn refused(self) -> Outcome {
+        Outcome::Refused {
+            code: self.order.refusal(self.now),
+            order: self.order,
+        }
+    }
+}
+
+async fn begin_cancel(client: &mut deadpool_postgres::Object) -> Result<Transaction<'_>> {
+    client
+        .transaction()
+        .await
+        .map_err(Error::postgres("begin cancel"))
+}
+
+/// The order `id` locked by `lock` ([`LOCK_WAITING`] or [`LOCK_SKIPPING`]) until `tx` ends;
+/// `None` when there is no such order (or, skipping, it is locked now).
+async fn lock_order(tx: &Transaction<'_>, id: i64, lock: &str) -> Result<Option<Locked>> {
+    let row = tx
+        .query_opt(
+            &format!("SELECT {ORDER_COLUMNS}, gid, {DB_NOW} FROM orders WHERE id = $1 {lock}"),
+            &[&id],
+        )
+        .await
+        .map_err(Error::postgres("lock order"))?;
+    Ok(row.map(|row| Locked {
+        order: Order::from_row(&row),
+        gid: row.get("gid"),
+        now: row.get("db_now"),
+    }))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod config;
 pub mod crash;
 pub mod database;
 pub mod error;
+pub mod gid;
 pub mod heal;
 pub mod holds;
 pub mod metrics;

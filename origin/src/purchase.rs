@@ -11,9 +11,10 @@ use crate::{
     crash,
     database::Database,
     error::Result,
+    gid::Gid,
     heal::{Fences, Healer},
     metrics::Metrics,
-    reservations::{gid, Completion, EarlierTx, Loss, Reservation, Reservations, FENCE_EPOCH},
+    reservations::{Completion, EarlierTx, Loss, Reservation, Reservations, FENCE_EPOCH},
 };
 
 /// What a reservation request comes to.
@@ -22,20 +23,20 @@ pub enum Purchase {
     /// The unit is the user's. `order_id` is `None` when the database branch is left to recovery
     /// (the order will exist once it has run).
     Reserved {
-        gid: String,
+        gid: Gid,
         order_id: Option<i64>,
         left: i64,
     },
     /// The user has a transaction in this sale already.
     Duplicate {
-        gid: String,
+        gid: Gid,
         earlier: EarlierTx,
     },
     SoldOut,
     /// Redis granted a unit the database did not have: a `rejected` order records it and the
     /// stock in Redis was closed (set to what PostgreSQL has left: none).
     RejectedByDatabase {
-        gid: String,
+        gid: Gid,
         order_id: i64,
     },
     /// The sale is being rebuilt from PostgreSQL after Redis lost data: nothing was taken.
@@ -92,9 +93,9 @@ impl Purchases {
     /// purchase expire at `expire_at_ms` (unix ms, 0: never). The sale is marked active first
     /// (at most once per `activity::MARK_EVERY`), so the poller finds the transaction.
     pub async fn reserve(&self, sale: i64, uid: &str, expire_at_ms: i64) -> Result<Purchase> {
-        let gid = gid(sale, uid);
+        let gid = Gid::new(sale, uid);
         self.activity.mark(sale).await;
-        let reservation = match self.redis.reserve(sale, uid, expire_at_ms).await {
+        let reservation = match self.redis.reserve(&gid, expire_at_ms).await {
             Ok(r) => r,
             Err(e) => {
                 self.metrics.reservation("error");
@@ -129,10 +130,7 @@ impl Purchases {
         // With `redis.wait_replicas`, the reservation reaches the replicas while PostgreSQL
         // writes the order: the answer waits for both, and a failover after it keeps the
         // reservation (and so the order of a buyer told "reserved" before the branch ran).
-        let (branch, replicas) = tokio::join!(
-            self.branch(sale, uid, &gid),
-            self.redis.await_replicas(sale)
-        );
+        let (branch, replicas) = tokio::join!(self.branch(&gid), self.redis.await_replicas(sale));
         match replicas {
             None => {}
             Some(Ok(true)) => self.metrics.replica_wait("acked"),
@@ -202,18 +200,19 @@ impl Purchases {
     }
 
     /// Phase 2 and completion for a transaction found due; idempotent.
-    pub async fn finish(&self, sale: i64, uid: &str, gid: &str) -> Result<BranchOutcome> {
-        let outcome = self.branch(sale, uid, gid).await?;
+    pub async fn finish(&self, gid: &Gid) -> Result<BranchOutcome> {
+        let outcome = self.branch(gid).await?;
         self.complete(gid, outcome).await?;
         Ok(outcome)
     }
 
-    async fn branch(&self, sale: i64, uid: &str, gid: &str) -> Result<BranchOutcome> {
+    /// Phase 2: the order row's columns (`sale_id`, `uid`, `gid` as text) queued for a writer.
+    async fn branch(&self, gid: &Gid) -> Result<BranchOutcome> {
         let outcome = self
             .branches
             .run(Branch {
-                sale,
-                uid: uid.to_string(),
+                sale: gid.sale,
+                uid: gid.uid.clone(),
                 gid: gid.to_string(),
             })
             .await;
@@ -231,7 +230,7 @@ impl Purchases {
         Ok(outcome)
     }
 
-    async fn complete(&self, gid: &str, outcome: BranchOutcome) -> Result<()> {
+    async fn complete(&self, gid: &Gid, outcome: BranchOutcome) -> Result<()> {
         match self
             .redis
             .complete(gid, outcome.rejected, outcome.order_id, outcome.fresh)

@@ -21,10 +21,10 @@ use crate::{
     activity::{self, Activity},
     config::RecoveryConfig,
     error::Error,
+    gid::Gid,
     holds::Holds,
     metrics::Metrics,
     purchase::Purchases,
-    reservations::split_gid,
     sales::Catalog,
 };
 
@@ -332,12 +332,19 @@ impl Poller {
             // Work left: the sale stays in the index (at most one mark per MARK_EVERY).
             self.activity.mark(sale).await;
         }
-        for (gid, attempt) in claim.claimed {
-            let Some((_, uid)) = split_gid(&gid) else {
-                tracing::error!(%gid, "malformed gid in due set");
-                continue;
+        for (text, attempt) in claim.claimed {
+            let gid = match text.parse::<Gid>() {
+                Ok(gid) if gid.sale == sale => gid,
+                Ok(_) => {
+                    tracing::error!(gid = %text, sale, "gid of another sale in the due set");
+                    continue;
+                }
+                Err(error) => {
+                    tracing::error!(gid = %text, %error, "malformed gid in due set");
+                    continue;
+                }
             };
-            match self.purchases.finish(sale, uid, &gid).await {
+            match self.purchases.finish(&gid).await {
                 Ok(outcome) => {
                     tally.completed += 1;
                     self.metrics.recovery("completed");

@@ -9,7 +9,10 @@ use std::{sync::LazyLock, time::Duration};
 use redis::{Script, Value};
 use redis_layer::Redis;
 
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    gid::Gid,
+};
 
 static RESERVE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/reserve.lua")));
@@ -40,17 +43,6 @@ pub const ACTIVE_SALES_KEY: &str = "{recovery}:active";
 /// One fence epoch: a heal moves a sale's fence to the next multiple of this.
 pub const FENCE_EPOCH: i64 = 1 << 32;
 
-/// The global transaction id of a user's purchase in a sale: `<sale>/<uid>`.
-pub fn gid(sale: i64, uid: &str) -> String {
-    format!("{sale}/{uid}")
-}
-
-/// Splits a gid back into sale and uid.
-pub fn split_gid(gid: &str) -> Option<(i64, &str)> {
-    let (sale, uid) = gid.split_once('/')?;
-    Some((sale.parse().ok()?, uid))
-}
-
 /// Keys of one sale; the `{s:<sale>}` hash tag keeps them in one cluster slot.
 #[derive(Debug, Clone)]
 pub struct SaleKeys {
@@ -70,13 +62,13 @@ impl SaleKeys {
     pub fn stock(&self) -> String {
         format!("{}:stock", self.prefix)
     }
-    pub fn barrier(&self, gid: &str) -> String {
+    pub fn barrier(&self, gid: &Gid) -> String {
         format!("{}:b:{gid}", self.prefix)
     }
     pub fn tx_prefix(&self) -> String {
         format!("{}:tx:", self.prefix)
     }
-    pub fn tx(&self, gid: &str) -> String {
+    pub fn tx(&self, gid: &Gid) -> String {
         format!("{}:tx:{gid}", self.prefix)
     }
     pub fn due(&self) -> String {
@@ -300,19 +292,18 @@ impl Reservations {
 
     /// Phase 1: barrier, stock and transaction record in one round trip. The barrier and the
     /// record expire at `expire_at_ms` (unix ms; 0: never).
-    pub async fn reserve(&self, sale: i64, uid: &str, expire_at_ms: i64) -> Result<Reservation> {
-        let keys = SaleKeys::new(sale);
-        let gid = gid(sale, uid);
+    pub async fn reserve(&self, gid: &Gid, expire_at_ms: i64) -> Result<Reservation> {
+        let keys = SaleKeys::new(gid.sale);
         let mut inv = RESERVE.prepare_invoke();
         inv.key(keys.stock())
-            .key(keys.barrier(&gid))
-            .key(keys.tx(&gid))
+            .key(keys.barrier(gid))
+            .key(keys.tx(gid))
             .key(keys.due())
             .key(keys.healing())
             .key(keys.fence())
             .key(keys.restocks())
-            .arg(&gid)
-            .arg(uid)
+            .arg(gid.to_string())
+            .arg(&gid.uid)
             .arg(self.branch_timeout_ms)
             .arg(keys.events())
             .arg(expire_at_ms);
@@ -324,19 +315,18 @@ impl Reservations {
     /// (`fresh` false) of an order older than the transaction gives its unit back.
     pub async fn complete(
         &self,
-        gid: &str,
+        gid: &Gid,
         rejected: bool,
         order_id: i64,
         fresh: bool,
     ) -> Result<Completion> {
-        let (sale, _) = split_gid(gid).ok_or(Error::Protocol("gid"))?;
-        let keys = SaleKeys::new(sale);
+        let keys = SaleKeys::new(gid.sale);
         let mut inv = COMPLETE.prepare_invoke();
         inv.key(keys.stock())
             .key(keys.tx(gid))
             .key(keys.due())
             .key(keys.restocks())
-            .arg(gid)
+            .arg(gid.to_string())
             .arg(if rejected { "rejected" } else { "pending" })
             .arg(order_id)
             .arg(keys.events())
@@ -790,14 +780,15 @@ mod tests {
     }
 
     #[test]
-    fn gid_round_trips_and_keys_share_a_slot() {
-        assert_eq!(split_gid(&gid(7, "a/b")), Some((7, "a/b")));
-        assert_eq!(split_gid("x/y"), None);
+    fn keys_share_a_slot() {
         let k = SaleKeys::new(7);
+        let gid = Gid::new(7, "u");
+        assert_eq!(k.barrier(&gid), "{s:7}:b:7/u");
+        assert_eq!(k.tx(&gid), "{s:7}:tx:7/u");
         for key in [
             k.stock(),
-            k.barrier("7/u"),
-            k.tx("7/u"),
+            k.barrier(&gid),
+            k.tx(&gid),
             k.due(),
             k.restocks(),
             k.returned(3),

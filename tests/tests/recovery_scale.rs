@@ -24,6 +24,7 @@ use flash_tests::{
 };
 use origin::{
     activity::HORIZON,
+    gid::Gid,
     reservations::{Reservation, Reservations, ACTIVE_SALES_KEY},
 };
 use redis::AsyncCommands;
@@ -293,7 +294,7 @@ async fn a_transaction_the_index_lost_is_found_by_the_full_pass_of_a_running_ori
     // transaction is in Redis with its sale in no index: the reservation is made here, without
     // a mark, and the index deleted as a node replaced by an empty one would lose it.
     assert!(matches!(
-        redis.reserve(sale, "orphan", 0).await.unwrap(),
+        redis.reserve(&Gid::new(sale, "orphan"), 0).await.unwrap(),
         Reservation::Reserved { .. }
     ));
     let mut conn = stack.redis.connection().await.unwrap();

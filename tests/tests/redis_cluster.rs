@@ -33,8 +33,9 @@ use flash_tests::{
     stack::{post_json, read_books, Books},
     wait,
 };
+use origin::gid::Gid;
 use origin::reservations::{
-    gid, Completion, HealFinish, HealStart, HealedOrder, Loss, Reservation, Reservations, SaleKeys,
+    Completion, HealFinish, HealStart, HealedOrder, Loss, Reservation, Reservations, SaleKeys,
     StockRepair,
 };
 use serde_json::{json, Value};
@@ -355,8 +356,10 @@ async fn every_script_keeps_its_keys_in_one_slot() {
         covered.insert("open_stock.lua");
         reservations.mark_active(sale).await.unwrap();
         covered.insert("mark_active.lua");
-        let Reservation::Reserved { fence, .. } =
-            reservations.reserve(sale, &uid, 0).await.unwrap()
+        let Reservation::Reserved { fence, .. } = reservations
+            .reserve(&Gid::new(sale, &uid), 0)
+            .await
+            .unwrap()
         else {
             panic!("sale {sale}: a unit is reserved");
         };
@@ -368,7 +371,7 @@ async fn every_script_keeps_its_keys_in_one_slot() {
         assert_eq!(claim.in_flight, 1, "sale {sale}: {claim:?}");
         covered.insert("claim.lua");
         let completion = reservations
-            .complete(&gid(sale, &uid), false, sale * 100, true)
+            .complete(&Gid::new(sale, &uid), false, sale * 100, true)
             .await
             .unwrap();
         assert!(
@@ -400,7 +403,7 @@ async fn every_script_keeps_its_keys_in_one_slot() {
         };
         covered.insert("heal_begin.lua");
         let orders = [HealedOrder {
-            gid: gid(sale, &uid),
+            gid: Gid::new(sale, &uid).to_string(),
             rejected: false,
             order_id: sale * 100,
         }];

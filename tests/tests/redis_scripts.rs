@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use flash_tests::redis_server::RedisServer;
 use futures_util::StreamExt;
+use origin::gid::Gid;
 use origin::reservations::{
-    gid, Completion, HealFinish, HealStart, HealedOrder, Loss, Reservation, Reservations, SaleKeys,
+    Completion, HealFinish, HealStart, HealedOrder, Loss, Reservation, Reservations, SaleKeys,
     FENCE_EPOCH,
 };
 use redis::AsyncCommands;
@@ -41,32 +42,38 @@ async fn reserve_hands_out_unique_fences_and_nothing_while_a_heal_holds_the_lock
     let keys = SaleKeys::new(SALE);
     let check = |got: Reservation, expected: Reservation| assert_eq!(got, expected);
     check(
-        redis.reserve(SALE, "a", 0).await.unwrap(),
+        redis.reserve(&Gid::new(SALE, "a"), 0).await.unwrap(),
         Reservation::Reserved { left: 1, fence: 1 },
     );
     let _: () = conn.set(keys.healing(), "someone").await.unwrap();
     check(
-        redis.reserve(SALE, "b", 0).await.unwrap(),
+        redis.reserve(&Gid::new(SALE, "b"), 0).await.unwrap(),
         Reservation::Healing,
     );
     assert_eq!(int(&mut conn, keys.stock()).await, Some(1), "nothing taken");
     assert!(!conn
-        .exists::<_, bool>(keys.barrier(&gid(SALE, "b")))
+        .exists::<_, bool>(keys.barrier(&Gid::new(SALE, "b")))
         .await
         .unwrap());
     // A buyer with a barrier is told so even during a heal.
     assert!(matches!(
-        redis.reserve(SALE, "a", 0).await.unwrap(),
+        redis.reserve(&Gid::new(SALE, "a"), 0).await.unwrap(),
         Reservation::Duplicate(_)
     ));
     let _: () = conn.del(keys.healing()).await.unwrap();
     // The barrier and the record expire when asked to.
     let expire_at = 4_102_444_800_000; // 2100-01-01
     check(
-        redis.reserve(SALE, "b", expire_at).await.unwrap(),
+        redis
+            .reserve(&Gid::new(SALE, "b"), expire_at)
+            .await
+            .unwrap(),
         Reservation::Reserved { left: 0, fence: 2 },
     );
-    for key in [keys.barrier(&gid(SALE, "b")), keys.tx(&gid(SALE, "b"))] {
+    for key in [
+        keys.barrier(&Gid::new(SALE, "b")),
+        keys.tx(&Gid::new(SALE, "b")),
+    ] {
         let at: i64 = redis::cmd("PEXPIRETIME")
             .arg(&key)
             .query_async(&mut conn)
@@ -75,7 +82,7 @@ async fn reserve_hands_out_unique_fences_and_nothing_while_a_heal_holds_the_lock
         assert_eq!(at, expire_at, "{key}");
     }
     let at: i64 = redis::cmd("PEXPIRETIME")
-        .arg(keys.barrier(&gid(SALE, "a")))
+        .arg(keys.barrier(&Gid::new(SALE, "a")))
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -87,10 +94,10 @@ async fn complete_closes_the_stock_on_a_refusal_unless_a_unit_came_back_since() 
     let (_server, redis, mut conn) = redis_with(5).await;
     let keys = SaleKeys::new(SALE);
     // Refused by PostgreSQL, nothing returned since the reservation: the stock closes.
-    redis.reserve(SALE, "a", 0).await.unwrap();
+    redis.reserve(&Gid::new(SALE, "a"), 0).await.unwrap();
     assert_eq!(
         redis
-            .complete(&gid(SALE, "a"), true, 1, true)
+            .complete(&Gid::new(SALE, "a"), true, 1, true)
             .await
             .unwrap(),
         Completion::Completed {
@@ -102,7 +109,7 @@ async fn complete_closes_the_stock_on_a_refusal_unless_a_unit_came_back_since() 
     // A second completion changes nothing.
     assert_eq!(
         redis
-            .complete(&gid(SALE, "a"), true, 1, true)
+            .complete(&Gid::new(SALE, "a"), true, 1, true)
             .await
             .unwrap(),
         Completion::Already
@@ -110,11 +117,11 @@ async fn complete_closes_the_stock_on_a_refusal_unless_a_unit_came_back_since() 
 
     // A unit came back between the reservation and the refusal: it may be real, the stock stays.
     let _: () = conn.set(keys.stock(), 3).await.unwrap();
-    redis.reserve(SALE, "b", 0).await.unwrap();
+    redis.reserve(&Gid::new(SALE, "b"), 0).await.unwrap();
     assert!(redis.restock(SALE, 99).await.unwrap());
     assert_eq!(
         redis
-            .complete(&gid(SALE, "b"), true, 2, true)
+            .complete(&Gid::new(SALE, "b"), true, 2, true)
             .await
             .unwrap(),
         Completion::Completed {
@@ -129,10 +136,10 @@ async fn complete_closes_the_stock_on_a_refusal_unless_a_unit_came_back_since() 
     );
 
     // A live order keeps its unit.
-    redis.reserve(SALE, "c", 0).await.unwrap();
+    redis.reserve(&Gid::new(SALE, "c"), 0).await.unwrap();
     assert_eq!(
         redis
-            .complete(&gid(SALE, "c"), false, 3, true)
+            .complete(&Gid::new(SALE, "c"), false, 3, true)
             .await
             .unwrap(),
         Completion::Completed {
@@ -148,10 +155,10 @@ async fn complete_gives_back_the_unit_of_an_order_older_than_the_transaction() {
     let (_server, redis, mut conn) = redis_with(5).await;
     let keys = SaleKeys::new(SALE);
     // Redis had forgotten the buyer: the reservation took a unit, PostgreSQL had the order.
-    redis.reserve(SALE, "a", 0).await.unwrap();
+    redis.reserve(&Gid::new(SALE, "a"), 0).await.unwrap();
     assert_eq!(
         redis
-            .complete(&gid(SALE, "a"), false, 1, false)
+            .complete(&Gid::new(SALE, "a"), false, 1, false)
             .await
             .unwrap(),
         Completion::Completed {
@@ -163,15 +170,15 @@ async fn complete_gives_back_the_unit_of_an_order_older_than_the_transaction() {
     assert_eq!(int(&mut conn, keys.restocks()).await, Some(1));
 
     // Recovery running a transaction again (claimed once) finds its own order: the unit stays.
-    redis.reserve(SALE, "b", 0).await.unwrap();
+    redis.reserve(&Gid::new(SALE, "b"), 0).await.unwrap();
     let claim = redis
         .claim_due(SALE, Duration::from_secs(5), Duration::from_secs(5), 10)
         .await
         .unwrap();
-    assert_eq!(claim.claimed, vec![(gid(SALE, "b"), 1)]);
+    assert_eq!(claim.claimed, vec![(Gid::new(SALE, "b").to_string(), 1)]);
     assert_eq!(
         redis
-            .complete(&gid(SALE, "b"), false, 2, false)
+            .complete(&Gid::new(SALE, "b"), false, 2, false)
             .await
             .unwrap(),
         Completion::Completed {
@@ -186,7 +193,7 @@ async fn complete_gives_back_the_unit_of_an_order_older_than_the_transaction() {
 async fn a_heal_starts_once_per_loss_writes_only_what_is_missing_and_moves_the_fence() {
     let (_server, redis, mut conn) = redis_with(10).await;
     let keys = SaleKeys::new(SALE);
-    redis.reserve(SALE, "kept", 0).await.unwrap();
+    redis.reserve(&Gid::new(SALE, "kept"), 0).await.unwrap();
 
     // heal_begin: a loss healed already is left alone; the lock is taken once.
     let check = |got: HealStart, expected: HealStart| assert_eq!(got, expected);
@@ -222,17 +229,17 @@ async fn a_heal_starts_once_per_loss_writes_only_what_is_missing_and_moves_the_f
     // heal_keys: not the lock's holder, nothing; else the missing keys only.
     let orders = [
         HealedOrder {
-            gid: gid(SALE, "kept"),
+            gid: Gid::new(SALE, "kept").to_string(),
             rejected: false,
             order_id: 1,
         },
         HealedOrder {
-            gid: gid(SALE, "lost"),
+            gid: Gid::new(SALE, "lost").to_string(),
             rejected: false,
             order_id: 2,
         },
         HealedOrder {
-            gid: gid(SALE, "refused"),
+            gid: Gid::new(SALE, "refused").to_string(),
             rejected: true,
             order_id: 3,
         },
@@ -252,7 +259,7 @@ async fn a_heal_starts_once_per_loss_writes_only_what_is_missing_and_moves_the_f
         Some((2, 1))
     );
     let kept: Option<String> = conn
-        .hget(keys.tx(&gid(SALE, "kept")), "state")
+        .hget(keys.tx(&Gid::new(SALE, "kept")), "state")
         .await
         .unwrap();
     assert_eq!(
@@ -261,7 +268,7 @@ async fn a_heal_starts_once_per_loss_writes_only_what_is_missing_and_moves_the_f
         "a transaction in flight keeps its record"
     );
     let refused: Vec<Option<String>> = redis::cmd("HMGET")
-        .arg(keys.tx(&gid(SALE, "refused")))
+        .arg(keys.tx(&Gid::new(SALE, "refused")))
         .arg(&["state", "outcome", "order"])
         .query_async(&mut conn)
         .await
@@ -276,7 +283,7 @@ async fn a_heal_starts_once_per_loss_writes_only_what_is_missing_and_moves_the_f
     );
     assert!(
         matches!(
-            redis.reserve(SALE, "lost", 0).await.unwrap(),
+            redis.reserve(&Gid::new(SALE, "lost"), 0).await.unwrap(),
             Reservation::Duplicate(ref earlier) if earlier.order_id == Some(2)
         ),
         "the forgotten buyer is told about their order, even during the heal"
@@ -306,7 +313,7 @@ async fn a_heal_starts_once_per_loss_writes_only_what_is_missing_and_moves_the_f
     assert!(!conn.exists::<_, bool>(keys.healing()).await.unwrap());
     let _: () = conn.set(keys.stock(), 1).await.unwrap();
     assert_eq!(
-        redis.reserve(SALE, "after", 0).await.unwrap(),
+        redis.reserve(&Gid::new(SALE, "after"), 0).await.unwrap(),
         Reservation::Reserved {
             left: 0,
             fence: FENCE_EPOCH + 1

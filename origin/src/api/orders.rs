@@ -100,7 +100,7 @@ pub(super) async fn cancel_order(
 ) -> Result<Response> {
     let id = order_id(&id)?;
     let uid = uid_of(query, state.config.http.max_uid_bytes)?;
-    Ok(order_answer(state.holds.cancel(id, Some(&uid)).await?))
+    Ok(order_answer(state.holds.cancel_by_user(id, &uid).await?))
 }
 
 pub(super) async fn extend(
