@@ -1,13 +1,15 @@
 //! What the edge answers when it does not forward: expected refusals (`Refusal`: limits, sold
-//! out, bad tokens) and failures (`Error`: Redis or origin trouble, bad input), turned into HTTP
-//! answers in this ONE place. Every body is `{"error": code, "message": text}`; internals go to
-//! the log, never to the client.
+//! out, bad tokens) and failures (`Error`: Redis or origin trouble, bad input), either of them a
+//! `Stop` of a request, turned into HTTP answers in this ONE place. Every body is
+//! `{"error": code, "message": text, ...}` (the wire's `ErrorBody`); internals go to the log,
+//! never to the client.
 
 use axum::{
     http::{HeaderName, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
+use flash_wire::ErrorBody;
 use serde_json::json;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -37,6 +39,9 @@ pub enum Refusal {
     },
     /// 410: the sale has no unit left (answered from memory).
     SoldOut,
+    /// 409: this edge saw the user buy in this sale already (answered from memory); their
+    /// order's id when the origin had given it.
+    Duplicate { order_id: Option<i64> },
     /// 409: no captcha for a sale before its start; `Retry-After` is the time left.
     SaleNotStarted {
         starts_at: time::OffsetDateTime,
@@ -45,6 +50,44 @@ pub enum Refusal {
     /// 503: every pooled image captcha is worn (the image level above what the pool can draw);
     /// `Retry-After: 1`.
     CaptchaBusy,
+}
+
+/// Why a request went no further: turned away on purpose, or failed.
+#[derive(Debug)]
+pub enum Stop {
+    Refused(Refusal),
+    Failed(Error),
+}
+
+impl From<Refusal> for Stop {
+    fn from(refusal: Refusal) -> Self {
+        Self::Refused(refusal)
+    }
+}
+
+impl From<Error> for Stop {
+    fn from(error: Error) -> Self {
+        Self::Failed(error)
+    }
+}
+
+impl Stop {
+    /// The `outcome` and `reason` labels of the request metric.
+    pub fn labels(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::Refused(refusal) => ("refused", refusal.reason()),
+            Self::Failed(error) => ("failed", error.code()),
+        }
+    }
+}
+
+impl IntoResponse for Stop {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Refused(refusal) => refusal.into_response(),
+            Self::Failed(error) => error.into_response(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,7 +190,11 @@ impl IntoResponse for Error {
             }
             .to_string()
         };
-        let mut resp = (status, Json(json!({"error": code, "message": message}))).into_response();
+        let body = ErrorBody {
+            error: code,
+            message,
+        };
+        let mut resp = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
@@ -176,6 +223,7 @@ impl Refusal {
             Self::Unauthorized { reason } | Self::Forbidden { reason, .. } => reason,
             Self::RateLimited { limit, .. } => limit,
             Self::SoldOut => "sold_out",
+            Self::Duplicate { .. } => "duplicate_known",
             Self::SaleNotStarted { .. } => "sale_not_started",
             Self::CaptchaBusy => "captcha_busy",
         }
@@ -211,6 +259,12 @@ impl IntoResponse for Refusal {
             Self::SoldOut => (
                 StatusCode::GONE,
                 Json(json!({"error": "sold_out", "message": "no unit left"})),
+            )
+                .into_response(),
+            Self::Duplicate { order_id } => (
+                StatusCode::CONFLICT,
+                Json(json!({"error": "duplicate", "order_id": order_id,
+                    "message": "this user already has a purchase in this sale"})),
             )
                 .into_response(),
             Self::SaleNotStarted { starts_at, now } => {

@@ -1,14 +1,18 @@
 //! What the edge knows of sales: each sale's public facts fetched from an origin
 //! (`GET /v1/sales/{id}`) and kept for a second in a moka cache, so that polling browsers and the
 //! sale page cost the origin about one request per sale and second on each edge (concurrent
-//! requests for facts not held wait for one lookup); and the status a browser sees.
+//! requests for facts not held wait for one lookup); and the status a browser sees. The
+//! origin's answer is read once, as the wire's `SaleFacts`.
 
 use std::{sync::Arc, time::Duration};
 
+use flash_wire::SaleFacts;
+/// Where a sale stands: the wire's one `SaleState`, the origin's and the edge's.
+pub use flash_wire::SaleState as State;
 use http::{Method, StatusCode};
 use moka::future::Cache;
 use prometheus_client::metrics::counter::Counter;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -27,8 +31,8 @@ pub const FACTS_TTL: Duration = Duration::from_secs(1);
 /// background of later calls, so the count may pass it briefly.
 const MAX_ENTRIES: u64 = 10_000;
 
-/// A sale's public facts, as the origin gives them.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+/// What the edge keeps of a sale's public facts (`SaleFacts`, as the origin gives them).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SaleInfo {
     pub id: i64,
     pub name: String,
@@ -36,29 +40,27 @@ pub struct SaleInfo {
     /// Redis's count; `None` when the origin could not read it (Redis away): the status then
     /// goes without a count, on the time and the sold-out flag alone.
     pub remaining: Option<i64>,
-    #[serde(with = "time::serde::rfc3339")]
     pub starts_at: OffsetDateTime,
-    #[serde(default, with = "time::serde::rfc3339::option")]
     pub ends_at: Option<OffsetDateTime>,
     pub hold_seconds: i64,
-    #[serde(default)]
     pub price_cents: i64,
-    #[serde(default = "default_currency")]
     pub currency: String,
 }
 
-fn default_currency() -> String {
-    "EUR".into()
-}
-
-/// Where a sale stands for a browser.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    Upcoming,
-    Live,
-    SoldOut,
-    Ended,
+impl From<SaleFacts> for SaleInfo {
+    fn from(facts: SaleFacts) -> Self {
+        Self {
+            id: facts.id,
+            name: facts.name,
+            stock: facts.stock,
+            remaining: facts.remaining,
+            starts_at: facts.starts_at,
+            ends_at: facts.ends_at,
+            hold_seconds: facts.hold_seconds,
+            price_cents: facts.price_cents,
+            currency: facts.currency,
+        }
+    }
 }
 
 /// The body of `GET /api/sales/{id}/status`.
@@ -188,8 +190,10 @@ impl SaleDirectory {
             .map_err(|e| LookupFailure::Unavailable(e.to_string()))?;
         match answer.status {
             StatusCode::OK => {
-                let info: SaleInfo = serde_json::from_slice(&answer.body)
-                    .map_err(|e| LookupFailure::BadAnswer(e.to_string()))?;
+                let info = SaleInfo::from(
+                    serde_json::from_slice::<SaleFacts>(&answer.body)
+                        .map_err(|e| LookupFailure::BadAnswer(e.to_string()))?,
+                );
                 let units_left = info.remaining.is_some_and(|n| n > 0);
                 if let Some(flags) = self.flags.as_ref().filter(|_| units_left) {
                     if flags.reopen_if_marked_before(sale, asked) {
@@ -271,9 +275,11 @@ mod tests {
                 .is_some_and(|j| j.get("remaining_hint").is_none()),
             "{json:?}"
         );
-        let parsed: Result<SaleInfo, _> = serde_json::from_str(
+        let parsed: Result<SaleFacts, _> = serde_json::from_str(
             r#"{"id": 1, "name": "x", "stock": 3, "remaining": null, "sold": 1,
-                "starts_at": "2026-11-22T12:00:00Z", "ends_at": null, "hold_seconds": 600}"#,
+                "state": "live", "starts_at": "2026-11-22T12:00:00Z", "ends_at": null,
+                "hold_seconds": 600, "price_cents": 100, "currency": "EUR",
+                "server_time": "2026-11-22T12:00:01Z"}"#,
         );
         assert_eq!(parsed.ok().map(|s| s.remaining), Some(None));
     }

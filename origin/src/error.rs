@@ -1,13 +1,14 @@
-//! Failures of the origin, tagged by who is at fault, and the ONE place where they become HTTP
-//! answers: a status and a JSON body `{"error": code, "message": text}` with a stable code.
-//! Internal details go to the log, never to the client.
+//! Failures of the origin, tagged by who is at fault, and expected refusals (`Refusal`: a
+//! duplicate, sold out, a refused order), and the ONE place where they become HTTP answers: a
+//! status and a JSON body `{"error": code, "message": text, ...}` with a stable code (the wire
+//! types of `flash-wire`). Internal details go to the log, never to the client.
 
 use axum::{
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
-use serde_json::json;
+use flash_wire::{ErrorBody, Order, OrderRefusal, OrderRefused, Refused, ReserveRefusal};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -184,12 +185,85 @@ impl IntoResponse for Error {
         if status.is_client_error() {
             tracing::info!(code, %message, "request refused");
         }
-        let mut resp = (status, Json(json!({"error": code, "message": message}))).into_response();
+        let body = ErrorBody {
+            error: code,
+            message,
+        };
+        let mut resp = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }
         resp
+    }
+}
+
+/// An expected refusal, not a failure: the API's error body with the refusal's fields.
+#[derive(Debug)]
+pub enum Refusal {
+    /// A reservation refused: 409 (a duplicate, not started) or 410 (sold out, ended).
+    Reserve(ReserveRefusal),
+    /// An operation on an order refused (409), with the order as it is.
+    Order { code: OrderRefusal, order: Order },
+    /// No such order, or another user's: the same answer, byte for byte, so that an order id
+    /// (sequential) tells nothing about other users' orders.
+    UnknownOrder,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Reserve(refusal) => {
+                let (status, message) = match &refusal {
+                    ReserveRefusal::Duplicate { .. } => (
+                        StatusCode::CONFLICT,
+                        "this user already has a purchase in this sale",
+                    ),
+                    ReserveRefusal::NotStarted { .. } => {
+                        (StatusCode::CONFLICT, "the sale has not started")
+                    }
+                    ReserveRefusal::SoldOut { .. } => (StatusCode::GONE, "no unit left"),
+                    ReserveRefusal::Ended => (StatusCode::GONE, "the sale has ended"),
+                };
+                let body = Refused {
+                    refusal,
+                    message: message.to_string(),
+                };
+                (status, Json(body)).into_response()
+            }
+            Self::Order { code, order } => {
+                let body = OrderRefused {
+                    error: code,
+                    message: order_message(code).to_string(),
+                    status: order.status,
+                    order,
+                };
+                (StatusCode::CONFLICT, Json(body)).into_response()
+            }
+            Self::UnknownOrder => {
+                let body = ErrorBody {
+                    error: "unknown_order",
+                    message: "no such order".to_string(),
+                };
+                (StatusCode::NOT_FOUND, Json(body)).into_response()
+            }
+        }
+    }
+}
+
+fn order_message(code: OrderRefusal) -> &'static str {
+    match code {
+        OrderRefusal::HoldExpired => "the hold expired before the payment: refund it",
+        OrderRefusal::AlreadyPaid => "the order is paid already (with another payment id)",
+        OrderRefusal::AlreadyExtended => "a hold can be extended once",
+        OrderRefusal::PaymentIdUsed => "this payment id paid another order",
+        OrderRefusal::UidMismatch => "the order was not bought for this uid",
+        OrderRefusal::AmountMismatch => "the amount paid is not the sale's price",
+        OrderRefusal::CurrencyMismatch => "the currency paid is not the sale's",
+        OrderRefusal::NotExpired => "the hold has not expired",
+        OrderRefusal::OrderCancelled | OrderRefusal::OrderRejected | OrderRefusal::NotPending => {
+            "the order is not a live hold"
+        }
     }
 }
 

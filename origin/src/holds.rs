@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use deadpool_postgres::Transaction;
-use serde::Serialize;
+use flash_wire::{CancelReason, OrderRefusal, OrderStatus};
 use time::OffsetDateTime;
 use tokio_postgres::{error::SqlState, Row};
 
@@ -21,11 +21,14 @@ use crate::{
     config::HoldsConfig,
     crash,
     database::Database,
+    enum_text::{spelling, Text},
     error::{Error, Result},
     metrics::Metrics,
     payments::PaymentEvent,
     reservations::Reservations,
 };
+
+pub use flash_wire::Order;
 
 /// Branch id and operation of the cancellation in the barrier table.
 const CANCEL_BRANCH: &str = "02";
@@ -42,55 +45,48 @@ const DB_NOW: &str = "now() AS db_now";
 const LOCK_WAITING: &str = "FOR UPDATE";
 const LOCK_SKIPPING: &str = "FOR UPDATE SKIP LOCKED";
 
-/// An order as its owner sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Order {
-    pub id: i64,
-    pub sale: i64,
-    pub uid: String,
-    pub status: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
-    pub extended: bool,
-    pub payment_id: Option<String>,
-    pub cancel_reason: Option<String>,
+/// An order (the wire's `Order`) as the origin reads it from its row, and the rules of a hold.
+pub trait Hold {
+    fn from_row(row: &Row) -> Self;
+    /// Seconds left on a pending hold at `now` (0 otherwise).
+    fn hold_remaining(&self, now: OffsetDateTime) -> i64;
+    /// Why an operation that needs a live pending hold cannot happen to this order.
+    fn refusal(&self, now: OffsetDateTime) -> OrderRefusal;
 }
 
-impl Order {
+impl Hold for Order {
     fn from_row(row: &Row) -> Self {
         Self {
             id: row.get("id"),
             sale: row.get("sale_id"),
             uid: row.get("uid"),
-            status: row.get("status"),
+            status: row.get::<_, Text<OrderStatus>>("status").0,
             created_at: row.get("created_at"),
             expires_at: row.get("expires_at"),
             extended: row.get("extended"),
             payment_id: row.get("payment_id"),
-            cancel_reason: row.get("cancel_reason"),
+            cancel_reason: row
+                .get::<_, Option<Text<CancelReason>>>("cancel_reason")
+                .map(|t| t.0),
         }
     }
 
-    /// Seconds left on a pending hold at `now` (0 otherwise).
-    pub fn hold_remaining(&self, now: OffsetDateTime) -> i64 {
-        if self.status == "pending" {
+    fn hold_remaining(&self, now: OffsetDateTime) -> i64 {
+        if self.status == OrderStatus::Pending {
             (self.expires_at - now).whole_seconds().max(0)
         } else {
             0
         }
     }
 
-    /// Why an operation that needs a live pending hold cannot happen to this order.
-    fn refusal(&self, now: OffsetDateTime) -> &'static str {
-        match (self.status.as_str(), self.cancel_reason.as_deref()) {
-            ("pending", _) if self.expires_at <= now => "hold_expired",
-            ("cancelled", Some("expired")) => "hold_expired",
-            ("cancelled", _) => "order_cancelled",
-            ("paid", _) => "already_paid",
-            ("rejected", _) => "order_rejected",
-            _ => "not_pending",
+    fn refusal(&self, now: OffsetDateTime) -> OrderRefusal {
+        match (self.status, self.cancel_reason) {
+            (OrderStatus::Pending, _) if self.expires_at <= now => OrderRefusal::HoldExpired,
+            (OrderStatus::Cancelled, Some(CancelReason::Expired)) => OrderRefusal::HoldExpired,
+            (OrderStatus::Cancelled, _) => OrderRefusal::OrderCancelled,
+            (OrderStatus::Paid, _) => OrderRefusal::AlreadyPaid,
+            (OrderStatus::Rejected, _) => OrderRefusal::OrderRejected,
+            (OrderStatus::Pending, _) => OrderRefusal::NotPending,
         }
     }
 }
@@ -102,7 +98,7 @@ pub enum Outcome {
     Done(Order),
     /// Refused with a stable code (`hold_expired`, `already_paid`, ...); the order as it is.
     Refused {
-        code: &'static str,
+        code: OrderRefusal,
         order: Order,
     },
     /// Another user's order: the API answers it exactly as [`Outcome::Unknown`], so order ids
@@ -209,7 +205,7 @@ impl Holds {
             }
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => match self.load(id).await? {
                 Some(order) => Outcome::Refused {
-                    code: "payment_id_used",
+                    code: OrderRefusal::PaymentIdUsed,
                     order,
                 },
                 None => Outcome::Unknown,
@@ -224,7 +220,7 @@ impl Holds {
                 "payment replayed: answered as before"
             ),
             Outcome::Refused { code, order } => tracing::warn!(
-                order = id, %uid, payment_id, code, status = %order.status,
+                order = id, %uid, payment_id, ?code, status = ?order.status,
                 amount_cents = event.amount_cents, currency = %event.currency,
                 "payment refused"
             ),
@@ -258,12 +254,14 @@ impl Holds {
         let price: i64 = row.get("price_cents");
         let currency: String = row.get("currency");
         let code = if order.uid != event.uid {
-            "uid_mismatch"
+            OrderRefusal::UidMismatch
         } else if price != event.amount_cents {
-            "amount_mismatch"
+            OrderRefusal::AmountMismatch
         } else if currency != event.currency {
-            "currency_mismatch"
-        } else if order.status == "paid" && order.payment_id.as_deref() == Some(&event.payment_id) {
+            OrderRefusal::CurrencyMismatch
+        } else if order.status == OrderStatus::Paid
+            && order.payment_id.as_deref() == Some(&event.payment_id)
+        {
             return Ok(Outcome::Done(order));
         } else {
             order.refusal(now)
@@ -298,9 +296,11 @@ impl Holds {
                 Outcome::Done(Order::from_row(&row))
             }
             None => match self.explain(id, uid).await? {
-                Outcome::Refused { order, .. } if order.status == "pending" && order.extended => {
+                Outcome::Refused { order, .. }
+                    if order.status == OrderStatus::Pending && order.extended =>
+                {
                     Outcome::Refused {
-                        code: "already_extended",
+                        code: OrderRefusal::AlreadyExtended,
                         order,
                     }
                 }
@@ -319,7 +319,7 @@ impl Holds {
         if locked.order.uid != uid {
             return Ok(Outcome::NotYours);
         }
-        if locked.order.status != "pending" {
+        if locked.order.status != OrderStatus::Pending {
             return Ok(locked.refused());
         }
         self.release(tx, locked, Cancellation::ByUser).await
@@ -333,14 +333,14 @@ impl Holds {
         let Some(locked) = lock_order(&tx, id, LOCK_SKIPPING).await? else {
             return Ok(Outcome::Unknown);
         };
-        if locked.order.status != "pending" {
+        if locked.order.status != OrderStatus::Pending {
             return Ok(locked.refused());
         }
         // The database's clock, as payment's guard (`expires_at > now()`) reads it: under the
         // row lock, exactly one of the two sees the hold live.
         if locked.order.expires_at > locked.now {
             return Ok(Outcome::Refused {
-                code: "not_expired",
+                code: OrderRefusal::NotExpired,
                 order: locked.order,
             });
         }
@@ -367,7 +367,7 @@ impl Holds {
             .map_err(Error::postgres("cancel barrier"))?;
         if barrier == 0 {
             return Ok(Outcome::Refused {
-                code: "order_cancelled",
+                code: OrderRefusal::OrderCancelled,
                 order,
             });
         }
@@ -377,7 +377,7 @@ impl Holds {
                     "UPDATE orders SET status = 'cancelled', cancelled_at = now(), cancel_reason = $2
                      WHERE id = $1 RETURNING {ORDER_COLUMNS}"
                 ),
-                &[&id, &why.reason()],
+                &[&id, &spelling(why.reason())],
             )
             .await
             .map_err(Error::postgres("cancel order"))?;
@@ -400,7 +400,7 @@ impl Holds {
         tracing::info!(
             order = id,
             sale = order.sale,
-            reason = why.reason(),
+            reason = ?why.reason(),
             "hold cancelled"
         );
         crash::point(crash::Point::AfterCancel);
@@ -502,10 +502,10 @@ enum Cancellation {
 }
 
 impl Cancellation {
-    fn reason(self) -> &'static str {
+    fn reason(self) -> CancelReason {
         match self {
-            Self::ByUser => "user",
-            Self::Expired => "expired",
+            Self::ByUser => CancelReason::User,
+            Self::Expired => CancelReason::Expired,
         }
     }
 
@@ -566,25 +566,33 @@ mod tests {
     #[test]
     fn refusals_say_why() {
         let now = datetime!(2026-11-22 12:00 UTC);
-        let order = |status: &str, expires: OffsetDateTime, reason: Option<&str>| Order {
+        let order = |status, expires, cancel_reason| Order {
             id: 1,
             sale: 1,
             uid: "u".into(),
-            status: status.into(),
+            status,
             created_at: now,
             expires_at: expires,
             extended: false,
             payment_id: None,
-            cancel_reason: reason.map(str::to_string),
+            cancel_reason,
         };
         let later = now + time::Duration::minutes(5);
-        let check = |o: Order, expected: &str| assert_eq!(o.refusal(now), expected, "{o:?}");
-        check(order("pending", now, None), "hold_expired");
-        check(order("cancelled", now, Some("expired")), "hold_expired");
-        check(order("cancelled", now, Some("user")), "order_cancelled");
-        check(order("paid", later, None), "already_paid");
-        check(order("rejected", now, None), "order_rejected");
-        assert_eq!(order("pending", later, None).hold_remaining(now), 300);
-        assert_eq!(order("paid", later, None).hold_remaining(now), 0);
+        let check = |o: Order, expected| assert_eq!(o.refusal(now), expected, "{o:?}");
+        use {CancelReason as Why, OrderRefusal as No, OrderStatus as S};
+        check(order(S::Pending, now, None), No::HoldExpired);
+        check(
+            order(S::Cancelled, now, Some(Why::Expired)),
+            No::HoldExpired,
+        );
+        check(
+            order(S::Cancelled, now, Some(Why::User)),
+            No::OrderCancelled,
+        );
+        check(order(S::Paid, later, None), No::AlreadyPaid);
+        check(order(S::Rejected, now, None), No::OrderRejected);
+        check(order(S::Pending, later, None), No::NotPending);
+        assert_eq!(order(S::Pending, later, None).hold_remaining(now), 300);
+        assert_eq!(order(S::Paid, later, None).hold_remaining(now), 0);
     }
 }

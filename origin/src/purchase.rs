@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use flash_wire::{TxOutcome, TxState};
+
 use crate::{
     activity::Activity,
     branches::{Branch, BranchOutcome, BranchWriter},
@@ -172,15 +174,12 @@ impl Purchases {
             return Ok(Purchase::Duplicate {
                 gid,
                 earlier: EarlierTx {
-                    state: "succeeded".into(),
-                    outcome: Some(
-                        if outcome.rejected {
-                            "rejected"
-                        } else {
-                            "pending"
-                        }
-                        .into(),
-                    ),
+                    state: TxState::Succeeded,
+                    outcome: Some(if outcome.rejected {
+                        TxOutcome::Rejected
+                    } else {
+                        TxOutcome::Pending
+                    }),
                     order_id: Some(outcome.order_id),
                 },
             });

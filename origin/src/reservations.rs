@@ -6,10 +6,12 @@
 
 use std::{sync::LazyLock, time::Duration};
 
+use flash_wire::{TxOutcome, TxState};
 use redis::{Script, Value};
 use redis_layer::Redis;
 
 use crate::{
+    enum_text::parse,
     error::{Error, Result},
     gid::Gid,
 };
@@ -115,10 +117,10 @@ pub enum Reservation {
 /// The state of an earlier transaction, as a duplicate finds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EarlierTx {
-    /// `submitted` (in flight) or `succeeded`.
-    pub state: String,
+    /// In flight (`submitted`) or `succeeded`.
+    pub state: TxState,
     /// `pending` or `rejected` once succeeded.
-    pub outcome: Option<String>,
+    pub outcome: Option<TxOutcome>,
     pub order_id: Option<i64>,
 }
 
@@ -649,8 +651,14 @@ fn parse_reservation(reply: &[Value]) -> Option<Reservation> {
         "DUPLICATE" => {
             let nonempty = |i| text(reply.get(i)).filter(|s| !s.is_empty());
             Reservation::Duplicate(EarlierTx {
-                state: nonempty(1).unwrap_or_else(|| "submitted".into()),
-                outcome: nonempty(2),
+                state: match nonempty(1) {
+                    Some(state) => parse(&state)?,
+                    None => TxState::Submitted,
+                },
+                outcome: match nonempty(2) {
+                    Some(outcome) => Some(parse(&outcome)?),
+                    None => None,
+                },
                 order_id: nonempty(3).and_then(|s| s.parse().ok()),
             })
         }
@@ -690,15 +698,15 @@ mod tests {
                 bulk("42"),
             ],
             Some(Reservation::Duplicate(EarlierTx {
-                state: "succeeded".into(),
-                outcome: Some("pending".into()),
+                state: TxState::Succeeded,
+                outcome: Some(TxOutcome::Pending),
                 order_id: Some(42),
             })),
         );
         check(
             vec![bulk("DUPLICATE"), bulk("submitted"), bulk(""), bulk("")],
             Some(Reservation::Duplicate(EarlierTx {
-                state: "submitted".into(),
+                state: TxState::Submitted,
                 outcome: None,
                 order_id: None,
             })),

@@ -1,4 +1,5 @@
-//! Sales: the creation request and its validation, the sale as stored, its state at a moment,
+//! Sales: the creation request and its validation, the sale as stored, its state at a moment
+//! (the wire's `SaleState`),
 //! and the in-memory catalog the origin keeps of them (sales do not change once created, but
 //! for `sold`, so a reservation needs no database read and works while PostgreSQL is down).
 
@@ -7,7 +8,8 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-use serde::{Deserialize, Serialize};
+pub use flash_wire::SaleState;
+use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
@@ -26,16 +28,6 @@ pub struct Sale {
     pub price_cents: i64,
     /// ISO 4217 code.
     pub currency: String,
-}
-
-/// Where a sale stands at a moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SaleState {
-    Upcoming,
-    Live,
-    SoldOut,
-    Ended,
 }
 
 impl Sale {

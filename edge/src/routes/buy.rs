@@ -18,20 +18,19 @@ use axum::{
     response::{IntoResponse, Response},
     Extension,
 };
+use flash_wire::{Refused, ReserveRefusal, Reserved, UidBody};
 use hyper::body::Bytes;
 use serde::Deserialize;
-use serde_json::json;
 
-use super::{counted, sale_id, ApiJson, Ctx};
+use super::{sale_id, ApiJson, Ctx};
 use crate::{
     clock,
-    error::{Error, Refusal, RETRY_AFTER_SECONDS},
+    error::{Error, Refusal, Stop, RETRY_AFTER_SECONDS},
+    forward::Answer,
     limits::{self, uid::Admission, Decision},
     pass::PassClaims,
     state::{AppState, Runtime},
 };
-
-const ROUTE: &str = "buy";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,26 +38,10 @@ pub struct BuyBody {
     pass_token: String,
 }
 
-fn refused(state: &AppState, refusal: Refusal) -> Response {
-    let reason = refusal.reason();
-    counted(state, ROUTE, "refused", reason, refusal)
-}
-
-fn failed(state: &AppState, error: Error) -> Response {
-    counted(state, ROUTE, "failed", error.code(), error)
-}
-
 /// Marks a buy answer that is the same for every caller: the generic sold-out (or ended) 410,
 /// with no user field. Only such an answer may be kept by nginx.
 #[derive(Debug, Clone, Copy)]
 struct SameForEveryone;
-
-/// The edge's own sold-out 410, the same for everyone.
-fn sold_out(state: &AppState) -> Response {
-    let mut resp = refused(state, Refusal::SoldOut);
-    resp.extensions_mut().insert(SameForEveryone);
-    resp
-}
 
 /// `Cache-Control` of a buy answer: a 410 marked [`SameForEveryone`] is public for a second
 /// (nginx keeps it and answers the crowd); every other answer, and a 410 carrying a user's
@@ -78,161 +61,235 @@ fn cache_control(mut resp: Response) -> Response {
     resp
 }
 
+/// The buy, counted ONCE here whatever it came to: forwarded (the origin's answer), refused or
+/// failed by the filter.
 pub async fn buy(
-    state: State<AppState>,
-    ctx: Extension<Ctx>,
-    id: Path<String>,
-    headers: HeaderMap,
-    body: Result<ApiJson<BuyBody>, Error>,
-) -> Response {
-    cache_control(filter(state, ctx, id, headers, body).await)
-}
-
-async fn filter(
     State(state): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<ApiJson<BuyBody>, Error>,
 ) -> Response {
-    let sale = match sale_id(&id) {
-        Ok(sale) => sale,
-        Err(e) => return failed(&state, e),
+    let (outcome, reason, mut resp) = match filter(&state, &ctx, &id, &headers, body).await {
+        Ok(forwarded) => {
+            let (outcome, reason) = forwarded.labels();
+            (outcome, reason, forwarded.into_response())
+        }
+        Err(stop) => {
+            let (outcome, reason) = stop.labels();
+            let same_for_everyone = matches!(stop, Stop::Refused(Refusal::SoldOut));
+            let mut resp = stop.into_response();
+            if same_for_everyone {
+                resp.extensions_mut().insert(SameForEveryone);
+            }
+            (outcome, reason, resp)
+        }
     };
+    state.metrics.request(ctx.route, outcome, reason);
+    resp = cache_control(resp);
+    resp
+}
+
+/// Steps 1 to 8: the origin's answer, or why the request went no further.
+async fn filter(
+    state: &AppState,
+    ctx: &Ctx,
+    id: &str,
+    headers: &HeaderMap,
+    body: Result<ApiJson<BuyBody>, Error>,
+) -> Result<Forwarded, Stop> {
+    let sale = sale_id(id)?;
     if state.soldout.is_sold_out(sale) {
-        return sold_out(&state);
+        return Err(Refusal::SoldOut.into());
     }
     let runtime = state.runtime.load();
     let limits_cfg = &runtime.config.limits;
-    if let Err(refusal) = super::within_limit(
-        &state,
+    super::within_limit(
+        state,
         "ip",
         runtime.ip.check(ctx.client_ip),
         limits_cfg.ip.dry_run,
-    ) {
-        return refused(&state, refusal);
-    }
-    let uid = match runtime.verifier.verify(
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-    ) {
-        Ok(uid) => uid,
-        Err(e) => return refused(&state, Refusal::Unauthorized { reason: e.reason() }),
-    };
-    let body = match body {
-        Ok(ApiJson(body)) => body,
-        Err(e) => return failed(&state, e),
-    };
+    )?;
+    let uid = runtime
+        .verifier
+        .verify(
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+        )
+        .map_err(|e| Refusal::Unauthorized { reason: e.reason() })?;
+    let ApiJson(body) = body?;
     let now = clock::unix_now();
-    let pass = match runtime
+    let pass = runtime
         .pass
         .verify(&body.pass_token, uid.as_ref(), sale, now)
-    {
-        Ok(claims) => claims,
-        Err(e) => {
+        .map_err(|e| {
             tracing::info!(%uid, sale, reason = e.reason(), "pass token refused");
-            return refused(
-                &state,
-                Refusal::Forbidden {
-                    code: "pass_token_invalid",
-                    reason: e.reason(),
-                },
-            );
-        }
-    };
-    if let Err(refusal) = super::pass_level(&state, &pass) {
-        return refused(&state, refusal);
-    }
-    let global_taken = match state.global.acquire(sale, &limits_cfg.global).await {
-        Ok(decision) => {
-            let taken = decision.is_allowed();
-            if let Err(refusal) =
-                super::within_limit(&state, "global", decision, limits_cfg.global.dry_run)
-            {
-                return refused(&state, refusal);
+            Refusal::Forbidden {
+                code: "pass_token_invalid",
+                reason: e.reason(),
             }
-            taken
-        }
-        Err(e) => return failed(&state, limit_failure("global", &e)),
-    };
-    if let Err(refusal) = admit(&state, &runtime, sale, uid.as_ref(), &pass, now).await {
+        })?;
+    super::pass_level(state, &pass)?;
+    let decision = state
+        .global
+        .acquire(sale, &limits_cfg.global)
+        .await
+        .map_err(|e| limit_failure("global", &e))?;
+    let global_taken = decision.is_allowed();
+    super::within_limit(state, "global", decision, limits_cfg.global.dry_run)?;
+    if let Err(stop) = admit(state, &runtime, sale, uid.as_ref(), &pass, now).await {
         // Not forwarded: the global admission goes back to this edge's slice.
         if global_taken {
             state.global.give_back(sale);
         }
-        return refusal;
+        return Err(stop);
     }
 
-    let payload = Bytes::from(json!({ "uid": uid.as_ref() }).to_string());
+    let payload = serde_json::to_vec(&UidBody {
+        uid: uid.as_ref().to_string(),
+    })
+    .map_err(|e| Error::Internal(format!("reserve body: {e}")))?;
     let ticket = state.soldout.ticket(sale);
     let answer = runtime
         .origins
         .send(
             Method::POST,
             &format!("/v1/sales/{sale}/reserve"),
-            Some(payload),
+            Some(Bytes::from(payload)),
             &ctx.request_id,
         )
-        .await;
-    let answer = match answer {
-        Ok(answer) => answer,
-        Err(e) => {
+        .await
+        .map_err(|e| {
             state.metrics.origin("unreachable");
-            return failed(&state, Error::OriginUnavailable(e.to_string()));
-        }
-    };
+            Error::OriginUnavailable(e.to_string())
+        })?;
     state.metrics.origin(answer.status.as_str());
-    if answer.status.is_success() || answer.status == StatusCode::CONFLICT {
-        let order_id = serde_json::from_slice::<serde_json::Value>(&answer.body)
-            .ok()
-            .and_then(|v| v["order_id"].as_i64());
-        if answer.status.is_success() || is_duplicate(&answer.body) {
-            state.bought.insert(sale, uid.as_ref(), order_id);
+    let reply = Reply::read(&answer);
+    match &reply {
+        Reply::Reserved(reserved) => state.bought.insert(sale, uid.as_ref(), reserved.order_id),
+        Reply::Refused(ReserveRefusal::Duplicate { order_id, .. }) => {
+            state.bought.insert(sale, uid.as_ref(), *order_id);
         }
+        _ => {}
     }
-    if (answer.status == StatusCode::GONE && is_sold_out(&answer.body)
-        || answer.status.is_success() && took_the_last_unit(&answer.body))
-        && state.soldout.mark_since(sale, ticket)
-    {
+    if reply.sold_out() && state.soldout.mark_since(sale, ticket) {
         tracing::info!(sale, "sold out (origin answer)");
-    }
-    let outcome = if answer.status.is_success() {
-        "forwarded"
-    } else {
-        "origin_refused"
-    };
-    let reason = match answer.status.as_u16() {
-        200 => "reserved",
-        409 => "duplicate",
-        410 => "sold_out",
-        404 => "unknown_sale",
-        503 => "unavailable",
-        _ => "other",
-    };
-    let same_for_everyone = answer.status == StatusCode::GONE && is_generic_gone(&answer.body);
-    let mut resp = (answer.status, answer.body).into_response();
-    if same_for_everyone {
-        resp.extensions_mut().insert(SameForEveryone);
-    }
-    for name in [header::CONTENT_TYPE, header::RETRY_AFTER] {
-        if let Some(v) = answer.headers.get(&name) {
-            resp.headers_mut().insert(name, v.clone());
-        }
     }
     if answer.status == StatusCode::SERVICE_UNAVAILABLE {
         // The origin's Redis or database is away: the browser waits the origin's Retry-After
         // (ours when it gave none) before it tries again. Its pass token is spent already.
         tracing::debug!(sale, %uid, "origin unavailable for a reservation");
-        resp.headers_mut()
-            .entry(header::RETRY_AFTER)
-            .or_insert(header::HeaderValue::from(RETRY_AFTER_SECONDS));
     }
-    counted(&state, ROUTE, outcome, reason, resp)
+    Ok(Forwarded {
+        same_for_everyone: reply.same_for_everyone(),
+        answer,
+    })
 }
 
-/// Steps 6 and 7, and the sold-out flag again: `Ok` to forward, or the answer of a request
-/// refused after its global admission.
+/// The origin's answer to a reservation, read once: the types of `flash-wire`.
+enum Reply {
+    /// 200: the unit is the user's.
+    Reserved(Reserved),
+    /// 409 or 410: a duplicate, not started, sold out, ended.
+    Refused(ReserveRefusal),
+    /// Any other answer (a failure, passed back as it is).
+    Other,
+}
+
+impl Reply {
+    fn read(answer: &Answer) -> Self {
+        match answer.status {
+            StatusCode::OK => {
+                serde_json::from_slice(&answer.body).map_or(Self::Other, Self::Reserved)
+            }
+            StatusCode::CONFLICT | StatusCode::GONE => {
+                serde_json::from_slice::<Refused<ReserveRefusal>>(&answer.body)
+                    .map_or(Self::Other, |refused| Self::Refused(refused.refusal))
+            }
+            _ => Self::Other,
+        }
+    }
+
+    /// No unit left: the origin's `sold_out`, or a `reserved` that took the last unit
+    /// (`remaining_hint: 0`), before the event reaches this edge.
+    fn sold_out(&self) -> bool {
+        match self {
+            Self::Reserved(reserved) => reserved.remaining_hint == 0,
+            Self::Refused(refusal) => matches!(refusal, ReserveRefusal::SoldOut { .. }),
+            Self::Other => false,
+        }
+    }
+
+    /// The origin's 410 without a user field: sold out or ended. Its refusal of a unit the
+    /// database had not (`gid`, `order_id`) is that user's own answer.
+    fn same_for_everyone(&self) -> bool {
+        matches!(
+            self,
+            Self::Refused(
+                ReserveRefusal::SoldOut {
+                    gid: None,
+                    order_id: None
+                } | ReserveRefusal::Ended
+            )
+        )
+    }
+}
+
+/// The origin's answer to a forwarded buy, passed back as it is.
+struct Forwarded {
+    answer: Answer,
+    same_for_everyone: bool,
+}
+
+impl Forwarded {
+    /// The `outcome` and `reason` labels of the request metric.
+    fn labels(&self) -> (&'static str, &'static str) {
+        let status = self.answer.status;
+        let outcome = if status.is_success() {
+            "forwarded"
+        } else {
+            "origin_refused"
+        };
+        let reason = match status.as_u16() {
+            200 => "reserved",
+            409 => "duplicate",
+            410 => "sold_out",
+            404 => "unknown_sale",
+            503 => "unavailable",
+            _ => "other",
+        };
+        (outcome, reason)
+    }
+}
+
+impl IntoResponse for Forwarded {
+    fn into_response(self) -> Response {
+        let Answer {
+            status,
+            headers,
+            body,
+        } = self.answer;
+        let mut resp = (status, body).into_response();
+        if self.same_for_everyone {
+            resp.extensions_mut().insert(SameForEveryone);
+        }
+        for name in [header::CONTENT_TYPE, header::RETRY_AFTER] {
+            if let Some(v) = headers.get(&name) {
+                resp.headers_mut().insert(name, v.clone());
+            }
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .entry(header::RETRY_AFTER)
+                .or_insert(header::HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        resp
+    }
+}
+
+/// Steps 6 and 7, and the sold-out flag again: `Ok` to forward, or why a request admitted by
+/// the global limit goes no further.
 async fn admit(
     state: &AppState,
     runtime: &Runtime,
@@ -240,58 +297,44 @@ async fn admit(
     uid: &str,
     pass: &PassClaims,
     now: u64,
-) -> Result<(), Response> {
+) -> Result<(), Stop> {
     state.metrics.redis("admit");
     let rate = &runtime.config.limits.uid;
     let admission = state
         .uid
         .admit(sale, uid, &pass.jti, rate, pass.spent_mark_ttl(now))
-        .await;
+        .await
+        .map_err(|e| limit_failure("uid", &e))?;
     match admission {
-        Ok(Admission::Admitted(_)) => {}
-        Ok(Admission::WouldLimit { .. }) => {
+        Admission::Admitted(_) => {}
+        Admission::WouldLimit { .. } => {
             state.metrics.dry_run("uid");
             tracing::info!(%uid, "dry run: would be rate limited (uid)");
         }
-        Ok(Admission::Limited { retry_after, quota }) => {
+        Admission::Limited { retry_after, quota } => {
             let decision = Decision::Deny { retry_after, quota };
-            return Err(refused(
-                state,
-                Refusal::RateLimited {
-                    limit: "uid",
-                    headers: limits::headers(&decision),
-                },
-            ));
+            return Err(Refusal::RateLimited {
+                limit: "uid",
+                headers: limits::headers(&decision),
+            }
+            .into());
         }
-        Ok(Admission::Replayed) => {
+        Admission::Replayed => {
             tracing::info!(%uid, sale, "pass token replayed");
-            return Err(refused(
-                state,
-                Refusal::Forbidden {
-                    code: "pass_token_spent",
-                    reason: "replayed",
-                },
-            ));
+            return Err(Refusal::Forbidden {
+                code: "pass_token_spent",
+                reason: "replayed",
+            }
+            .into());
         }
-        Err(e) => return Err(failed(state, limit_failure("uid", &e))),
     }
-
     if let Some(order_id) = state.bought.get(sale, uid) {
-        let answer = (
-            StatusCode::CONFLICT,
-            axum::Json(json!({
-                "error": "duplicate",
-                "message": "this user already has a purchase in this sale",
-                "order_id": order_id,
-            })),
-        );
-        return Err(counted(state, ROUTE, "refused", "duplicate_known", answer));
+        return Err(Refusal::Duplicate { order_id }.into());
     }
-
     // The flag again: the sale may have sold out while this request was being admitted (a
     // crowd keeps many in flight), and the origin would only say so.
     if state.soldout.is_sold_out(sale) {
-        return Err(sold_out(state));
+        return Err(Refusal::SoldOut.into());
     }
     Ok(())
 }
@@ -305,51 +348,78 @@ fn limit_failure(limit: &str, e: &limits::LimitError) -> Error {
     }
 }
 
-/// A `reserved` answer that left no unit (`remaining_hint: 0`): the sale is sold out now, before
-/// the event reaches this edge.
-fn took_the_last_unit(body: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v["remaining_hint"] == 0)
-}
-
-fn is_duplicate(body: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v["error"] == "duplicate")
-}
-
-fn is_sold_out(body: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v["error"] == "sold_out")
-}
-
-/// The origin's 410 without a user field: `{"error": "sold_out" | "ended", "message": ...}`
-/// and nothing else. Its refusal of a unit the database had not (`gid`, `order_id`) is that
-/// user's own answer.
-fn is_generic_gone(body: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body).is_ok_and(|v| {
-        matches!(
-            v.get("error").and_then(|e| e.as_str()),
-            Some("sold_out" | "ended")
-        ) && v.keys().all(|k| k == "error" || k == "message")
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn only_a_410_without_user_fields_is_the_same_for_everyone() {
-        let check = |body: &str, expected: bool| {
-            assert_eq!(is_generic_gone(body.as_bytes()), expected, "{body}");
+        let check = |status: StatusCode, body: &str, expected: bool| {
+            let answer = Answer {
+                status,
+                headers: HeaderMap::new(),
+                body: Bytes::from(body.to_string()),
+            };
+            let same = Reply::read(&answer).same_for_everyone();
+            assert_eq!(same, expected, "{status} {body}");
         };
-        check(r#"{"error":"sold_out","message":"no unit left"}"#, true);
-        check(r#"{"error":"ended","message":"the sale has ended"}"#, true);
-        check(r#"{"error":"sold_out"}"#, true);
+        let gone = StatusCode::GONE;
         check(
+            gone,
+            r#"{"error":"sold_out","message":"no unit left"}"#,
+            true,
+        );
+        check(
+            gone,
+            r#"{"error":"ended","message":"the sale has ended"}"#,
+            true,
+        );
+        check(
+            gone,
             r#"{"error":"sold_out","message":"no unit left","gid":"7/alice","order_id":12}"#,
             false,
         );
-        check(r#"{"error":"sold_out","order_id":null}"#, false);
-        check(r#"{"error":"duplicate","message":"x"}"#, false);
-        check(r#"["sold_out"]"#, false);
-        check("not json", false);
+        check(gone, r#"{"error":"sold_out"}"#, false);
+        check(
+            StatusCode::CONFLICT,
+            r#"{"error":"duplicate","message":"x"}"#,
+            false,
+        );
+        check(gone, r#"["sold_out"]"#, false);
+        check(gone, "not json", false);
+        check(
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"error":"redis_unavailable","message":"m"}"#,
+            false,
+        );
+    }
+
+    #[test]
+    fn the_last_unit_and_the_origin_s_sold_out_flag_the_sale() {
+        let check = |status: StatusCode, body: &str, expected: bool| {
+            let answer = Answer {
+                status,
+                headers: HeaderMap::new(),
+                body: Bytes::from(body.to_string()),
+            };
+            assert_eq!(Reply::read(&answer).sold_out(), expected, "{status} {body}");
+        };
+        let reserved = |left: i64| {
+            format!(
+                r#"{{"status":"reserved","gid":"7/a","order_id":3,"confirmed":true,"remaining_hint":{left}}}"#
+            )
+        };
+        check(StatusCode::OK, &reserved(0), true);
+        check(StatusCode::OK, &reserved(4), false);
+        check(
+            StatusCode::GONE,
+            r#"{"error":"sold_out","message":"no unit left"}"#,
+            true,
+        );
+        check(
+            StatusCode::GONE,
+            r#"{"error":"ended","message":"the sale has ended"}"#,
+            false,
+        );
     }
 }

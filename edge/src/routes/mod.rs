@@ -16,7 +16,7 @@ pub use captcha::{image_wear, pass_level};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::{
-    extract::{ConnectInfo, DefaultBodyLimit, Request},
+    extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request},
     http::HeaderValue,
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -34,22 +34,36 @@ use crate::{
     state::{AppState, Shared},
 };
 
+// The routes' paths, each named once: the router serves them and `route_name` names them.
+const HEALTH: &str = "/healthz";
+const STATUS: &str = "/api/sales/{id}/status";
+const PAGE: &str = "/sale/{id}";
+const CAPTCHA: &str = "/api/captcha";
+const CAPTCHA_IMAGE: &str = "/api/captcha/image/{handle}";
+const CAPTCHA_AUDIO: &str = "/api/captcha/audio/{handle}";
+const BUY: &str = "/api/sales/{id}/buy";
+const DEV_TOKEN: &str = "/api/dev/token";
+const DEV_PAY: &str = "/api/dev/pay";
+const PAYMENTS: &str = "/api/payments/webhook";
+const ORDER: &str = "/api/orders/{id}";
+const ORDER_EXTEND: &str = "/api/orders/{id}/extend";
+
 /// The public API.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.runtime.load().config.http.body_limit_bytes;
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/api/sales/{id}/status", get(sale::status))
-        .route("/sale/{id}", get(sale::page))
-        .route("/api/captcha", get(captcha::challenge).post(captcha::solve))
-        .route("/api/captcha/image/{handle}", get(captcha::image))
-        .route("/api/captcha/audio/{handle}", get(captcha::audio))
-        .route("/api/sales/{id}/buy", post(buy::buy))
-        .route("/api/dev/token", post(dev::token))
-        .route("/api/dev/pay", post(dev::pay))
-        .route("/api/payments/webhook", post(payments::webhook))
-        .route("/api/orders/{id}", get(orders::get).delete(orders::cancel))
-        .route("/api/orders/{id}/extend", post(orders::extend))
+        .route(HEALTH, get(|| async { Json(json!({"status": "ok"})) }))
+        .route(STATUS, get(sale::status))
+        .route(PAGE, get(sale::page))
+        .route(CAPTCHA, get(captcha::challenge).post(captcha::solve))
+        .route(CAPTCHA_IMAGE, get(captcha::image))
+        .route(CAPTCHA_AUDIO, get(captcha::audio))
+        .route(BUY, post(buy::buy))
+        .route(DEV_TOKEN, post(dev::token))
+        .route(DEV_PAY, post(dev::pay))
+        .route(PAYMENTS, post(payments::webhook))
+        .route(ORDER, get(orders::get).delete(orders::cancel))
+        .route(ORDER_EXTEND, post(orders::extend))
         .fallback(|| async { Error::NoRoute })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
@@ -57,12 +71,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Per request: its id (kept from nginx or made here) and client IP, a span carrying the id,
-/// the latency metric, and the id echoed in the answer.
+/// Per request: its id (kept from nginx or made here), client IP and route name, a span
+/// carrying them, the latency metric, and the id echoed in the answer.
 #[derive(Debug, Clone)]
 pub struct Ctx {
     pub request_id: String,
     pub client_ip: IpAddr,
+    /// The route's name in metrics and logs ([`route_name`]).
+    pub route: &'static str,
 }
 
 async fn context(
@@ -100,11 +116,12 @@ async fn context(
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |c| c.0.ip());
     let client_ip = state.runtime.load().trusted.client_ip(peer, req.headers());
-    let route = route_name(req.uri().path());
+    let route = route_name(req.extensions().get::<MatchedPath>());
     let span = tracing::info_span!("request", request_id = %request_id, %client_ip, route);
     req.extensions_mut().insert(Ctx {
         request_id: request_id.clone(),
         client_ip,
+        route,
     });
     let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -134,26 +151,19 @@ fn canonical_path(path: &str) -> bool {
     })
 }
 
-/// A bounded set of route names for metrics.
-fn route_name(path: &str) -> &'static str {
-    if path.starts_with("/api/sales/") && path.ends_with("/buy") {
-        "buy"
-    } else if path.starts_with("/api/sales/") && path.ends_with("/status") {
-        "status"
-    } else if path.starts_with("/api/captcha") {
-        "captcha"
-    } else if path.starts_with("/sale/") {
-        "page"
-    } else if path.starts_with("/api/orders/") {
-        "orders"
-    } else if path == "/api/payments/webhook" {
-        "payments"
-    } else if path.starts_with("/api/dev/") {
-        "dev"
-    } else if path == "/healthz" {
-        "health"
-    } else {
-        "other"
+/// A bounded set of route names for metrics and logs, by the route the router matched (the
+/// fallback matches none: `other`).
+fn route_name(matched: Option<&MatchedPath>) -> &'static str {
+    match matched.map(MatchedPath::as_str) {
+        Some(BUY) => "buy",
+        Some(STATUS) => "status",
+        Some(CAPTCHA | CAPTCHA_IMAGE | CAPTCHA_AUDIO) => "captcha",
+        Some(PAGE) => "page",
+        Some(ORDER | ORDER_EXTEND) => "orders",
+        Some(PAYMENTS) => "payments",
+        Some(DEV_TOKEN | DEV_PAY) => "dev",
+        Some(HEALTH) => "health",
+        _ => "other",
     }
 }
 

@@ -10,8 +10,8 @@ use axum::{
     response::{IntoResponse, Response},
     Extension,
 };
+use flash_wire::UidBody;
 use hyper::body::Bytes;
-use serde_json::json;
 
 use super::{counted, Ctx};
 use crate::{
@@ -63,9 +63,15 @@ async fn forward(
     ctx: &Ctx,
     method: Method,
     path: String,
-    body: Option<serde_json::Value>,
+    body: Option<UidBody>,
 ) -> Response {
-    let payload = body.map(|b| Bytes::from(b.to_string()));
+    let payload = match body.map(|b| serde_json::to_vec(&b)).transpose() {
+        Ok(payload) => payload.map(Bytes::from),
+        Err(e) => {
+            let e = Error::Internal(format!("order body: {e}"));
+            return counted(state, ROUTE, "failed", e.code(), e);
+        }
+    };
     pass_through(state, ctx, ROUTE, method, &path, payload, &[]).await
 }
 
@@ -164,7 +170,7 @@ pub async fn extend(
     };
     match order_id(&id) {
         Ok(id) => {
-            let payload = json!({"uid": uid});
+            let payload = UidBody { uid };
             forward(
                 &state,
                 &ctx,

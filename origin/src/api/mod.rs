@@ -15,10 +15,10 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
-use serde::Deserialize;
+use flash_wire::{ReserveRefusal, Reserved, ReservedStatus, SaleFacts, UidBody};
 use serde_json::{json, Value};
 use service::body::{ApiJson, BodyError, JsonBodies};
-use time::{format_description::well_known::Rfc3339, OffsetDateTime};
+use time::OffsetDateTime;
 use tower_http::{
     request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
     trace::TraceLayer,
@@ -26,7 +26,7 @@ use tower_http::{
 
 use crate::{
     config::Config,
-    error::{Error, Result},
+    error::{Error, Refusal, Result},
     heal::keys_expire_at,
     holds::Holds,
     metrics::Metrics,
@@ -117,10 +117,6 @@ fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
-fn rfc3339(t: OffsetDateTime) -> Value {
-    t.format(&Rfc3339).map(Value::String).unwrap_or(Value::Null)
-}
-
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
@@ -146,22 +142,22 @@ async fn method_not_allowed() -> Error {
 
 /// A sale as the API shows it. `remaining` is Redis's count, `None` when Redis did not answer:
 /// then `remaining` is `null` and the state is judged on the database's `sold` instead.
-fn sale_json(sale: &Sale, remaining: Option<i64>, at: OffsetDateTime) -> Value {
+fn sale_facts(sale: &Sale, remaining: Option<i64>, at: OffsetDateTime) -> SaleFacts {
     let units_left = remaining.unwrap_or(i64::from(sale.total) - i64::from(sale.sold));
-    json!({
-        "id": sale.id,
-        "name": sale.name,
-        "stock": sale.total,
-        "remaining": remaining.map(|r| r.max(0)),
-        "sold": sale.sold,
-        "state": sale.state(at, units_left),
-        "starts_at": rfc3339(sale.starts_at),
-        "ends_at": sale.ends_at.map(rfc3339),
-        "hold_seconds": sale.hold_seconds,
-        "price_cents": sale.price_cents,
-        "currency": sale.currency,
-        "server_time": rfc3339(at),
-    })
+    SaleFacts {
+        id: sale.id,
+        name: sale.name.clone(),
+        stock: i64::from(sale.total),
+        remaining: remaining.map(|r| r.max(0)),
+        sold: i64::from(sale.sold),
+        state: sale.state(at, units_left),
+        starts_at: sale.starts_at,
+        ends_at: sale.ends_at,
+        hold_seconds: i64::from(sale.hold_seconds),
+        price_cents: sale.price_cents,
+        currency: sale.currency.clone(),
+        server_time: at,
+    }
 }
 
 async fn create_sale(
@@ -187,12 +183,15 @@ async fn create_sale(
         })
         .await?;
     tracing::info!(sale = sale.id, stock = sale.total, name = %sale.name, "sale created");
-    let body = sale_json(&sale, Some(i64::from(sale.total)), now());
+    let body = sale_facts(&sale, Some(i64::from(sale.total)), now());
     state.catalog.insert(sale);
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-async fn sale_status(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>> {
+async fn sale_status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SaleFacts>> {
     let id = sale_id(&id)?;
     let sale = state
         .purchases
@@ -212,13 +211,7 @@ async fn sale_status(State(state): State<AppState>, Path(id): Path<String>) -> R
             None
         }
     };
-    Ok(Json(sale_json(&sale, remaining, now())))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ReserveBody {
-    uid: String,
+    Ok(Json(sale_facts(&sale, remaining, now())))
 }
 
 /// The sale as this origin knows it: from the catalog, else from PostgreSQL. `None` when the
@@ -240,7 +233,7 @@ async fn known_sale(state: &AppState, id: i64) -> Result<Option<Arc<Sale>>> {
 async fn reserve(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<ReserveBody>,
+    ApiJson(body): ApiJson<UidBody>,
 ) -> Result<Response> {
     let id = sale_id(&id)?;
     let uid = body.uid;
@@ -251,21 +244,14 @@ async fn reserve(
         match sale.state(at, 1) {
             SaleState::Upcoming => {
                 state.metrics.reservation("not_started");
-                return Ok(refusal(
-                    StatusCode::CONFLICT,
-                    "not_started",
-                    "the sale has not started",
-                    json!({"starts_at": rfc3339(sale.starts_at)}),
-                ));
+                let starts_at = sale.starts_at;
+                return Ok(
+                    Refusal::Reserve(ReserveRefusal::NotStarted { starts_at }).into_response()
+                );
             }
             SaleState::Ended => {
                 state.metrics.reservation("ended");
-                return Ok(refusal(
-                    StatusCode::GONE,
-                    "ended",
-                    "the sale has ended",
-                    json!({}),
-                ));
+                return Ok(Refusal::Reserve(ReserveRefusal::Ended).into_response());
             }
             SaleState::Live | SaleState::SoldOut => {}
         }
@@ -279,35 +265,33 @@ async fn reserve(
             gid,
             order_id,
             left,
-        } => (
-            StatusCode::OK,
-            Json(json!({
-                "status": "reserved",
-                "gid": gid,
-                "order_id": order_id,
-                "confirmed": order_id.is_some(),
-                "remaining_hint": left,
-            })),
-        )
-            .into_response(),
-        Purchase::Duplicate { gid, earlier } => refusal(
-            StatusCode::CONFLICT,
-            "duplicate",
-            "this user already has a purchase in this sale",
-            json!({
-                "gid": gid,
-                "state": earlier.state,
-                "outcome": earlier.outcome,
-                "order_id": earlier.order_id,
-            }),
-        ),
-        Purchase::SoldOut => refusal(StatusCode::GONE, "sold_out", "no unit left", json!({})),
-        Purchase::RejectedByDatabase { gid, order_id } => refusal(
-            StatusCode::GONE,
-            "sold_out",
-            "no unit left",
-            json!({"gid": gid, "order_id": order_id}),
-        ),
+        } => Json(Reserved {
+            status: ReservedStatus::Reserved,
+            gid: gid.to_string(),
+            order_id,
+            confirmed: order_id.is_some(),
+            remaining_hint: left,
+        })
+        .into_response(),
+        Purchase::Duplicate { gid, earlier } => Refusal::Reserve(ReserveRefusal::Duplicate {
+            gid: gid.to_string(),
+            state: earlier.state,
+            outcome: earlier.outcome,
+            order_id: earlier.order_id,
+        })
+        .into_response(),
+        Purchase::SoldOut => Refusal::Reserve(ReserveRefusal::SoldOut {
+            gid: None,
+            order_id: None,
+        })
+        .into_response(),
+        Purchase::RejectedByDatabase { gid, order_id } => {
+            Refusal::Reserve(ReserveRefusal::SoldOut {
+                gid: Some(gid.to_string()),
+                order_id: Some(order_id),
+            })
+            .into_response()
+        }
         Purchase::Healing => return Err(Error::StockUnavailable(id)),
         Purchase::NoStock => return Err(no_stock(&state, id, known.is_some()).await),
     };
@@ -334,15 +318,6 @@ async fn no_stock(state: &AppState, id: i64, known: bool) -> Error {
     state.metrics.reservation("stock_unavailable");
     state.purchases.healer().notice(id, Loss::MissingStock);
     Error::StockUnavailable(id)
-}
-
-/// An expected refusal (not a failure): the error body with extra fields.
-fn refusal(status: StatusCode, code: &str, message: &str, extra: Value) -> Response {
-    let mut body = json!({"error": code, "message": message});
-    if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
-        body.extend(extra);
-    }
-    (status, Json(body)).into_response()
 }
 
 fn valid_uid(uid: &str, max: usize) -> Result<()> {

@@ -6,18 +6,17 @@
 
 use axum::{
     extract::{Path, Query, State},
-    http::StatusCode,
     response::{IntoResponse, Response},
     Json,
 };
+use flash_wire::{OrderAnswer, UidBody};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::{refusal, valid_uid, ApiJson, AppState, ReserveBody};
+use super::{valid_uid, ApiJson, AppState};
 use crate::{
-    error::{Error, Result},
-    holds::Outcome,
+    error::{Error, Refusal, Result},
+    holds::{Hold, Outcome},
 };
 
 fn order_id(raw: &str) -> Result<i64> {
@@ -30,39 +29,14 @@ fn order_id(raw: &str) -> Result<i64> {
 pub(super) fn order_answer(outcome: Outcome) -> Response {
     let now = OffsetDateTime::now_utc();
     match outcome {
-        Outcome::Done(order) => {
-            let mut body = serde_json::to_value(&order).unwrap_or(Value::Null);
-            if let Value::Object(map) = &mut body {
-                map.insert(
-                    "hold_remaining_seconds".into(),
-                    json!(order.hold_remaining(now)),
-                );
-            }
-            (StatusCode::OK, Json(body)).into_response()
-        }
-        Outcome::Refused { code, order } => refusal(
-            StatusCode::CONFLICT,
-            code,
-            match code {
-                "hold_expired" => "the hold expired before the payment: refund it",
-                "already_paid" => "the order is paid already (with another payment id)",
-                "already_extended" => "a hold can be extended once",
-                "payment_id_used" => "this payment id paid another order",
-                "uid_mismatch" => "the order was not bought for this uid",
-                "amount_mismatch" => "the amount paid is not the sale's price",
-                "currency_mismatch" => "the currency paid is not the sale's",
-                "not_expired" => "the hold has not expired",
-                _ => "the order is not a live hold",
-            },
-            json!({"order": order, "status": order.status}),
-        ),
+        Outcome::Done(order) => Json(OrderAnswer {
+            hold_remaining_seconds: order.hold_remaining(now),
+            order,
+        })
+        .into_response(),
+        Outcome::Refused { code, order } => Refusal::Order { code, order }.into_response(),
         // The same answer, byte for byte: an id of another user's order reveals nothing.
-        Outcome::NotYours | Outcome::Unknown => refusal(
-            StatusCode::NOT_FOUND,
-            "unknown_order",
-            "no such order",
-            json!({}),
-        ),
+        Outcome::NotYours | Outcome::Unknown => Refusal::UnknownOrder.into_response(),
     }
 }
 
@@ -106,7 +80,7 @@ pub(super) async fn cancel_order(
 pub(super) async fn extend(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<ReserveBody>,
+    ApiJson(body): ApiJson<UidBody>,
 ) -> Result<Response> {
     let id = order_id(&id)?;
     valid_uid(&body.uid, state.config.http.max_uid_bytes)?;
