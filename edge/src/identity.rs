@@ -73,7 +73,8 @@ pub enum IdentityConfigError {
 }
 
 /// Why a request's identity was refused (the client's fault: 401).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum IdentityError {
     #[error("no bearer token")]
     MissingToken,
@@ -100,18 +101,7 @@ pub enum IdentityError {
 impl IdentityError {
     /// A stable snake_case code for metrics and logs.
     pub fn reason(&self) -> &'static str {
-        match self {
-            Self::MissingToken => "missing_token",
-            Self::MalformedToken => "malformed_token",
-            Self::WrongAlgorithm => "wrong_algorithm",
-            Self::BadSignature => "bad_signature",
-            Self::Expired => "expired",
-            Self::NotYetValid => "not_yet_valid",
-            Self::MissingClaim(_) => "missing_claim",
-            Self::InvalidClaim(_) => "invalid_claim",
-            Self::InvalidSubject => "invalid_subject",
-            Self::WrongIssuer => "wrong_issuer",
-        }
+        self.into()
     }
 }
 

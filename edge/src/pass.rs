@@ -67,7 +67,8 @@ impl PassClaims {
 }
 
 /// Why a pass token was refused (or, for `Sign`, could not be made).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum PassError {
     #[error("pass token is malformed")]
     Malformed,
@@ -82,21 +83,14 @@ pub enum PassError {
     #[error("pass token algorithm is not HS256")]
     WrongAlgorithm,
     #[error("signing a pass token: {0}")]
+    #[strum(serialize = "sign_failed")]
     Sign(String),
 }
 
 impl PassError {
     /// A stable snake_case code for metrics and logs.
     pub fn reason(&self) -> &'static str {
-        match self {
-            Self::Malformed => "malformed",
-            Self::BadSignature => "bad_signature",
-            Self::Expired => "expired",
-            Self::WrongUser => "wrong_user",
-            Self::WrongSale => "wrong_sale",
-            Self::WrongAlgorithm => "wrong_algorithm",
-            Self::Sign(_) => "sign_failed",
-        }
+        self.into()
     }
 }
 

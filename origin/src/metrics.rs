@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use prometheus_client::{
-    encoding::{text::encode, EncodeLabelSet},
+    encoding::EncodeLabelSet,
     metrics::{
         counter::Counter,
         family::Family,
@@ -238,10 +238,6 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        if encode(&mut out, &self.registry).is_err() {
-            out.clear();
-        }
-        out
+        service::metrics::exposition(&self.registry)
     }
 }

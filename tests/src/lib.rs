@@ -6,6 +6,8 @@ pub mod bench;
 pub mod browser;
 pub mod crowd;
 pub mod edge_process;
+pub mod edge_router;
+pub mod gateway;
 pub mod load;
 pub mod metrics;
 pub mod net;

@@ -72,7 +72,8 @@ pub struct VerifiedChallenge {
 }
 
 /// Why a solution was refused (the client's fault).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum CaptchaError {
     #[error("challenge is malformed")]
     Malformed,
@@ -95,16 +96,7 @@ pub enum CaptchaError {
 impl CaptchaError {
     /// A stable snake_case code for metrics and logs.
     pub fn reason(&self) -> &'static str {
-        match self {
-            Self::Malformed => "malformed",
-            Self::BadSignature => "bad_signature",
-            Self::Expired => "expired",
-            Self::WrongUser => "wrong_user",
-            Self::WrongSale => "wrong_sale",
-            Self::BadSolution => "bad_solution",
-            Self::WrongAnswer => "wrong_answer",
-            Self::AnswerRequired => "answer_required",
-        }
+        self.into()
     }
 }
 

@@ -266,3 +266,31 @@ fn a_previous_secret_verifies_what_it_signed_and_signs_nothing_new() {
         Err(PassError::BadSignature)
     );
 }
+
+#[test]
+fn every_refusal_has_the_code_the_metrics_name() {
+    let codes: Vec<&str> = [
+        PassError::Malformed,
+        PassError::BadSignature,
+        PassError::Expired,
+        PassError::WrongUser,
+        PassError::WrongSale,
+        PassError::WrongAlgorithm,
+        PassError::Sign("key".into()),
+    ]
+    .iter()
+    .map(PassError::reason)
+    .collect();
+    assert_eq!(
+        codes,
+        [
+            "malformed",
+            "bad_signature",
+            "expired",
+            "wrong_user",
+            "wrong_sale",
+            "wrong_algorithm",
+            "sign_failed"
+        ]
+    );
+}

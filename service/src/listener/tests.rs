@@ -1,6 +1,9 @@
 //! The connection's deadlines as its state changes (paused clock), and the config's checks.
 
+use std::{sync::Arc, time::Duration};
+
 use super::*;
+use crate::config::Problems;
 
 #[test]
 fn every_bad_field_is_named_under_its_table() {

@@ -321,11 +321,22 @@ mod tests {
 
     use super::*;
 
-    /// Keeps this thread busy for `d`.
+    /// CPU time this thread has run, from the scheduler's own account (`/proc/thread-self/
+    /// schedstat`), a source apart from the `stat` files the meter reads.
+    fn thread_cpu() -> Duration {
+        let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+        let ns: u64 = text.split_whitespace().next().unwrap().parse().unwrap();
+        Duration::from_nanos(ns)
+    }
+
+    /// Keeps this thread on a CPU until it has run for `d` (on a loaded machine that takes
+    /// longer than `d` of wall time).
     fn spin(d: Duration) {
-        let until = Instant::now() + d;
-        while Instant::now() < until {
-            std::hint::black_box(0);
+        let until = thread_cpu() + d;
+        while thread_cpu() < until {
+            for _ in 0..10_000 {
+                std::hint::black_box(0);
+            }
         }
     }
 

@@ -1,0 +1,175 @@
+//! Bad input at the origin: each a clear JSON error, and nothing written to Redis or PostgreSQL.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gets_a_clear_json_error_and_changes_nothing() {
+    let stack = stack(OriginOptions::default()).await;
+    let sale = stack.create_sale(3).await.unwrap();
+    let mut conn = stack.redis.connection().await.unwrap();
+    let keys_before: i64 = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
+    let books_before = stack.books(sale).await.unwrap();
+    let url = stack.origin.url();
+    let reserve = format!("/v1/sales/{sale}/reserve");
+    let huge_uid = "u".repeat(129);
+    let oversized = format!("{{\"uid\": \"{}\"}}", "x".repeat(5000));
+
+    let cases: Vec<(&str, &str, String, u16, &str)> = vec![
+        ("POST", &reserve, "{\"uid\": ".into(), 400, "malformed_json"),
+        ("POST", &reserve, "[1,2]".into(), 400, "invalid_body"),
+        ("POST", &reserve, "{}".into(), 400, "invalid_body"),
+        ("POST", &reserve, "{\"uid\": 7}".into(), 400, "invalid_body"),
+        (
+            "POST",
+            &reserve,
+            "{\"uid\": \"\"}".into(),
+            400,
+            "invalid_uid",
+        ),
+        (
+            "POST",
+            &reserve,
+            json!({"uid": huge_uid}).to_string(),
+            400,
+            "invalid_uid",
+        ),
+        (
+            "POST",
+            &reserve,
+            "{\"uid\": \"a\\u0000b\"}".into(),
+            400,
+            "invalid_uid",
+        ),
+        ("POST", &reserve, oversized, 413, "body_too_large"),
+        (
+            "POST",
+            "/v1/sales/999999/reserve",
+            "{\"uid\": \"u\"}".into(),
+            404,
+            "unknown_sale",
+        ),
+        (
+            "POST",
+            "/v1/sales/abc/reserve",
+            "{\"uid\": \"u\"}".into(),
+            400,
+            "invalid_sale_id",
+        ),
+        (
+            "POST",
+            "/v1/sales/-3/reserve",
+            "{\"uid\": \"u\"}".into(),
+            400,
+            "invalid_sale_id",
+        ),
+        (
+            "GET",
+            "/v1/sales/999999",
+            String::new(),
+            404,
+            "unknown_sale",
+        ),
+        (
+            "POST",
+            "/v1/sales",
+            json!({"name": "x", "stock": -1}).to_string(),
+            400,
+            "invalid_stock",
+        ),
+        (
+            "POST",
+            "/v1/sales",
+            json!({"name": "x", "stock": 1e12}).to_string(),
+            400,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/v1/sales",
+            json!({"name": "x", "stock": 100_000_000}).to_string(),
+            400,
+            "invalid_stock",
+        ),
+        (
+            "POST",
+            "/v1/sales",
+            json!({"name": "", "stock": 1}).to_string(),
+            400,
+            "invalid_name",
+        ),
+        (
+            "POST",
+            "/v1/sales",
+            json!({"name": "x", "stock": 1, "hold_seconds": 0}).to_string(),
+            400,
+            "invalid_hold",
+        ),
+        (
+            "POST",
+            "/v1/sales",
+            json!({"name": "x", "stock": 1, "starts_at": "tomorrow"}).to_string(),
+            400,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/v1/sales",
+            json!({"name": "x", "stock": 1, "colour": "red"}).to_string(),
+            400,
+            "invalid_body",
+        ),
+        ("GET", "/nowhere", String::new(), 404, "not_found"),
+        ("DELETE", &reserve, String::new(), 405, "method_not_allowed"),
+    ];
+    for (method, path, body, status, code) in cases {
+        let resp = stack
+            .http
+            .request(method.parse().unwrap(), format!("{url}{path}"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let got = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let json: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{method} {path} {body:.60}: not JSON: {text}"));
+        assert_eq!(
+            (got, json["error"].as_str()),
+            (status, Some(code)),
+            "{method} {path} {body:.60}: {text}"
+        );
+        assert!(
+            json["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{text}"
+        );
+    }
+
+    // Without the JSON content type.
+    let resp = stack
+        .http
+        .post(format!("{url}{reserve}"))
+        .body("{\"uid\": \"u\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+
+    let keys_after: i64 = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
+    assert_eq!(keys_before, keys_after, "bad input wrote to Redis");
+    assert_eq!(
+        stack.books(sale).await.unwrap(),
+        books_before,
+        "bad input changed the books"
+    );
+    let sales: i64 = stack
+        .postgres
+        .client()
+        .await
+        .unwrap()
+        .query_one("SELECT count(*) FROM sales", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sales, 1, "a refused sale was created");
+}
