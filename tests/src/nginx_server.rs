@@ -3,6 +3,8 @@
 //! with `nginx -t`, and run in the foreground on a free loopback port until dropped. Trusts
 //! 127.0.0.1 as its CDN, so a test plays many clients by sending `X-Forwarded-For`.
 //!
+//! The launcher's nginx (`./deploy/up`), in a state folder and kept running, is [`start_kept`].
+//!
 //! The binary is `NGINX_BIN`, else `nginx` on `PATH`, else `/usr/sbin/nginx`. Run as root, the
 //! workers run as root too: a test's temp dirs (and the static folder it hands over) are private
 //! to the user running the tests, so no other user could serve them.
@@ -25,8 +27,10 @@ use tokio::process::{Child, Command};
 use crate::{net, wait};
 
 mod config;
+mod kept;
 
 pub use config::{render, template_path, Settings};
+pub use kept::{check_deploy_config, start_kept, KeptNginx};
 
 /// How long nginx may take to answer after it was started.
 const START_DEADLINE: Duration = Duration::from_secs(20);
@@ -83,12 +87,12 @@ pub async fn test_config(prefix: &Path, config: &Path) -> anyhow::Result<String>
 pub async fn check_config(edges: &[String], static_root: &Path) -> anyhow::Result<String> {
     let dir = prefix_dir()?;
     let settings = Settings::for_test(dir.path(), net::free_port(), edges, static_root);
-    let config = write_config(&settings)?;
+    let config = write_config(&settings, "nginx.conf")?;
     test_config(dir.path(), &config).await
 }
 
 /// `-p` wants the prefix with a trailing slash.
-fn prefix_arg(prefix: &Path) -> String {
+pub(crate) fn prefix_arg(prefix: &Path) -> String {
     format!("{}/", prefix.display())
 }
 
@@ -99,12 +103,12 @@ fn prefix_dir() -> anyhow::Result<TempDir> {
         .context("creating the temp dir of nginx")
 }
 
-/// Renders the template with `settings` into `<prefix>/nginx.conf`; returns that path.
-fn write_config(settings: &Settings) -> anyhow::Result<PathBuf> {
+/// Renders the template with `settings` into `<prefix>/{name}`; returns that path.
+pub(crate) fn write_config(settings: &Settings, name: &str) -> anyhow::Result<PathBuf> {
     let path = template_path();
     let template =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let config = settings.prefix.join("nginx.conf");
+    let config = settings.prefix.join(name);
     std::fs::write(&config, render(&template, settings)?)
         .with_context(|| format!("writing {}", config.display()))?;
     Ok(config)
@@ -200,7 +204,7 @@ impl NginxServer {
     async fn run(&mut self) -> anyhow::Result<()> {
         let settings =
             Settings::for_test(self.dir.path(), self.port, &self.edges, &self.static_root);
-        let config = write_config(&settings)?;
+        let config = write_config(&settings, "nginx.conf")?;
         test_config(self.dir.path(), &config).await?;
         let child = self.spawn(&config)?;
         let child = self.child.insert(child);

@@ -9,38 +9,40 @@
 //! failover and says how long it took, asks the cluster who serves a key, and counts the commands
 //! the primaries ran, as [`RedisServer`](crate::redis_server::RedisServer) does for one server.
 //!
+//! The launcher's cluster, on fixed ports in a state folder and kept running, is [`start_kept`].
+//!
 //! `redis-cli` comes from `PATH`, or the path in the `REDIS_CLI` variable.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, ensure, Context};
+use anyhow::{ensure, Context};
 use futures_util::future::try_join_all;
 use redis::aio::MultiplexedConnection;
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::AsyncConnectionConfig;
 use tempfile::TempDir;
-use tokio::process::Command;
 
 use crate::{net, wait};
 
+mod create;
+mod health;
+mod kept;
 mod node;
 mod stats;
 mod topology;
 
 use crate::redis_process::{admin_connection, LOG_TAIL_LINES};
-use node::{cluster_info, cluster_nodes, info, NodeProcess};
-use topology::{KnownRole, Shard, View};
+use node::{cluster_nodes, NodeProcess};
+use topology::{KnownRole, View};
 
+pub use kept::{start_kept, KeptNode};
 pub use node::NODE_TIMEOUT_MS;
 pub use stats::CLUSTER_BOOKKEEPING_COMMANDS;
 
 /// Primaries of the cluster; each has one replica.
 pub const PRIMARIES: usize = 3;
-/// How long `redis-cli --cluster create` may take.
-const CREATE_DEADLINE: Duration = Duration::from_secs(30);
 /// How long the nodes may take to agree on a new cluster, or on a node that came back.
 const SETTLE_DEADLINE: Duration = Duration::from_secs(20);
 /// How long a failover may take: [`NODE_TIMEOUT_MS`] until the primary is suspected, some
@@ -270,102 +272,29 @@ impl RedisCluster {
         .map_err(|error| error.context(self.log_tails()))
     }
 
-    /// Runs `redis-cli --cluster create` over the six nodes: it gives the first three the slots
-    /// and makes the other three their replicas.
+    /// Runs `redis-cli --cluster create` over the six nodes (see [`create::create`]).
     async fn create(&self) -> anyhow::Result<()> {
-        let program = std::env::var_os("REDIS_CLI").unwrap_or_else(|| "redis-cli".into());
-        let addresses = self
-            .ports()
-            .into_iter()
-            .map(|port| format!("127.0.0.1:{port}"));
-        let run = Command::new(&program)
-            .arg("--cluster")
-            .arg("create")
-            .args(addresses)
-            .args(["--cluster-replicas", "1", "--cluster-yes"])
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output();
-        let output = tokio::time::timeout(CREATE_DEADLINE, run)
+        create::create(&self.ports())
             .await
-            .map_err(|_| anyhow!("redis-cli --cluster create still ran after {CREATE_DEADLINE:?}"))
-            .and_then(|output| {
-                output.with_context(|| format!("running {}", program.to_string_lossy()))
-            })
-            .map_err(|error| error.context(self.log_tails()))?;
-        if !output.status.success() {
-            bail!(
-                "redis-cli --cluster create failed with {}\n{}{}\n{}",
-                output.status,
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr),
-                self.log_tails()
-            );
-        }
-        Ok(())
+            .map(drop)
+            .map_err(|error| error.context(self.log_tails()))
     }
 
     async fn healthy(&self) -> anyhow::Result<bool> {
-        let mut agreed: Option<(u16, Vec<Shard>)> = None;
         for node in &self.nodes {
-            let port = node.port();
-            ensure!(node.is_running(), "node {port} is not running");
-            ensure_state_ok(port).await?;
-            let view = cluster_nodes(port).await?;
-            let shards = view
-                .settled_shards(PRIMARIES)
-                .with_context(|| format!("node {port} sees"))?;
-            if let KnownRole::Replica { .. } = view.myself()?.role {
-                let replication = info(port, "replication").await?;
-                let link = replication.get::<String>("master_link_status");
-                ensure!(
-                    link.as_deref() == Some("up"),
-                    "replica {port}: master_link_status:{link:?}"
-                );
-            }
-            match &agreed {
-                None => agreed = Some((port, shards)),
-                Some((first, seen)) => ensure!(
-                    *seen == shards,
-                    "node {first} sees {} but node {port} sees {}",
-                    describe(seen),
-                    describe(&shards)
-                ),
-            }
+            ensure!(node.is_running(), "node {} is not running", node.port());
         }
-        Ok(true)
+        health::healthy(&self.ports()).await
     }
 
     async fn failed_over(&self, slot: u16, old_primary: u16) -> anyhow::Result<bool> {
-        let mut agreed: Option<(u16, u16)> = None;
-        let survivors = self
+        let survivors: Vec<u16> = self
             .nodes
             .iter()
-            .filter(|node| node.is_running() && node.port() != old_primary);
-        for node in survivors {
-            let port = node.port();
-            ensure_state_ok(port).await?;
-            let view = cluster_nodes(port).await?;
-            let owner = view
-                .owner_of(slot)
-                .with_context(|| format!("node {port} sees no primary for slot {slot}"))?;
-            ensure!(
-                owner.port != old_primary && !owner.failing,
-                "node {port} sees {} as the primary of slot {slot}{}",
-                owner.port,
-                if owner.failing { " (failing)" } else { "" }
-            );
-            match agreed {
-                None => agreed = Some((port, owner.port)),
-                Some((first, primary)) => ensure!(
-                    primary == owner.port,
-                    "node {first} sees {primary} as the primary of slot {slot}, node {port} {}",
-                    owner.port
-                ),
-            }
-        }
-        ensure!(agreed.is_some(), "no node survives");
-        Ok(true)
+            .filter(|node| node.is_running() && node.port() != old_primary)
+            .map(NodeProcess::port)
+            .collect();
+        health::failed_over(&survivors, slot, old_primary).await
     }
 
     fn node(&self, port: u16, id: &str) -> Node {
@@ -423,19 +352,4 @@ fn distinct_free_ports(count: usize) -> Vec<u16> {
         }
     }
     ports
-}
-
-async fn ensure_state_ok(port: u16) -> anyhow::Result<()> {
-    let state = cluster_info(port).await?.get::<String>("cluster_state");
-    ensure!(
-        state.as_deref() == Some("ok"),
-        "node {port}: cluster_state:{}",
-        state.as_deref().unwrap_or("missing")
-    );
-    Ok(())
-}
-
-fn describe(shards: &[Shard]) -> String {
-    let shards: Vec<String> = shards.iter().map(Shard::to_string).collect();
-    shards.join("; ")
 }

@@ -4,6 +4,9 @@
 //! another process took one first; and the harness's own connection to it, which adds nothing to
 //! the command stats but the command it sends.
 //!
+//! A kept process (the launcher's, see [`crate::kept`]) writes everything to one log given to it
+//! and outlives its owner.
+//!
 //! The binary is `redis-server` from `PATH`, or the path in the `REDIS_SERVER` variable.
 
 use std::collections::BTreeMap;
@@ -34,8 +37,10 @@ pub struct RedisProcess {
     dir: PathBuf,
     /// The options after `--dir` and `--port`.
     options: Vec<String>,
-    /// `None` after [`RedisProcess::kill`].
+    /// `None` after [`RedisProcess::kill`] or [`RedisProcess::detach`].
     child: Option<Child>,
+    /// Kept: its one log (Redis's own and its output), and left running by [`Self::detach`].
+    kept_log: Option<PathBuf>,
 }
 
 impl RedisProcess {
@@ -46,7 +51,22 @@ impl RedisProcess {
             dir,
             options,
             child: None,
+            kept_log: None,
         }
+    }
+
+    /// A server kept running after its owner exits (see [`crate::kept`]), writing everything to
+    /// `log`.
+    pub fn kept(dir: PathBuf, port: u16, options: Vec<String>, log: PathBuf) -> Self {
+        Self {
+            kept_log: Some(log),
+            ..Self::new(dir, port, options)
+        }
+    }
+
+    /// Lets go of a running kept server: its pid. It runs on after this value is gone.
+    pub fn detach(&mut self) -> Option<u32> {
+        self.child.take().and_then(|child| child.id())
     }
 
     pub fn port(&self) -> u16 {
@@ -62,7 +82,9 @@ impl RedisProcess {
     }
 
     pub fn log_path(&self) -> PathBuf {
-        self.dir.join("redis.log")
+        self.kept_log
+            .clone()
+            .unwrap_or_else(|| self.dir.join("redis.log"))
     }
 
     /// The first start: when another process took a port first, `repick` chooses fresh ports
@@ -125,25 +147,33 @@ impl RedisProcess {
 
     fn spawn(&self) -> anyhow::Result<Child> {
         let program = std::env::var_os("REDIS_SERVER").unwrap_or_else(|| "redis-server".into());
-        let output = File::options()
-            .create(true)
-            .append(true)
-            .open(self.stderr_path())
-            .context("opening the stderr file of redis-server")?;
         // `--dir` first: Redis changes into it as it reads the option, and opens the files named
         // by the later ones (a cluster's `nodes.conf`) there.
-        Command::new(&program)
+        let mut command = Command::new(&program);
+        command
             .arg("--dir")
             .arg(&self.dir)
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--daemonize", "no"])
             .args(&self.options)
             .arg("--logfile")
-            .arg(self.log_path())
-            .stdin(Stdio::null())
-            .stdout(output.try_clone()?)
-            .stderr(output)
-            .kill_on_drop(true)
+            .arg(self.log_path());
+        match &self.kept_log {
+            Some(log) => crate::kept::keep(&mut command, log)?,
+            None => {
+                let output = File::options()
+                    .create(true)
+                    .append(true)
+                    .open(self.stderr_path())
+                    .context("opening the stderr file of redis-server")?;
+                command
+                    .stdin(Stdio::null())
+                    .stdout(output.try_clone()?)
+                    .stderr(output)
+                    .kill_on_drop(true);
+            }
+        }
+        command
             .spawn()
             .with_context(|| format!("spawning {}", program.to_string_lossy()))
     }
@@ -156,7 +186,9 @@ impl RedisProcess {
     }
 
     fn stderr_path(&self) -> PathBuf {
-        self.dir.join("redis.stderr")
+        self.kept_log
+            .clone()
+            .unwrap_or_else(|| self.dir.join("redis.stderr"))
     }
 }
 

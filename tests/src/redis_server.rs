@@ -75,6 +75,18 @@ impl RedisServer {
         Ok(server)
     }
 
+    /// Starts a server with the same settings on `port` in `dir` (its AOF), everything it
+    /// writes appended to `log`, kept running after this program exits (the launcher's single
+    /// Redis); waits until it has loaded its data, and gives its pid.
+    pub async fn start_kept(dir: &Path, port: u16, log: &Path) -> anyhow::Result<u32> {
+        let options = OPTIONS.map(String::from).to_vec();
+        let mut process = RedisProcess::kept(dir.to_path_buf(), port, options, log.to_path_buf());
+        process.run().await?;
+        process
+            .detach()
+            .context("a redis-server that just started has a pid")
+    }
+
     /// The TCP port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.process.port()

@@ -1,10 +1,14 @@
 //! The nginx config of a test: the values of `nginx/nginx.conf.template`'s six placeholders and
 //! the plain replacement that fills them, refusing values that would break nginx's syntax and a
-//! template with a placeholder left unfilled; the same as `render_nginx_conf` in `deploy/lib.sh`.
+//! template with a placeholder left unfilled. The tests' settings and the launcher's
+//! (`./deploy/up`) differ only in the trusted blocks and the workers' user.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context};
+use nix::unistd::{Group, User};
+
+use crate::processes;
 
 /// The address blocks the test nginx believes `X-Forwarded-For` from: the test itself.
 const TRUSTED_CDN: [&str; 1] = ["127.0.0.1"];
@@ -51,9 +55,62 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The settings of the launcher's nginx, believing `X-Forwarded-For` from `trusted_cdn`. Not
+    /// root: a comment (the workers run as we do). Root: the workers drop to `www-data` (else
+    /// `nobody`), which must reach the prefix and read the static folder; when a parent folder
+    /// is closed to it, they run as root, and `warning` says so.
+    pub fn for_deploy(
+        prefix: &Path,
+        port: u16,
+        edges: &[String],
+        static_root: &Path,
+        trusted_cdn: &[String],
+    ) -> (Self, Option<String>) {
+        let (user_line, warning) = deploy_user_line(prefix, static_root);
+        let settings = Self {
+            trusted_cdn: trusted_cdn.to_vec(),
+            user_line,
+            ..Self::for_test(prefix, port, edges, static_root)
+        };
+        (settings, warning)
+    }
+}
+
+fn deploy_user_line(prefix: &Path, static_root: &Path) -> (String, Option<String>) {
+    if !nix::unistd::geteuid().is_root() {
+        let line = "# not run as root: the workers run as the user running nginx's master";
+        return (line.to_owned(), None);
+    }
+    let user = ["www-data", "nobody"]
+        .into_iter()
+        .find_map(|name| User::from_name(name).ok().flatten());
+    let Some(user) = user else {
+        let warning = "no www-data or nobody user: its workers run as root";
+        return ("user root root;".to_owned(), Some(warning.to_owned()));
+    };
+    let (uid, gid) = (user.uid.as_raw(), user.gid.as_raw());
+    let reaches = processes::user_can(uid, gid, "-x", prefix)
+        && processes::user_can(uid, gid, "-r", static_root)
+        && processes::user_can(uid, gid, "-x", static_root);
+    if !reaches {
+        let warning = format!(
+            "user {} cannot reach {} or read {} (a parent folder is closed to it): its workers run as root",
+            user.name,
+            prefix.display(),
+            static_root.display()
+        );
+        return ("user root root;".to_owned(), Some(warning));
+    }
+    let group = Group::from_gid(user.gid)
+        .ok()
+        .flatten()
+        .map_or_else(|| gid.to_string(), |group| group.name);
+    (format!("user {} {group};", user.name), None)
+}
+
 /// Fills the placeholders of `template` with `settings`, refusing values that would break the
-/// config's syntax, and a template with a placeholder left unfilled. The same replacement as
-/// `render_nginx_conf` in `deploy/lib.sh`.
+/// config's syntax, and a template with a placeholder left unfilled.
 pub fn render(template: &str, settings: &Settings) -> anyhow::Result<String> {
     let prefix = config_path_value(&settings.prefix)?;
     let static_root = config_path_value(&settings.static_root)?;

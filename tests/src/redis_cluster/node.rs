@@ -18,7 +18,7 @@ use crate::redis_process::{admin_connection, RedisProcess};
 /// would risk a failover of a node that is merely slow on a loaded machine.
 pub const NODE_TIMEOUT_MS: u32 = 1000;
 
-/// The settings of every node, the same as `./deploy/up` gives its cluster (`deploy/lib.sh`).
+/// The settings of every node, the tests' and the launcher's (`./deploy/up`).
 /// Besides persistence like the single Redis (AOF, `everysec`, no RDB snapshots):
 ///
 /// - `cluster-replica-validity-factor 0`: by default a replica refuses to take over when it had
@@ -67,6 +67,19 @@ impl NodeProcess {
         NodeProcess {
             process: RedisProcess::new(dir, port, options(bus_port)),
         }
+    }
+
+    /// A node kept running after its owner exits (the launcher's cluster, see
+    /// [`crate::kept`]), writing everything to `log`.
+    pub fn kept(dir: PathBuf, (port, bus_port): (u16, u16), log: PathBuf) -> Self {
+        NodeProcess {
+            process: RedisProcess::kept(dir, port, options(bus_port), log),
+        }
+    }
+
+    /// Lets go of a running kept node: its pid.
+    pub fn detach(&mut self) -> Option<u32> {
+        self.process.detach()
     }
 
     pub fn port(&self) -> u16 {
