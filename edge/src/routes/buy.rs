@@ -110,14 +110,7 @@ async fn filter(
         runtime.ip.check(ctx.client_ip),
         limits_cfg.ip.dry_run,
     )?;
-    let uid = runtime
-        .verifier
-        .verify(
-            headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok()),
-        )
-        .map_err(|e| Refusal::Unauthorized { reason: e.reason() })?;
+    let uid = super::user(&runtime, ctx, headers).await?.uid;
     let ApiJson(body) = body?;
     let now = clock::unix_now();
     let pass = runtime

@@ -7,6 +7,7 @@
 mod buy;
 mod captcha;
 mod dev;
+mod me;
 mod orders;
 mod payments;
 mod sale;
@@ -17,7 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::{
     extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request},
-    http::HeaderValue,
+    http::{HeaderMap, HeaderValue, Method},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -30,8 +31,9 @@ use tokio::time::Instant;
 
 use crate::{
     error::{Error, Refusal},
+    identity::{IdentityError, User},
     limits::{self, Decision},
-    state::{AppState, Shared},
+    state::{AppState, Runtime, Shared},
 };
 
 // The routes' paths, each named once: the router serves them and `route_name` names them.
@@ -47,6 +49,7 @@ const DEV_PAY: &str = "/api/dev/pay";
 const PAYMENTS: &str = "/api/payments/webhook";
 const ORDER: &str = "/api/orders/{id}";
 const ORDER_EXTEND: &str = "/api/orders/{id}/extend";
+const ME: &str = "/api/me";
 
 /// The public API.
 pub fn router(state: AppState) -> Router {
@@ -64,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route(PAYMENTS, post(payments::webhook))
         .route(ORDER, get(orders::get).delete(orders::cancel))
         .route(ORDER_EXTEND, post(orders::extend))
+        .route(ME, get(me::me))
         .fallback(|| async { Error::NoRoute })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
@@ -79,6 +83,8 @@ pub struct Ctx {
     pub client_ip: IpAddr,
     /// The route's name in metrics and logs ([`route_name`]).
     pub route: &'static str,
+    /// The request's method (the CSRF rule of cookie-borne tokens reads it).
+    pub method: Method,
 }
 
 async fn context(
@@ -118,10 +124,12 @@ async fn context(
     let client_ip = state.runtime.load().trusted.client_ip(peer, req.headers());
     let route = route_name(req.extensions().get::<MatchedPath>());
     let span = tracing::info_span!("request", request_id = %request_id, %client_ip, route);
+    let method = req.method().clone();
     req.extensions_mut().insert(Ctx {
         request_id: request_id.clone(),
         client_ip,
         route,
+        method,
     });
     let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -163,6 +171,7 @@ fn route_name(matched: Option<&MatchedPath>) -> &'static str {
         Some(PAYMENTS) => "payments",
         Some(DEV_TOKEN | DEV_PAY) => "dev",
         Some(HEALTH) => "health",
+        Some(ME) => "me",
         _ => "other",
     }
 }
@@ -191,6 +200,19 @@ pub fn sale_id(raw: &str) -> Result<i64, Error> {
         .ok()
         .filter(|id| *id > 0)
         .ok_or_else(|| Error::bad_request("invalid_sale_id", "sale id must be a positive integer"))
+}
+
+/// The verified user of a request, or the refusal: 401 for a missing or bad token, 403 `csrf`
+/// for a cookie-borne token on a state-changing request from another site.
+pub async fn user(runtime: &Runtime, ctx: &Ctx, headers: &HeaderMap) -> Result<User, Refusal> {
+    runtime
+        .verifier
+        .user(headers, &ctx.method)
+        .await
+        .map_err(|e| match e {
+            IdentityError::CrossSite => Refusal::CrossSite,
+            e => Refusal::Unauthorized { reason: e.reason() },
+        })
 }
 
 /// Counts the outcome of a request and passes the answer through.
