@@ -58,6 +58,11 @@ pub struct EdgeOptions {
     /// `EDGE_LOG`: debug for the tests (their failures print the log), the shipped `info` for
     /// the benchmark.
     pub log: &'static str,
+    /// The lines of `[identity]` instead of the HS256 test key ([`USER_JWT_SECRET`]): a test of
+    /// the identity provider's keys (`jwks_url = …`).
+    pub identity: Option<String>,
+    /// `http.dev_mode` (on in the tests, as `./deploy/up` renders it).
+    pub dev_mode: bool,
 }
 
 impl Default for EdgeOptions {
@@ -85,6 +90,8 @@ impl Default for EdgeOptions {
             image_max_age_seconds: 60,
             max_connections: 4096,
             log: "info,edge=debug",
+            identity: None,
+            dev_mode: true,
         }
     }
 }
@@ -105,12 +112,12 @@ impl EdgeOptions {
             .collect::<Vec<_>>()
             .join(", ");
         format!(
-            "[http]\nlisten = \"127.0.0.1:{port}\"\ndev_mode = true\n\
+            "[http]\nlisten = \"127.0.0.1:{port}\"\ndev_mode = {}\n\
              [http.connections]\nmax_connections = {}\n\
              [admin]\nlisten = \"127.0.0.1:{admin}\"\n\
              {}command_timeout_ms = {}\n\
              [origin]\nurls = [{origins}]\ntimeout_ms = {}\nconnect_timeout_ms = 200\nretry_dead_after_ms = {}\n\
-             [identity]\nalgorithm = \"HS256\"\nkey = \"{USER_JWT_SECRET}\"\n\
+             [identity]\n{}\n\
              [captcha]\nsecret = \"{CAPTCHA_SECRET}\"\npass_ttl_seconds = {}\nlevels = [{levels}]\n\
              window_seconds = {}\ncooldown_seconds = {}\n\
              image_serves = {}\nimage_max_age_seconds = {}\n\
@@ -120,11 +127,15 @@ impl EdgeOptions {
              [limits.captcha.ip]\nper_second = {:?}\nburst = {}\n\
              [limits.captcha.uid]\nper_second = {:?}\nburst = {}\n\
              [payments]\ndev_webhook_secret = \"{}\"\n",
+            self.dev_mode,
             self.max_connections,
             crate::redis_server::redis_table(redis_url),
             self.redis_timeout_ms,
             self.origin_timeout_ms,
             self.retry_dead_after_ms,
+            self.identity.clone().unwrap_or_else(|| format!(
+                "algorithm = \"HS256\"\nkey = \"{USER_JWT_SECRET}\""
+            )),
             self.pass_ttl_seconds,
             self.captcha_window_seconds,
             self.captcha_cooldown_seconds,
