@@ -22,6 +22,10 @@ use crate::{net, wait};
 pub const USER_JWT_SECRET: &str = "test-user-jwt-secret-0123456789-abcdefghij";
 /// The captcha secret of test edges.
 pub const CAPTCHA_SECRET: &str = "test-captcha-secret-0123456789-abcdefghijk";
+/// The captcha secret of test edges without dev mode, which refuses a weak one (made with
+/// `openssl rand -base64 48` for the tests; it guards nothing).
+pub const STRONG_CAPTCHA_SECRET: &str =
+    "1u2DX53KIm4Z1cfMThCyRVdxeUG9m2wNKUEWauRanb3+VzG6+vhsFrZSQIYmav92";
 
 /// The settings tests vary; the rest is the shipped default.
 #[derive(Debug, Clone)]
@@ -118,7 +122,7 @@ impl EdgeOptions {
              {}command_timeout_ms = {}\n\
              [origin]\nurls = [{origins}]\ntimeout_ms = {}\nconnect_timeout_ms = 200\nretry_dead_after_ms = {}\n\
              [identity]\n{}\n\
-             [captcha]\nsecret = \"{CAPTCHA_SECRET}\"\npass_ttl_seconds = {}\nlevels = [{levels}]\n\
+             [captcha]\nsecret = \"{}\"\npass_ttl_seconds = {}\nlevels = [{levels}]\n\
              window_seconds = {}\ncooldown_seconds = {}\n\
              image_serves = {}\nimage_max_age_seconds = {}\n\
              [limits.ip]\nper_second = {:?}\nburst = {}\ndry_run = {}\n\
@@ -126,7 +130,7 @@ impl EdgeOptions {
              [limits.global]\nper_second = {}\nlease = {}\ndry_run = {}\n\
              [limits.captcha.ip]\nper_second = {:?}\nburst = {}\n\
              [limits.captcha.uid]\nper_second = {:?}\nburst = {}\n\
-             [payments]\ndev_webhook_secret = \"{}\"\n",
+             [payments]\n{}\n",
             self.dev_mode,
             self.max_connections,
             crate::redis_server::redis_table(redis_url),
@@ -136,6 +140,11 @@ impl EdgeOptions {
             self.identity.clone().unwrap_or_else(|| format!(
                 "algorithm = \"HS256\"\nkey = \"{USER_JWT_SECRET}\""
             )),
+            if self.dev_mode {
+                CAPTCHA_SECRET
+            } else {
+                STRONG_CAPTCHA_SECRET
+            },
             self.pass_ttl_seconds,
             self.captcha_window_seconds,
             self.captcha_cooldown_seconds,
@@ -154,7 +163,14 @@ impl EdgeOptions {
             self.captcha_ip.1,
             self.captcha_uid.0,
             self.captcha_uid.1,
-            crate::origin_process::PAYMENT_WEBHOOK_SECRET,
+            if self.dev_mode {
+                format!(
+                    "dev_webhook_secret = \"{}\"",
+                    crate::origin_process::PAYMENT_WEBHOOK_SECRET
+                )
+            } else {
+                String::new()
+            },
         )
     }
 }

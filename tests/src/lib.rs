@@ -8,6 +8,7 @@ pub mod crowd;
 pub mod edge_process;
 pub mod edge_router;
 pub mod gateway;
+pub mod jwks_server;
 pub mod kept;
 pub mod load;
 pub mod metrics;
