@@ -93,6 +93,10 @@ impl World {
         (body["id"].as_i64().unwrap(), start)
     }
 
+    fn http(&self) -> &reqwest::Client {
+        &self.front.stack.http
+    }
+
     /// The books of `sale` once nothing is in flight, checked.
     async fn quiet_books(&self, sale: i64) -> Books {
         let stack = &self.front.stack;
@@ -109,7 +113,7 @@ impl World {
     async fn edge_status_requests(&self) -> u64 {
         self.front
             .edge
-            .requests(&self.front.stack.http, "status")
+            .requests(self.http(), "status")
             .await
             .unwrap()
     }

@@ -12,7 +12,7 @@ async fn the_status_json_is_served_from_nginx_s_cache() {
     let mut cache = Vec::new();
     let started = tokio::time::Instant::now();
     for _ in 0..10 {
-        let resp = world.front.stack.http.get(&url).send().await.unwrap();
+        let resp = world.http().get(&url).send().await.unwrap();
         assert_eq!(resp.status(), 200);
         cache.push(
             resp.headers()
@@ -89,14 +89,7 @@ async fn finding_1_the_page_keeps_buy_through_failed_status_answers() {
         troubled,
     )
     .await;
-    let answer = world
-        .front
-        .stack
-        .http
-        .get(&status_url)
-        .send()
-        .await
-        .unwrap();
+    let answer = world.http().get(&status_url).send().await.unwrap();
     assert_eq!(
         answer.status(),
         404,
@@ -133,7 +126,7 @@ async fn finding_1_the_page_keeps_buy_through_failed_status_answers() {
     wait::until(
         "the edge to answer 503",
         Duration::from_secs(10),
-        || async { Ok(world.front.stack.http.get(&at_edge).send().await?.status() == 503) },
+        || async { Ok(world.http().get(&at_edge).send().await?.status() == 503) },
     )
     .await
     .unwrap();
@@ -145,14 +138,7 @@ async fn finding_1_the_page_keeps_buy_through_failed_status_answers() {
         troubled,
     )
     .await;
-    let answer = world
-        .front
-        .stack
-        .http
-        .get(&status_url)
-        .send()
-        .await
-        .unwrap();
+    let answer = world.http().get(&status_url).send().await.unwrap();
     assert_eq!(answer.status(), 503, "nginx has no stale copy to stand in");
     let body: Value = answer.json().await.unwrap();
     assert_eq!(body["error"], "origin_unavailable", "{body}");

@@ -193,6 +193,19 @@ async fn assert_no_drift(stack: &Stack, sale: i64) {
     assert_eq!((run.code, &run.report["drift"]), (0, &json!(0)), "{run:?}");
 }
 
+/// Waits until the books of `sale` balance, sold out: all of its `stock` units live.
+async fn assert_balanced_sold_out(stack: &Stack, sale: i64, stock: i64) {
+    let books = stack
+        .wait_balanced(sale, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        (books.live(), books.redis_remaining),
+        (stock, 0),
+        "{books:?}"
+    );
+}
+
 /// A log without its colours (the origin's log writes ANSI escapes).
 fn plain(log: &str) -> String {
     let mut out = String::with_capacity(log.len());

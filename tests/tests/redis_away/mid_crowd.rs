@@ -327,15 +327,7 @@ async fn redis_away_mid_crowd_answers_503_with_retry_after_and_the_sale_resumes(
             && !a.uid.starts_with("held-")),
         "no unit reserved after Redis came back"
     );
-    let books = stack
-        .wait_balanced(sale, Duration::from_secs(30))
-        .await
-        .unwrap();
-    assert_eq!(
-        (books.live(), books.redis_remaining),
-        (STOCK, 0),
-        "{books:?}"
-    );
+    assert_balanced_sold_out(&stack, sale, STOCK).await;
 
     // I5: every buyer told "reserved" has an order; every order's buyer was told reserved, or
     // duplicate when its earlier answer was lost to the outage.
