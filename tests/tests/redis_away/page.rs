@@ -25,7 +25,7 @@ async fn page_purchase_fetches(browser: &Browser) -> Vec<f64> {
         .collect()
 }
 
-/// nginx → edge → origin → Redis and PostgreSQL, as browser_sale.rs's World, the shipped Redis
+/// nginx → edge → origin → Redis and PostgreSQL, as browser_sale/ starts it, the shipped Redis
 /// timeouts; Redis is stopped while a visitor presses Buy on the sale page.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_page_tells_the_shop_is_busy_waits_retry_after_and_buys_once_redis_is_back() {
