@@ -68,13 +68,8 @@ async fn a_lapsed_hold_gives_its_unit_back_and_reopens_the_sale_on_two_edges() {
     let pass = flash_tests::shopper::pass_token(&stack.http, &url, &bob, sale, None)
         .await
         .unwrap();
-    let resp = post_as(
-        &stack,
-        format!("{url}/api/sales/{sale}/buy"),
-        &bob,
-        json!({"pass_token": pass}),
-    )
-    .await;
+    let buy = format!("{url}/api/sales/{sale}/buy");
+    let resp = post_as(&stack, buy, &bob, json!({"pass_token": pass})).await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     let books = stack.books(sale).await.unwrap();
     books.check().unwrap();

@@ -98,13 +98,8 @@ async fn another_users_order_and_an_unknown_one_are_both_404_through_the_edge() 
     extend(200).await;
     extend(409).await;
     // Paid by the payment service's signed webhook (dev mode plays it for the owner).
-    let paid = post_as(
-        &stack,
-        format!("{url}/api/dev/pay"),
-        &alice,
-        json!({"order_id": order}),
-    )
-    .await;
+    let pay = format!("{url}/api/dev/pay");
+    let paid = post_as(&stack, pay, &alice, json!({"order_id": order})).await;
     assert_eq!(paid.status(), 200);
     stack.books(sale).await.unwrap().check().unwrap();
 }
