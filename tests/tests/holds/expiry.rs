@@ -43,15 +43,12 @@ async fn a_lapsed_hold_gives_its_unit_back_and_reopens_the_sale_on_two_edges() {
     );
     // The status JSON, which open pages poll, says live again on both edges.
     for edge in &edges {
-        let status: Value = stack
-            .http
-            .get(format!("{}/api/sales/{sale}/status", edge.url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status = json_of(
+            stack
+                .http
+                .get(format!("{}/api/sales/{sale}/status", edge.url())),
+        )
+        .await;
         assert_eq!(status["state"], "live", "{status}");
     }
     let books = stack.books(sale).await.unwrap();

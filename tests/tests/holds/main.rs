@@ -111,6 +111,11 @@ async fn post_as(stack: &Stack, url: String, jwt: &str, body: Value) -> reqwest:
         .unwrap()
 }
 
+/// Sends `req` and reads its JSON answer.
+async fn json_of(req: reqwest::RequestBuilder) -> Value {
+    req.send().await.unwrap().json().await.unwrap()
+}
+
 fn jwt(uid: &str) -> String {
     flash_tests::shopper::jwt(uid).unwrap()
 }

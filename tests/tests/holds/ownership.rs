@@ -71,16 +71,13 @@ async fn another_users_order_and_an_unknown_one_are_both_404_through_the_edge() 
         );
     }
     // The owner sees the hold and its time left, extends it once, pays.
-    let mine: Value = stack
-        .http
-        .get(format!("{url}/api/orders/{order}"))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mine = json_of(
+        stack
+            .http
+            .get(format!("{url}/api/orders/{order}"))
+            .bearer_auth(&alice),
+    )
+    .await;
     assert_eq!(mine["status"], "pending");
     assert!(
         mine["hold_remaining_seconds"].as_i64().unwrap() > 500,
