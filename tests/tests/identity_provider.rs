@@ -13,11 +13,10 @@
 use std::time::Duration;
 
 use flash_tests::{
-    edge_binary,
     edge_process::{EdgeOptions, EdgeProcess},
+    front,
+    front::EdgeStack,
     jwks_server::{JwksServer, SigningKey},
-    origin_binary,
-    origin_process::OriginOptions,
     shopper,
     stack::Stack,
     wait,
@@ -35,9 +34,6 @@ fn claims(uid: &str) -> Value {
 
 /// The stack with an edge on `jwks`, fetching again at most once per `refetch_seconds`.
 async fn start(jwks: &JwksServer, refetch_seconds: u64) -> (Stack, EdgeProcess) {
-    let stack = Stack::start(origin_binary!(), OriginOptions::default())
-        .await
-        .unwrap();
     let options = EdgeOptions {
         dev_mode: false,
         identity: Some(format!(
@@ -47,14 +43,7 @@ async fn start(jwks: &JwksServer, refetch_seconds: u64) -> (Stack, EdgeProcess) 
         )),
         ..EdgeOptions::default()
     };
-    let edge = EdgeProcess::start(
-        edge_binary!(),
-        &stack.redis.url(),
-        &[stack.origin.url()],
-        &options,
-    )
-    .await
-    .unwrap();
+    let EdgeStack { stack, edge } = front!().edge(options).start_edge().await.unwrap();
     (stack, edge)
 }
 
