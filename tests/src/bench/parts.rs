@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::{
-    measure,
+    baselines, measure,
     phases::{self, latency, CONCURRENCY},
     system::median,
     world::World,
@@ -66,7 +66,7 @@ pub async fn origin_alone<R: RedisUnderTest>(
             "the origin answered other than 200: {:?}",
             o.statuses
         );
-        let (rps, _) = phases::redis_reserve_run(world, &redis_meter).await?;
+        let (rps, _) = baselines::redis_reserve_run(world, &redis_meter).await?;
         origin.push(o.rps);
         redis.push(rps);
         last = Some(o);

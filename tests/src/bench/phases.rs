@@ -230,7 +230,7 @@ pub async fn live<R: RedisUnderTest>(world: &World<R>, winners: usize) -> anyhow
     let redis_meter = redis_meter(world)?;
     let (mut redis, mut redis_cpu, mut redis_requests) = (Vec::new(), Spent::default(), 0);
     for _ in 0..REDIS_BENCHMARK_RUNS {
-        let (rps, spent) = redis_reserve_run(world, &redis_meter).await?;
+        let (rps, spent) = baselines::redis_reserve_run(world, &redis_meter).await?;
         redis.push(rps);
         redis_cpu.add(&spent);
         redis_requests += REDIS_BENCHMARK_REQUESTS;
@@ -263,22 +263,6 @@ pub async fn live<R: RedisUnderTest>(world: &World<R>, winners: usize) -> anyhow
 
 /// The CPU meter of the `redis-benchmark` baseline: redis-server (every node of a cluster) and
 /// the tool itself.
-/// One `redis-benchmark` run of `reserve.lua` on `world`'s Redis at the phases' concurrency and
-/// request count (`baselines::redis_reserve`): its requests per second, and the CPU `meter` read.
-pub(super) async fn redis_reserve_run<R: RedisUnderTest>(
-    world: &World<R>,
-    meter: &Meter,
-) -> anyhow::Result<(f64, Spent)> {
-    baselines::redis_reserve(
-        &world.stack.redis,
-        &world.lua_dir(),
-        CONCURRENCY,
-        REDIS_BENCHMARK_REQUESTS,
-        meter,
-    )
-    .await
-}
-
 pub(super) fn redis_meter<R: RedisUnderTest>(world: &World<R>) -> anyhow::Result<Meter> {
     let pids = world.stack.redis.pids();
     anyhow::ensure!(!pids.is_empty(), "no redis-server runs");
