@@ -39,7 +39,6 @@ async fn bad_input_gets_a_clear_json_error_and_changes_nothing() {
     .await
     .unwrap();
     let keys_before: i64 = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
-
     let books_before = read_books(&mut conn, &postgres, sale).await.unwrap();
     let reserve = format!("/v1/sales/{sale}/reserve");
     let huge_uid = "u".repeat(129);
@@ -180,7 +179,6 @@ async fn bad_input_gets_a_clear_json_error_and_changes_nothing() {
     assert_eq!(answer.status, 400);
 
     let keys_after: i64 = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
-
     assert_eq!(keys_before, keys_after, "bad input wrote to Redis");
     assert_eq!(
         read_books(&mut conn, &postgres, sale).await.unwrap(),
