@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod net;
 pub mod nginx_server;
 pub mod origin_process;
+pub mod origin_router;
 pub mod payments;
 pub mod postgres_server;
 pub mod processes;

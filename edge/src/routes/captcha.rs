@@ -29,8 +29,6 @@ use crate::{
     state::{AppState, Runtime},
 };
 
-const ROUTE: &str = "captcha";
-
 #[derive(Debug, Deserialize)]
 pub struct ChallengeQuery {
     sale: Option<String>,
@@ -46,13 +44,13 @@ pub struct Solution {
     answer: Option<String>,
 }
 
-fn refused(state: &AppState, refusal: Refusal) -> Response {
+fn refused(refusal: Refusal) -> Response {
     let reason = refusal.reason();
-    counted(state, ROUTE, "refused", reason, refusal)
+    counted("refused", reason, refusal)
 }
 
-fn failed(state: &AppState, error: Error) -> Response {
-    counted(state, ROUTE, "failed", error.code(), error)
+fn failed(error: Error) -> Response {
+    counted("failed", error.code(), error)
 }
 
 /// How long a pooled image serves, from the config.
@@ -118,16 +116,13 @@ async fn started(
         .sales
         .get(&runtime.origins, sale, request_id)
         .await
-        .map_err(|e| failed(state, e))?;
+        .map_err(failed)?;
     let now = clock::now();
     if now < info.starts_at {
-        return Err(refused(
-            state,
-            Refusal::SaleNotStarted {
-                starts_at: info.starts_at,
-                now,
-            },
-        ));
+        return Err(refused(Refusal::SaleNotStarted {
+            starts_at: info.starts_at,
+            now,
+        }));
     }
     Ok(())
 }
@@ -142,14 +137,14 @@ async fn handled_image(
     let runtime = state.runtime.load();
     let uid = super::user(&runtime, ctx, headers)
         .await
-        .map_err(|r| Box::new(refused(state, r)))?
+        .map_err(|r| Box::new(refused(r)))?
         .uid;
     let handle = handle.map(|Path(h)| h).unwrap_or_default();
     runtime
         .pow
         .open_image_handle(&handle, uid.as_ref(), clock::unix_now())
         .and_then(|at| state.images.get(at))
-        .ok_or_else(|| Box::new(failed(state, Error::ImageGone)))
+        .ok_or_else(|| Box::new(failed(Error::ImageGone)))
 }
 
 /// The picture of an image captcha, for the holder of its challenge.
@@ -192,7 +187,7 @@ pub async fn audio(
             wav,
         )
             .into_response(),
-        None => failed(&state, Error::Internal("captcha audio unavailable".into())),
+        None => failed(Error::Internal("captcha audio unavailable".into())),
     }
 }
 
@@ -205,7 +200,7 @@ pub async fn challenge(
     let runtime = state.runtime.load();
     let uid = match admit(&state, &runtime, &ctx, &headers).await {
         Ok(uid) => uid,
-        Err(refusal) => return refused(&state, refusal),
+        Err(refusal) => return refused(refusal),
     };
     let sale = match query
         .ok()
@@ -214,7 +209,7 @@ pub async fn challenge(
         .and_then(|raw| super::sale_id(&raw))
     {
         Ok(sale) => sale,
-        Err(e) => return failed(&state, e),
+        Err(e) => return failed(e),
     };
     if let Err(resp) = started(&state, &runtime, sale, &ctx.request_id).await {
         return resp;
@@ -238,7 +233,7 @@ pub async fn challenge(
             Some(picked) => Some(picked),
             None => {
                 tracing::warn!("every image captcha is worn: challenge refused for a second");
-                return refused(&state, Refusal::CaptchaBusy);
+                return refused(Refusal::CaptchaBusy);
             }
         }
     } else {
@@ -269,7 +264,7 @@ pub async fn challenge(
         "level": index,
         "image": image,
     }));
-    counted(&state, ROUTE, "served", "challenge", answer)
+    counted("served", "challenge", answer)
 }
 
 pub async fn solve(
@@ -281,11 +276,11 @@ pub async fn solve(
     let runtime = state.runtime.load();
     let uid = match admit(&state, &runtime, &ctx, &headers).await {
         Ok(uid) => uid,
-        Err(refusal) => return refused(&state, refusal),
+        Err(refusal) => return refused(refusal),
     };
     let body = match body {
         Ok(ApiJson(body)) => body,
-        Err(e) => return failed(&state, e),
+        Err(e) => return failed(e),
     };
     if let Err(resp) = started(&state, &runtime, body.sale, &ctx.request_id).await {
         return resp;
@@ -303,13 +298,10 @@ pub async fn solve(
         Err(e) => {
             let reason = e.reason();
             tracing::info!(%uid, sale = body.sale, reason, "captcha refused");
-            return refused(
-                &state,
-                Refusal::Forbidden {
-                    code: "captcha_failed",
-                    reason,
-                },
-            );
+            return refused(Refusal::Forbidden {
+                code: "captcha_failed",
+                reason,
+            });
         }
     };
     // Single use: the first solver of a challenge id wins, until the challenge expires anyway.
@@ -331,15 +323,12 @@ pub async fn solve(
     match first {
         Ok(Some(_)) => {}
         Ok(None) => {
-            return refused(
-                &state,
-                Refusal::Forbidden {
-                    code: "challenge_spent",
-                    reason: "challenge_spent",
-                },
-            );
+            return refused(Refusal::Forbidden {
+                code: "challenge_spent",
+                reason: "challenge_spent",
+            });
         }
-        Err(e) => return failed(&state, e),
+        Err(e) => return failed(e),
     }
     let earned = Earned {
         difficulty: verified.difficulty,
@@ -347,8 +336,6 @@ pub async fn solve(
     };
     match runtime.pass.issue(uid.as_ref(), body.sale, earned, now) {
         Ok(token) => counted(
-            &state,
-            ROUTE,
             "served",
             "pass",
             Json(json!({
@@ -356,6 +343,6 @@ pub async fn solve(
                 "expires_at": now + runtime.config.captcha.pass_ttl_seconds,
             })),
         ),
-        Err(e) => failed(&state, Error::Internal(format!("pass token: {e}"))),
+        Err(e) => failed(Error::Internal(format!("pass token: {e}"))),
     }
 }

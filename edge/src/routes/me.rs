@@ -29,7 +29,7 @@ pub async fn me(
         Ok(user) => user,
         Err(refusal) => {
             let reason = refusal.reason();
-            return counted(&state, ctx.route, "refused", reason, refusal);
+            return counted("refused", reason, refusal);
         }
     };
     let answer = (
@@ -40,5 +40,5 @@ pub async fn me(
         }),
     )
         .into_response();
-    counted(&state, ctx.route, "served", "", answer)
+    counted("served", "", answer)
 }

@@ -75,14 +75,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Per request: its id (kept from nginx or made here), client IP and route name, a span
-/// carrying them, the latency metric, and the id echoed in the answer.
+/// Per request: its id (kept from nginx or made here), client IP and route name (from the
+/// matched path, [`route_name`]), a span carrying them, the latency metric, the outcome its
+/// handler marked on the answer ([`counted`]) counted under the route, and the id echoed in the
+/// answer.
 #[derive(Debug, Clone)]
 pub struct Ctx {
     pub request_id: String,
     pub client_ip: IpAddr,
-    /// The route's name in metrics and logs ([`route_name`]).
-    pub route: &'static str,
     /// The request's method (the CSRF rule of cookie-borne tokens reads it).
     pub method: Method,
 }
@@ -128,10 +128,12 @@ async fn context(
     req.extensions_mut().insert(Ctx {
         request_id: request_id.clone(),
         client_ip,
-        route,
         method,
     });
     let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
+    if let Some(Outcome { outcome, reason }) = resp.extensions_mut().remove::<Outcome>() {
+        state.metrics.request(route, outcome, reason);
+    }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
@@ -194,14 +196,6 @@ impl From<BodyError> for Error {
     }
 }
 
-/// A sale id from the path.
-pub fn sale_id(raw: &str) -> Result<i64, Error> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| Error::bad_request("invalid_sale_id", "sale id must be a positive integer"))
-}
-
 /// The verified user of a request, or the refusal: 401 for a missing or bad token, 403 `csrf`
 /// for a cookie-borne token on a state-changing request from another site.
 pub async fn user(runtime: &Runtime, ctx: &Ctx, headers: &HeaderMap) -> Result<User, Refusal> {
@@ -215,16 +209,32 @@ pub async fn user(runtime: &Runtime, ctx: &Ctx, headers: &HeaderMap) -> Result<U
         })
 }
 
-/// Counts the outcome of a request and passes the answer through.
+/// A sale id from the path.
+pub fn sale_id(raw: &str) -> Result<i64, Error> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| Error::bad_request("invalid_sale_id", "sale id must be a positive integer"))
+}
+
+/// What a request came to, carried on its answer to the one place that counts it
+/// ([`context`], under the name of the route the router matched).
+#[derive(Debug, Clone, Copy)]
+struct Outcome {
+    outcome: &'static str,
+    reason: &'static str,
+}
+
+/// Marks the answer with the request's outcome, counted once by [`context`] under the matched
+/// route's name.
 pub fn counted<R: IntoResponse>(
-    state: &AppState,
-    route: &'static str,
     outcome: &'static str,
     reason: &'static str,
     answer: R,
 ) -> Response {
-    state.metrics.request(route, outcome, reason);
-    answer.into_response()
+    let mut resp = answer.into_response();
+    resp.extensions_mut().insert(Outcome { outcome, reason });
+    resp
 }
 
 /// A limit's decision: `Ok` to go on, or the 429 (a dry-run limit logs, counts and goes on).
