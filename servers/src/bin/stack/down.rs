@@ -133,9 +133,12 @@ fn stopped(name: &str, pid: u32, how: Stopped) {
 /// Every node `up` recorded (`pids/redis-cluster-<port>.pid`, whatever REDIS_CLUSTER says now),
 /// all signalled at once, so that no replica outlives its primary long enough to take its place.
 async fn stop_cluster(settings: &Settings) -> anyhow::Result<()> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(settings.pids())?
+        .map(|entry| entry.map(|entry| entry.path()))
+        .collect::<Result<_, _>>()?;
+    files.sort();
     let mut nodes = Vec::new();
-    for entry in std::fs::read_dir(settings.pids())? {
-        let path = entry?.path();
+    for path in files {
         let name = path
             .file_name()
             .and_then(|n| n.to_str())

@@ -96,7 +96,7 @@ pub async fn run(root: PathBuf) -> anyhow::Result<()> {
 pub async fn nginx_check(root: PathBuf) -> anyhow::Result<()> {
     let settings = Settings::load(root)?;
     let output = nginx_server::check_deploy_config(&nginx_settings(&settings)?.0).await?;
-    print!("{output}");
+    println!("{}", output.trim_end());
     Ok(())
 }
 
