@@ -66,13 +66,18 @@ struct Tally {
     soonest_due: Option<Duration>,
 }
 
+/// What the poller works with.
+pub struct Parts {
+    pub purchases: Purchases,
+    pub holds: Holds,
+    pub catalog: Catalog,
+    pub metrics: Metrics,
+    pub config: RecoveryConfig,
+    pub activity: Activity,
+}
+
 pub struct Poller {
-    purchases: Purchases,
-    holds: Holds,
-    catalog: Catalog,
-    metrics: Metrics,
-    config: RecoveryConfig,
-    activity: Activity,
+    parts: Parts,
     /// A full pass is owed: at start, after a failure, on a new index.
     full_pass_due: bool,
     /// The index's epoch at the last read.
@@ -87,21 +92,9 @@ pub struct Poller {
 }
 
 impl Poller {
-    pub fn new(
-        purchases: Purchases,
-        holds: Holds,
-        catalog: Catalog,
-        metrics: Metrics,
-        config: RecoveryConfig,
-        activity: Activity,
-    ) -> Self {
+    pub fn new(parts: Parts) -> Self {
         Self {
-            purchases,
-            holds,
-            catalog,
-            metrics,
-            config,
-            activity,
+            parts,
             full_pass_due: true,
             epoch: None,
             last_claim_warning: None,
@@ -115,7 +108,7 @@ impl Poller {
     /// when a transaction falls due before that (so an orphan is taken over when its
     /// `recovery.timeout` is up, not up to a poll later).
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let interval = self.config.poll_interval;
+        let interval = self.parts.config.poll_interval;
         let mut wait = Duration::ZERO;
         let mut polls: u64 = 0;
         loop {
@@ -149,10 +142,10 @@ impl Poller {
     }
 
     async fn refresh_catalog(&self) {
-        match self.purchases.db().recent_sales().await {
+        match self.parts.purchases.db().recent_sales().await {
             Ok(sales) => {
                 for sale in sales {
-                    self.catalog.insert(sale);
+                    self.parts.catalog.insert(sale);
                 }
             }
             Err(error) => tracing::warn!(%error, "sale catalog refresh failed"),
@@ -169,7 +162,7 @@ impl Poller {
     }
 
     fn claim_failed(&mut self, sale: i64, error: &Error) {
-        self.metrics.recovery("claim_error");
+        self.parts.metrics.recovery("claim_error");
         if Self::warning_due(&mut self.last_claim_warning) {
             tracing::warn!(sale, %error, every_s = WARNING_EVERY.as_secs(), "claiming due transactions failed (logged at most this often)");
         }
@@ -182,10 +175,11 @@ impl Poller {
         let next = self.books_left.len().min(BOOKS_PER_POLL);
         let sales: Vec<i64> = self.books_left.drain(..next).collect();
         for id in sales {
-            let Some(sale) = self.catalog.get(id) else {
+            let Some(sale) = self.parts.catalog.get(id) else {
                 continue;
             };
             if let Err(error) = self
+                .parts
                 .purchases
                 .healer()
                 .check_books(id, i64::from(sale.total))
@@ -196,7 +190,7 @@ impl Poller {
         }
         if self.books_left.is_empty() {
             if let Some((started, sales)) = self.pass_under_way.take() {
-                self.metrics.full_pass();
+                self.parts.metrics.full_pass();
                 tracing::info!(
                     sales,
                     took_ms = started.elapsed().as_millis(),
@@ -208,13 +202,13 @@ impl Poller {
 
     /// Cancels expired holds (their units go back) and finishes returns a crash left open.
     pub async fn sweep(&self) {
-        match self.holds.sweep_once().await {
+        match self.parts.holds.sweep_once().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(cancelled = n, "expired holds cancelled"),
             Err(error) => tracing::warn!(%error, "hold sweep failed"),
         }
-        let older_than = self.config.timeout;
-        if let Err(error) = self.holds.finish_returns(older_than).await {
+        let older_than = self.parts.config.timeout;
+        if let Err(error) = self.parts.holds.finish_returns(older_than).await {
             tracing::warn!(%error, "finishing open returns failed");
         }
     }
@@ -222,9 +216,15 @@ impl Poller {
     /// The active sales (this origin's own marks, and the index's when it answers) and whether
     /// the index answered. A new epoch of the index owes a full pass.
     async fn active_sales(&mut self) -> (BTreeSet<i64>, bool) {
-        let mut sales: BTreeSet<i64> = self.activity.recent().into_iter().collect();
-        self.metrics.index_read();
-        match self.purchases.redis().active_sales(activity::HORIZON).await {
+        let mut sales: BTreeSet<i64> = self.parts.activity.recent().into_iter().collect();
+        self.parts.metrics.index_read();
+        match self
+            .parts
+            .purchases
+            .redis()
+            .active_sales(activity::HORIZON)
+            .await
+        {
             Ok(index) => {
                 if self.epoch.as_deref() != Some(index.epoch.as_str()) {
                     if let Some(old) = self.epoch.replace(index.epoch.clone()) {
@@ -238,7 +238,7 @@ impl Poller {
             Err(error) => {
                 // The index's node is away: it may come back without some marks.
                 self.full_pass_due = true;
-                self.metrics.recovery("index_error");
+                self.parts.metrics.recovery("index_error");
                 if Self::warning_due(&mut self.last_index_warning) {
                     tracing::warn!(%error, every_s = WARNING_EVERY.as_secs(), "reading the index of active sales failed: claiming this origin's own sales only (logged at most this often)");
                 }
@@ -252,12 +252,12 @@ impl Poller {
     /// too) and is owed again.
     pub async fn poll_once(&mut self) -> Poll {
         let (active, index_read) = self.active_sales().await;
-        if self.activity.take_failure() {
+        if self.parts.activity.take_failure() {
             self.full_pass_due = true;
         }
         let full = index_read && self.full_pass_due;
         let rest: Vec<i64> = if full {
-            let mut ids = self.catalog.ids();
+            let mut ids = self.parts.catalog.ids();
             ids.retain(|id| !active.contains(id));
             ids.sort_unstable();
             ids
@@ -265,7 +265,7 @@ impl Poller {
             Vec::new()
         };
         if index_read {
-            self.metrics.set_active_sales(active.len());
+            self.parts.metrics.set_active_sales(active.len());
         }
         let mut tally = Tally {
             all_read: true,
@@ -293,7 +293,7 @@ impl Poller {
         // A sale whose due set could not be read is not "nothing in flight": the gauge keeps its
         // last full reading.
         if index_read && tally.all_read {
-            self.metrics.set_in_flight(tally.in_flight);
+            self.parts.metrics.set_in_flight(tally.in_flight);
         }
         Poll {
             completed: tally.completed,
@@ -305,15 +305,16 @@ impl Poller {
 
     /// Claims and finishes the due transactions of `sale`; `false` when the claim failed.
     async fn claim(&mut self, sale: i64, tally: &mut Tally) -> bool {
-        self.metrics.claim();
+        self.parts.metrics.claim();
         let claim = match self
+            .parts
             .purchases
             .redis()
             .claim_due(
                 sale,
-                self.config.lease,
-                self.config.max_lease,
-                self.config.batch,
+                self.parts.config.lease,
+                self.parts.config.max_lease,
+                self.parts.config.batch,
             )
             .await
         {
@@ -330,7 +331,7 @@ impl Poller {
         }
         if claim.in_flight > 0 {
             // Work left: the sale stays in the index (at most one mark per MARK_EVERY).
-            self.activity.mark(sale).await;
+            self.parts.activity.mark(sale).await;
         }
         for (text, attempt) in claim.claimed {
             let gid = match text.parse::<Gid>() {
@@ -344,15 +345,15 @@ impl Poller {
                     continue;
                 }
             };
-            match self.purchases.finish(&gid).await {
+            match self.parts.purchases.finish(&gid).await {
                 Ok(outcome) => {
                     tally.completed += 1;
-                    self.metrics.recovery("completed");
+                    self.parts.metrics.recovery("completed");
                     tracing::info!(%gid, attempt, order_id = outcome.order_id,
                         rejected = outcome.rejected, "transaction recovered");
                 }
                 Err(error) => {
-                    self.metrics.recovery("error");
+                    self.parts.metrics.recovery("error");
                     tracing::warn!(%gid, attempt, %error, "recovery attempt failed, backing off");
                     // The rest of the batch keeps its lease and comes back after it.
                     break;

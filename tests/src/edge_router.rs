@@ -62,16 +62,7 @@ impl EdgeRouter {
 
     /// Sends a request built by the test.
     pub async fn answer(&self, request: Request<Body>) -> anyhow::Result<Answer> {
-        let response = self.router.clone().oneshot(request).await?;
-        let status = response.status().as_u16();
-        let bytes = to_bytes(response.into_body(), usize::MAX).await?;
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let json = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).with_context(|| format!("not JSON: {status} {text}"))?
-        };
-        Ok(Answer { status, json, text })
+        oneshot(&self.router, request).await
     }
 
     /// A pass token for `sale` as the user of `token`, earned as a browser earns it: the
@@ -102,6 +93,20 @@ impl EdgeRouter {
             .with_context(|| format!("no pass token: {solved}"))?
             .to_string())
     }
+}
+
+/// Sends `request` to `router` in memory (the edge's or the origin's) and reads its answer.
+pub async fn oneshot(router: &Router, request: Request<Body>) -> anyhow::Result<Answer> {
+    let response = router.clone().oneshot(request).await?;
+    let status = response.status().as_u16();
+    let bytes = to_bytes(response.into_body(), usize::MAX).await?;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let json = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).with_context(|| format!("not JSON: {status} {text}"))?
+    };
+    Ok(Answer { status, json, text })
 }
 
 /// The nonce that solves a challenge answer (`challenge`, `difficulty`).

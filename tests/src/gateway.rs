@@ -29,15 +29,7 @@ impl World {
         let stack = Stack::start(origin_binary, origin).await?;
         let mut started = Vec::new();
         for _ in 0..edges {
-            started.push(
-                EdgeProcess::start(
-                    edge_binary,
-                    &stack.redis.url(),
-                    &[stack.origin.url()],
-                    options,
-                )
-                .await?,
-            );
+            started.push(crate::front::start_edge(edge_binary, &stack, options).await?);
         }
         Ok(Self {
             stack,

@@ -7,12 +7,15 @@ pub mod browser;
 pub mod crowd;
 pub mod edge_process;
 pub mod edge_router;
+pub mod front;
 pub mod gateway;
 pub mod load;
 pub mod metrics;
 pub mod origin_process;
+pub mod origin_router;
 pub mod payments;
 pub mod redis_under_test;
+pub mod sale_page;
 pub mod shopper;
 pub mod stack;
 

@@ -7,17 +7,9 @@
     reason = "integration tests: a failed unwrap is a failed test, with its message"
 )]
 
-use flash_tests::{edge_binary, origin_binary};
 use std::{collections::BTreeMap, net::IpAddr, time::Duration};
 
-use flash_tests::{
-    edge_process::{EdgeOptions, EdgeProcess},
-    net,
-    nginx_server::NginxServer,
-    origin_process::OriginOptions,
-    stack::Stack,
-    wait,
-};
+use flash_tests::{front, front::Front, nginx_server::NginxServer, wait};
 use tempfile::TempDir;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -76,10 +68,7 @@ fn assert_json(status: u16, head: &str, body: &str, what: &str) -> serde_json::V
 #[tokio::test(flavor = "multi_thread")]
 async fn nginx_own_answers_are_json() {
     let static_dir = static_folder();
-    let dead_edge = format!("127.0.0.1:{}", net::free_port());
-    let nginx = NginxServer::start(&[dead_edge], static_dir.path())
-        .await
-        .unwrap();
+    let nginx = front::nginx_without_edge(static_dir.path()).await.unwrap();
     let port = nginx.port();
     let big = "a".repeat(10 * 1024);
     let long = "a".repeat(9000);
@@ -123,10 +112,7 @@ async fn nginx_own_answers_are_json() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ipv6_escapes_nginx_limits() {
     let static_dir = static_folder();
-    let dead_edge = format!("127.0.0.1:{}", net::free_port());
-    let nginx = NginxServer::start(&[dead_edge], static_dir.path())
-        .await
-        .unwrap();
+    let nginx = front::nginx_without_edge(static_dir.path()).await.unwrap();
     let port = nginx.port();
     // 60 buys at once of `sale` (the access log tells the batches apart; the limit is per
     // client, whatever the sale), each from the address `address(n)`: how many nginx answered
@@ -211,22 +197,8 @@ async fn ipv6_escapes_nginx_limits() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn status_micro_cache_poisoning() {
-    let stack = Stack::start(origin_binary!(), OriginOptions::default())
-        .await
-        .unwrap();
-    let edge = EdgeProcess::start(
-        edge_binary!(),
-        &stack.redis.url(),
-        &[stack.origin.url()],
-        &EdgeOptions::default(),
-    )
-    .await
-    .unwrap();
     let static_dir = static_folder();
-    let address = edge.url().trim_start_matches("http://").to_string();
-    let nginx = NginxServer::start(std::slice::from_ref(&address), static_dir.path())
-        .await
-        .unwrap();
+    let Front { stack, edge, nginx } = front!().start(static_dir.path()).await.unwrap();
     let sale = stack.create_sale(10).await.unwrap();
     let port = nginx.port();
     let forms = [
@@ -258,6 +230,7 @@ async fn status_micro_cache_poisoning() {
         tokio::time::sleep(Duration::from_millis(66)).await;
     }
     // The edge alone refuses the non-canonical forms, no-store, and its catch-all is no-store.
+    let address = front::edge_address(&edge);
     let edge_port: u16 = address.rsplit(':').next().unwrap().parse().unwrap();
     for path in &forms {
         let (status, head, body) = raw(edge_port, get(path, "203.0.113.66", "")).await;

@@ -9,14 +9,13 @@
     reason = "integration tests: a failed unwrap is a failed test, with its message"
 )]
 
-use flash_tests::{edge_binary, origin_binary};
 use std::time::Duration;
 
 use flash_tests::{
     crowd::{self, report::KindReport, BotKind, CrowdConfig},
-    edge_process::{EdgeOptions, EdgeProcess, USER_JWT_SECRET},
-    origin_process::OriginOptions,
-    stack::Stack,
+    edge_process::{EdgeOptions, USER_JWT_SECRET},
+    front,
+    front::EdgeStack,
 };
 
 /// Below the honest users alone (1600), so the crowd always sells it out, but high enough that
@@ -50,18 +49,8 @@ fn live_buys_of(kind: &KindReport) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crowd_with_bots_buys_the_stock_exactly_and_bots_get_nothing_extra() {
-    let stack = Stack::start(origin_binary!(), OriginOptions::default())
-        .await
-        .unwrap();
     let limits = realistic_limits();
-    let edge = EdgeProcess::start(
-        edge_binary!(),
-        &stack.redis.url(),
-        &[stack.origin.url()],
-        &limits,
-    )
-    .await
-    .unwrap();
+    let EdgeStack { stack, edge } = front!().edge(limits.clone()).start_edge().await.unwrap();
     let sale = stack.create_sale(STOCK).await.unwrap();
 
     let mut config = CrowdConfig::new(edge.url(), sale, Some(USER_JWT_SECRET.into()));

@@ -61,8 +61,8 @@ fn cache_control(mut resp: Response) -> Response {
     resp
 }
 
-/// The buy, counted ONCE here whatever it came to: forwarded (the origin's answer), refused or
-/// failed by the filter.
+/// The buy, marked ONCE here with what it came to (forwarded: the origin's answer; refused or
+/// failed by the filter), counted under its route by the router's context.
 pub async fn buy(
     State(state): State<AppState>,
     Extension(ctx): Extension<Ctx>,
@@ -70,7 +70,7 @@ pub async fn buy(
     headers: HeaderMap,
     body: Result<ApiJson<BuyBody>, Error>,
 ) -> Response {
-    let (outcome, reason, mut resp) = match filter(&state, &ctx, &id, &headers, body).await {
+    let (outcome, reason, resp) = match filter(&state, &ctx, &id, &headers, body).await {
         Ok(forwarded) => {
             let (outcome, reason) = forwarded.labels();
             (outcome, reason, forwarded.into_response())
@@ -85,9 +85,7 @@ pub async fn buy(
             (outcome, reason, resp)
         }
     };
-    state.metrics.request(ctx.route, outcome, reason);
-    resp = cache_control(resp);
-    resp
+    cache_control(super::counted(outcome, reason, resp))
 }
 
 /// Steps 1 to 8: the origin's answer, or why the request went no further.
@@ -110,14 +108,7 @@ async fn filter(
         runtime.ip.check(ctx.client_ip),
         limits_cfg.ip.dry_run,
     )?;
-    let uid = runtime
-        .verifier
-        .verify(
-            headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok()),
-        )
-        .map_err(|e| Refusal::Unauthorized { reason: e.reason() })?;
+    let uid = super::user(&runtime, headers)?;
     let ApiJson(body) = body?;
     let now = clock::unix_now();
     let pass = runtime
@@ -349,77 +340,4 @@ fn limit_failure(limit: &str, e: &limits::LimitError) -> Error {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_410_without_user_fields_is_the_same_for_everyone() {
-        let check = |status: StatusCode, body: &str, expected: bool| {
-            let answer = Answer {
-                status,
-                headers: HeaderMap::new(),
-                body: Bytes::from(body.to_string()),
-            };
-            let same = Reply::read(&answer).same_for_everyone();
-            assert_eq!(same, expected, "{status} {body}");
-        };
-        let gone = StatusCode::GONE;
-        check(
-            gone,
-            r#"{"error":"sold_out","message":"no unit left"}"#,
-            true,
-        );
-        check(
-            gone,
-            r#"{"error":"ended","message":"the sale has ended"}"#,
-            true,
-        );
-        check(
-            gone,
-            r#"{"error":"sold_out","message":"no unit left","gid":"7/alice","order_id":12}"#,
-            false,
-        );
-        check(gone, r#"{"error":"sold_out"}"#, false);
-        check(
-            StatusCode::CONFLICT,
-            r#"{"error":"duplicate","message":"x"}"#,
-            false,
-        );
-        check(gone, r#"["sold_out"]"#, false);
-        check(gone, "not json", false);
-        check(
-            StatusCode::SERVICE_UNAVAILABLE,
-            r#"{"error":"redis_unavailable","message":"m"}"#,
-            false,
-        );
-    }
-
-    #[test]
-    fn the_last_unit_and_the_origin_s_sold_out_flag_the_sale() {
-        let check = |status: StatusCode, body: &str, expected: bool| {
-            let answer = Answer {
-                status,
-                headers: HeaderMap::new(),
-                body: Bytes::from(body.to_string()),
-            };
-            assert_eq!(Reply::read(&answer).sold_out(), expected, "{status} {body}");
-        };
-        let reserved = |left: i64| {
-            format!(
-                r#"{{"status":"reserved","gid":"7/a","order_id":3,"confirmed":true,"remaining_hint":{left}}}"#
-            )
-        };
-        check(StatusCode::OK, &reserved(0), true);
-        check(StatusCode::OK, &reserved(4), false);
-        check(
-            StatusCode::GONE,
-            r#"{"error":"sold_out","message":"no unit left"}"#,
-            true,
-        );
-        check(
-            StatusCode::GONE,
-            r#"{"error":"ended","message":"the sale has ended"}"#,
-            false,
-        );
-    }
-}
+mod tests;

@@ -17,7 +17,7 @@ use axum::{
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{counted, within_limit, ApiJson, Ctx};
+use super::{counted, user, within_limit, ApiJson, Ctx};
 use crate::{
     captcha::{image, pool::Wear},
     clock,
@@ -28,8 +28,6 @@ use crate::{
     pass::{Earned, PassClaims},
     state::{AppState, Runtime},
 };
-
-const ROUTE: &str = "captcha";
 
 #[derive(Debug, Deserialize)]
 pub struct ChallengeQuery {
@@ -46,13 +44,13 @@ pub struct Solution {
     answer: Option<String>,
 }
 
-fn refused(state: &AppState, refusal: Refusal) -> Response {
+fn refused(refusal: Refusal) -> Response {
     let reason = refusal.reason();
-    counted(state, ROUTE, "refused", reason, refusal)
+    counted("refused", reason, refusal)
 }
 
-fn failed(state: &AppState, error: Error) -> Response {
-    counted(state, ROUTE, "failed", error.code(), error)
+fn failed(error: Error) -> Response {
+    counted("failed", error.code(), error)
 }
 
 /// How long a pooled image serves, from the config.
@@ -80,18 +78,6 @@ pub fn pass_level(state: &AppState, pass: &PassClaims) -> Result<(), Refusal> {
         code: "pass_level_too_low",
         reason: "level_too_low",
     })
-}
-
-/// The verified user, or the 401.
-fn user(runtime: &Runtime, headers: &HeaderMap) -> Result<Uid, Refusal> {
-    runtime
-        .verifier
-        .verify(
-            headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok()),
-        )
-        .map_err(|e| Refusal::Unauthorized { reason: e.reason() })
 }
 
 /// The captcha endpoints' door: the per-IP limit (before any CPU is spent on the token), the
@@ -130,16 +116,13 @@ async fn started(
         .sales
         .get(&runtime.origins, sale, request_id)
         .await
-        .map_err(|e| failed(state, e))?;
+        .map_err(failed)?;
     let now = clock::now();
     if now < info.starts_at {
-        return Err(refused(
-            state,
-            Refusal::SaleNotStarted {
-                starts_at: info.starts_at,
-                now,
-            },
-        ));
+        return Err(refused(Refusal::SaleNotStarted {
+            starts_at: info.starts_at,
+            now,
+        }));
     }
     Ok(())
 }
@@ -151,13 +134,13 @@ fn handled_image(
     handle: Result<Path<String>, PathRejection>,
 ) -> Result<std::sync::Arc<crate::captcha::pool::Drawn>, Box<Response>> {
     let runtime = state.runtime.load();
-    let uid = user(&runtime, headers).map_err(|r| Box::new(refused(state, r)))?;
+    let uid = user(&runtime, headers).map_err(|r| Box::new(refused(r)))?;
     let handle = handle.map(|Path(h)| h).unwrap_or_default();
     runtime
         .pow
         .open_image_handle(&handle, uid.as_ref(), clock::unix_now())
         .and_then(|at| state.images.get(at))
-        .ok_or_else(|| Box::new(failed(state, Error::ImageGone)))
+        .ok_or_else(|| Box::new(failed(Error::ImageGone)))
 }
 
 /// The picture of an image captcha, for the holder of its challenge.
@@ -198,7 +181,7 @@ pub async fn audio(
             wav,
         )
             .into_response(),
-        None => failed(&state, Error::Internal("captcha audio unavailable".into())),
+        None => failed(Error::Internal("captcha audio unavailable".into())),
     }
 }
 
@@ -211,7 +194,7 @@ pub async fn challenge(
     let runtime = state.runtime.load();
     let uid = match admit(&state, &runtime, &ctx, &headers) {
         Ok(uid) => uid,
-        Err(refusal) => return refused(&state, refusal),
+        Err(refusal) => return refused(refusal),
     };
     let sale = match query
         .ok()
@@ -220,7 +203,7 @@ pub async fn challenge(
         .and_then(|raw| super::sale_id(&raw))
     {
         Ok(sale) => sale,
-        Err(e) => return failed(&state, e),
+        Err(e) => return failed(e),
     };
     if let Err(resp) = started(&state, &runtime, sale, &ctx.request_id).await {
         return resp;
@@ -244,7 +227,7 @@ pub async fn challenge(
             Some(picked) => Some(picked),
             None => {
                 tracing::warn!("every image captcha is worn: challenge refused for a second");
-                return refused(&state, Refusal::CaptchaBusy);
+                return refused(Refusal::CaptchaBusy);
             }
         }
     } else {
@@ -275,7 +258,7 @@ pub async fn challenge(
         "level": index,
         "image": image,
     }));
-    counted(&state, ROUTE, "served", "challenge", answer)
+    counted("served", "challenge", answer)
 }
 
 pub async fn solve(
@@ -287,11 +270,11 @@ pub async fn solve(
     let runtime = state.runtime.load();
     let uid = match admit(&state, &runtime, &ctx, &headers) {
         Ok(uid) => uid,
-        Err(refusal) => return refused(&state, refusal),
+        Err(refusal) => return refused(refusal),
     };
     let body = match body {
         Ok(ApiJson(body)) => body,
-        Err(e) => return failed(&state, e),
+        Err(e) => return failed(e),
     };
     if let Err(resp) = started(&state, &runtime, body.sale, &ctx.request_id).await {
         return resp;
@@ -309,13 +292,10 @@ pub async fn solve(
         Err(e) => {
             let reason = e.reason();
             tracing::info!(%uid, sale = body.sale, reason, "captcha refused");
-            return refused(
-                &state,
-                Refusal::Forbidden {
-                    code: "captcha_failed",
-                    reason,
-                },
-            );
+            return refused(Refusal::Forbidden {
+                code: "captcha_failed",
+                reason,
+            });
         }
     };
     // Single use: the first solver of a challenge id wins, until the challenge expires anyway.
@@ -337,15 +317,12 @@ pub async fn solve(
     match first {
         Ok(Some(_)) => {}
         Ok(None) => {
-            return refused(
-                &state,
-                Refusal::Forbidden {
-                    code: "challenge_spent",
-                    reason: "challenge_spent",
-                },
-            );
+            return refused(Refusal::Forbidden {
+                code: "challenge_spent",
+                reason: "challenge_spent",
+            });
         }
-        Err(e) => return failed(&state, e),
+        Err(e) => return failed(e),
     }
     let earned = Earned {
         difficulty: verified.difficulty,
@@ -353,8 +330,6 @@ pub async fn solve(
     };
     match runtime.pass.issue(uid.as_ref(), body.sale, earned, now) {
         Ok(token) => counted(
-            &state,
-            ROUTE,
             "served",
             "pass",
             Json(json!({
@@ -362,6 +337,6 @@ pub async fn solve(
                 "expires_at": now + runtime.config.captcha.pass_ttl_seconds,
             })),
         ),
-        Err(e) => failed(&state, Error::Internal(format!("pass token: {e}"))),
+        Err(e) => failed(Error::Internal(format!("pass token: {e}"))),
     }
 }

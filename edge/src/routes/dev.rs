@@ -7,7 +7,7 @@
 
 use axum::{
     extract::State,
-    http::{HeaderMap, HeaderName, HeaderValue, Method},
+    http::{HeaderMap, HeaderValue, Method},
     response::{IntoResponse, Response},
     Extension, Json,
 };
@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use super::{
     counted,
-    orders::{admit, order_id, pass_through, query_uid},
+    orders::{admit, order_id, query_uid},
     ApiJson, Ctx,
 };
 use crate::{clock, error::Error, identity, payments, state::AppState};
@@ -37,18 +37,18 @@ pub async fn token(
 ) -> Response {
     let runtime = state.runtime.load();
     if !runtime.config.http.dev_mode {
-        return counted(&state, "dev", "refused", "dev_mode_off", Error::NoRoute);
+        return counted("refused", "dev_mode_off", Error::NoRoute);
     }
     let body = match body {
         Ok(ApiJson(body)) => body,
-        Err(e) => return counted(&state, "dev", "failed", e.code(), e),
+        Err(e) => return counted("failed", e.code(), e),
     };
     if body.uid.is_empty() || body.uid.len() > 128 || body.uid.chars().any(char::is_control) {
         let e = Error::bad_request(
             "invalid_uid",
             "uid must be 1 to 128 bytes without control characters",
         );
-        return counted(&state, "dev", "failed", e.code(), e);
+        return counted("failed", e.code(), e);
     }
     match identity::mint_dev_token(
         &runtime.config.identity,
@@ -59,8 +59,6 @@ pub async fn token(
         Ok(token) => {
             tracing::info!(uid = %body.uid, "dev token minted");
             counted(
-                &state,
-                "dev",
                 "served",
                 "",
                 Json(json!({"token": token, "uid": body.uid, "expires_in": DEV_TOKEN_SECONDS})),
@@ -68,7 +66,7 @@ pub async fn token(
         }
         Err(e) => {
             let e = Error::bad_request("dev_tokens_unavailable", e.to_string());
-            counted(&state, "dev", "failed", e.code(), e)
+            counted("failed", e.code(), e)
         }
     }
 }
@@ -88,18 +86,18 @@ pub async fn pay(
     let runtime = state.runtime.load();
     let secret = match &runtime.config.payments.dev_webhook_secret {
         Some(secret) if runtime.config.http.dev_mode => secret.clone(),
-        _ => return counted(&state, "dev", "refused", "dev_mode_off", Error::NoRoute),
+        _ => return counted("refused", "dev_mode_off", Error::NoRoute),
     };
     let uid = match admit(&state, &ctx, &headers) {
         Ok(uid) => uid,
         Err(refusal) => {
             let reason = refusal.reason();
-            return counted(&state, "dev", "refused", reason, refusal);
+            return counted("refused", reason, refusal);
         }
     };
     let order = match body.and_then(|ApiJson(b)| order_id(&b.order_id.to_string())) {
         Ok(order) => order,
-        Err(e) => return counted(&state, "dev", "failed", e.code(), e),
+        Err(e) => return counted("failed", e.code(), e),
     };
     // The order as its owner reads it: another user's (or no) order is passed back, 404.
     let path = format!("/v1/orders/{order}?uid={}", query_uid(&uid));
@@ -111,20 +109,14 @@ pub async fn pay(
         Ok(answer) => answer,
         Err(e) => {
             let e = Error::OriginUnavailable(e.to_string());
-            return counted(&state, "dev", "failed", e.code(), e);
+            return counted("failed", e.code(), e);
         }
     };
     let sale = serde_json::from_slice::<Value>(&read.body)
         .ok()
         .and_then(|o| o["sale"].as_i64());
     let Some(sale) = sale.filter(|_| read.status.is_success()) else {
-        return counted(
-            &state,
-            "dev",
-            "refused",
-            "order",
-            (read.status, read.body).into_response(),
-        );
+        return counted("refused", "order", (read.status, read.body).into_response());
     };
     let info = match state
         .sales
@@ -132,7 +124,7 @@ pub async fn pay(
         .await
     {
         Ok(info) => info,
-        Err(e) => return counted(&state, "dev", "failed", e.code(), e),
+        Err(e) => return counted("failed", e.code(), e),
     };
     let event = json!({
         "type": "payment.succeeded",
@@ -146,21 +138,8 @@ pub async fn pay(
     let signature = payments::sign(&secret, clock::unix_now(), &body);
     let Ok(signature) = HeaderValue::from_str(&signature) else {
         let e = Error::Internal("dev payment signature".into());
-        return counted(&state, "dev", "failed", e.code(), e);
+        return counted("failed", e.code(), e);
     };
     tracing::info!(order, %uid, "dev payment signed");
-    let header = [(
-        HeaderName::from_static(payments::SIGNATURE_HEADER),
-        signature,
-    )];
-    pass_through(
-        &state,
-        &ctx,
-        "dev",
-        Method::POST,
-        "/v1/payments/webhook",
-        Some(body),
-        &header,
-    )
-    .await
+    super::payments::to_origin(&state, &ctx, body, Some(signature)).await
 }

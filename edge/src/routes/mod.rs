@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::{
     extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request},
-    http::HeaderValue,
+    http::{header, HeaderMap, HeaderValue},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -30,8 +30,9 @@ use tokio::time::Instant;
 
 use crate::{
     error::{Error, Refusal},
+    identity::Uid,
     limits::{self, Decision},
-    state::{AppState, Shared},
+    state::{AppState, Runtime, Shared},
 };
 
 // The routes' paths, each named once: the router serves them and `route_name` names them.
@@ -71,14 +72,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Per request: its id (kept from nginx or made here), client IP and route name, a span
-/// carrying them, the latency metric, and the id echoed in the answer.
+/// Per request: its id (kept from nginx or made here), client IP and route name (from the
+/// matched path, [`route_name`]), a span carrying them, the latency metric, the outcome its
+/// handler marked on the answer ([`counted`]) counted under the route, and the id echoed in the
+/// answer.
 #[derive(Debug, Clone)]
 pub struct Ctx {
     pub request_id: String,
     pub client_ip: IpAddr,
-    /// The route's name in metrics and logs ([`route_name`]).
-    pub route: &'static str,
 }
 
 async fn context(
@@ -121,9 +122,11 @@ async fn context(
     req.extensions_mut().insert(Ctx {
         request_id: request_id.clone(),
         client_ip,
-        route,
     });
     let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
+    if let Some(Outcome { outcome, reason }) = resp.extensions_mut().remove::<Outcome>() {
+        state.metrics.request(route, outcome, reason);
+    }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
@@ -185,6 +188,18 @@ impl From<BodyError> for Error {
     }
 }
 
+/// The user of the request's bearer JWT, verified, or the 401.
+pub fn user(runtime: &Runtime, headers: &HeaderMap) -> Result<Uid, Refusal> {
+    runtime
+        .verifier
+        .verify(
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+        )
+        .map_err(|e| Refusal::Unauthorized { reason: e.reason() })
+}
+
 /// A sale id from the path.
 pub fn sale_id(raw: &str) -> Result<i64, Error> {
     raw.parse::<i64>()
@@ -193,16 +208,24 @@ pub fn sale_id(raw: &str) -> Result<i64, Error> {
         .ok_or_else(|| Error::bad_request("invalid_sale_id", "sale id must be a positive integer"))
 }
 
-/// Counts the outcome of a request and passes the answer through.
+/// What a request came to, carried on its answer to the one place that counts it
+/// ([`context`], under the name of the route the router matched).
+#[derive(Debug, Clone, Copy)]
+struct Outcome {
+    outcome: &'static str,
+    reason: &'static str,
+}
+
+/// Marks the answer with the request's outcome, counted once by [`context`] under the matched
+/// route's name.
 pub fn counted<R: IntoResponse>(
-    state: &AppState,
-    route: &'static str,
     outcome: &'static str,
     reason: &'static str,
     answer: R,
 ) -> Response {
-    state.metrics.request(route, outcome, reason);
-    answer.into_response()
+    let mut resp = answer.into_response();
+    resp.extensions_mut().insert(Outcome { outcome, reason });
+    resp
 }
 
 /// A limit's decision: `Ok` to go on, or the 429 (a dry-run limit logs, counts and goes on).

@@ -20,8 +20,6 @@ use crate::{
     state::AppState,
 };
 
-const ROUTE: &str = "orders";
-
 pub(super) fn order_id(raw: &str) -> Result<i64, Error> {
     raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
         Error::bad_request("invalid_order_id", "order id must be a positive integer")
@@ -42,20 +40,12 @@ pub(super) fn admit(state: &AppState, ctx: &Ctx, headers: &HeaderMap) -> Result<
             });
         }
     }
-    runtime
-        .verifier
-        .verify(
-            headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok()),
-        )
-        .map(|uid| uid.as_ref().to_string())
-        .map_err(|e| Refusal::Unauthorized { reason: e.reason() })
+    super::user(&runtime, headers).map(|uid| uid.as_ref().to_string())
 }
 
-fn refused(state: &AppState, refusal: Refusal) -> Response {
+fn refused(refusal: Refusal) -> Response {
     let reason = refusal.reason();
-    counted(state, ROUTE, "refused", reason, refusal)
+    counted("refused", reason, refusal)
 }
 
 async fn forward(
@@ -69,18 +59,17 @@ async fn forward(
         Ok(payload) => payload.map(Bytes::from),
         Err(e) => {
             let e = Error::Internal(format!("order body: {e}"));
-            return counted(state, ROUTE, "failed", e.code(), e);
+            return counted("failed", e.code(), e);
         }
     };
-    pass_through(state, ctx, ROUTE, method, &path, payload, &[]).await
+    pass_through(state, ctx, method, &path, payload, &[]).await
 }
 
 /// Sends the request to an origin and passes its answer back as is (status, body, content
-/// type), counted under `route`.
+/// type), counted under the matched route.
 pub(super) async fn pass_through(
     state: &AppState,
     ctx: &Ctx,
-    route: &'static str,
     method: Method,
     path: &str,
     body: Option<Bytes>,
@@ -97,12 +86,12 @@ pub(super) async fn pass_through(
             if let Some(v) = answer.headers.get(header::CONTENT_TYPE) {
                 resp.headers_mut().insert(header::CONTENT_TYPE, v.clone());
             }
-            counted(state, route, "forwarded", "", resp)
+            counted("forwarded", "", resp)
         }
         Err(e) => {
             state.metrics.origin("unreachable");
             let e = Error::OriginUnavailable(e.to_string());
-            counted(state, route, "failed", e.code(), e)
+            counted("failed", e.code(), e)
         }
     }
 }
@@ -129,14 +118,14 @@ async fn by_owner(
 ) -> Response {
     let uid = match admit(state, ctx, headers) {
         Ok(uid) => uid,
-        Err(refusal) => return refused(state, refusal),
+        Err(refusal) => return refused(refusal),
     };
     match order_id(id) {
         Ok(id) => {
             let path = format!("/v1/orders/{id}?uid={}", query_uid(&uid));
             forward(state, ctx, method, path, None).await
         }
-        Err(e) => counted(state, ROUTE, "failed", e.code(), e),
+        Err(e) => counted("failed", e.code(), e),
     }
 }
 
@@ -166,7 +155,7 @@ pub async fn extend(
 ) -> Response {
     let uid = match admit(&state, &ctx, &headers) {
         Ok(uid) => uid,
-        Err(refusal) => return refused(&state, refusal),
+        Err(refusal) => return refused(refusal),
     };
     match order_id(&id) {
         Ok(id) => {
@@ -180,7 +169,7 @@ pub async fn extend(
             )
             .await
         }
-        Err(e) => counted(&state, ROUTE, "failed", e.code(), e),
+        Err(e) => counted("failed", e.code(), e),
     }
 }
 

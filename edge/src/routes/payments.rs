@@ -7,15 +7,13 @@
 use axum::{
     body::Bytes,
     extract::{rejection::BytesRejection, State},
-    http::{HeaderMap, HeaderName, Method, StatusCode},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode},
     response::Response,
     Extension,
 };
 
 use super::{counted, orders::pass_through, Ctx};
 use crate::{error::Error, payments::SIGNATURE_HEADER, state::AppState};
-
-const ROUTE: &str = "payments";
 
 pub async fn webhook(
     State(state): State<AppState>,
@@ -33,28 +31,38 @@ pub async fn webhook(
             } else {
                 Error::bad_request("invalid_body", rejection.body_text())
             };
-            return counted(&state, ROUTE, "failed", e.code(), e);
+            return counted("failed", e.code(), e);
         }
     };
     // Only the signature goes along: the origin judges it (missing, malformed, forged, stale).
-    let signature: Vec<_> = headers
-        .get(SIGNATURE_HEADER)
-        .map(|v| (HeaderName::from_static(SIGNATURE_HEADER), v.clone()))
-        .into_iter()
-        .collect();
+    let signature = headers.get(SIGNATURE_HEADER).cloned();
     tracing::info!(
         bytes = body.len(),
-        signed = !signature.is_empty(),
+        signed = signature.is_some(),
         "payment webhook"
     );
+    to_origin(&state, &ctx, body, signature).await
+}
+
+/// Sends a webhook `body` and its `Payment-Signature`, when it has one, to the origin's webhook,
+/// and passes its answer back as is.
+pub(super) async fn to_origin(
+    state: &AppState,
+    ctx: &Ctx,
+    body: Bytes,
+    signature: Option<HeaderValue>,
+) -> Response {
+    let header: Vec<_> = signature
+        .map(|v| (HeaderName::from_static(SIGNATURE_HEADER), v))
+        .into_iter()
+        .collect();
     pass_through(
-        &state,
-        &ctx,
-        ROUTE,
+        state,
+        ctx,
         Method::POST,
         "/v1/payments/webhook",
         Some(body),
-        &signature,
+        &header,
     )
     .await
 }

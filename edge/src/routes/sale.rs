@@ -1,6 +1,8 @@
 //! `GET /api/sales/{id}/status` (the JSON browsers poll, cacheable for a second) and
 //! `GET /sale/{id}` (the page, cacheable).
 
+use std::sync::Arc;
+
 use axum::{
     extract::{Path, State},
     http::header,
@@ -9,7 +11,21 @@ use axum::{
 };
 
 use super::{counted, sale_id, Ctx};
-use crate::{clock, error::Error, pages, sales::State as SaleState, state::AppState};
+use crate::{
+    clock,
+    error::Error,
+    pages,
+    sales::{SaleInfo, State as SaleState},
+    state::AppState,
+};
+
+/// The sale of the path's `raw` id and its facts (the cache's, else the origin's).
+async fn facts(state: &AppState, ctx: &Ctx, raw: &str) -> Result<(i64, Arc<SaleInfo>), Error> {
+    let id = sale_id(raw)?;
+    let origins = state.runtime.load().origins.clone();
+    let info = state.sales.get(&origins, id, &ctx.request_id).await?;
+    Ok((id, info))
+}
 
 pub async fn status(
     State(state): State<AppState>,
@@ -17,12 +33,8 @@ pub async fn status(
     Path(id): Path<String>,
 ) -> Response {
     let answer = async {
-        let id = sale_id(&id)?;
+        let (id, info) = facts(&state, &ctx, &id).await?;
         let runtime = state.runtime.load();
-        let info = state
-            .sales
-            .get(&runtime.origins, id, &ctx.request_id)
-            .await?;
         let status = info.status(clock::now(), state.soldout.is_sold_out(id));
         let pages = &runtime.config.pages;
         let cache = match status.state {
@@ -37,20 +49,20 @@ pub async fn status(
     }
     .await;
     match answer {
-        Ok(resp) => counted(&state, "status", "served", "", resp),
+        Ok(resp) => counted("served", "", resp),
         Err(e @ Error::UnknownSale(_)) => {
             // The true answer for this very URL (nginx passes the path it keys its cache on):
             // cacheable like a live status, so a flood of one unknown id costs one request a
             // second. Every other error stays `no-store`.
             let max_age = state.runtime.load().config.pages.status_max_age_seconds;
-            let mut resp = counted(&state, "status", "failed", e.code(), e);
+            let mut resp = counted("failed", e.code(), e);
             if let Ok(value) = header::HeaderValue::from_str(&format!("public, max-age={max_age}"))
             {
                 resp.headers_mut().insert(header::CACHE_CONTROL, value);
             }
             resp
         }
-        Err(e) => counted(&state, "status", "failed", e.code(), e),
+        Err(e) => counted("failed", e.code(), e),
     }
 }
 
@@ -60,12 +72,8 @@ pub async fn page(
     Path(id): Path<String>,
 ) -> Response {
     let answer = async {
-        let id = sale_id(&id)?;
+        let (id, info) = facts(&state, &ctx, &id).await?;
         let runtime = state.runtime.load();
-        let info = state
-            .sales
-            .get(&runtime.origins, id, &ctx.request_id)
-            .await?;
         let checkout = pages::Checkout::from_config(&runtime.config);
         let html = pages::sale_page(&info, clock::now(), state.soldout.is_sold_out(id), checkout)
             .map_err(|e| Error::Internal(format!("sale page: {e}")))?;
@@ -77,7 +85,7 @@ pub async fn page(
     }
     .await;
     match answer {
-        Ok(resp) => counted(&state, "page", "served", "", resp),
-        Err(e) => counted(&state, "page", "failed", e.code(), e),
+        Ok(resp) => counted("served", "", resp),
+        Err(e) => counted("failed", e.code(), e),
     }
 }

@@ -5,7 +5,8 @@
 //! the payment service's signed webhook pays an order.
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::{FromRequestParts, Path, Query, State},
+    http::request::Parts,
     response::{IntoResponse, Response},
     Json,
 };
@@ -45,36 +46,48 @@ pub(super) struct UidQuery {
     uid: Option<String>,
 }
 
-fn uid_of(
-    query: std::result::Result<Query<UidQuery>, axum::extract::rejection::QueryRejection>,
-    max: usize,
-) -> Result<String> {
-    let uid = query
-        .ok()
-        .and_then(|Query(q)| q.uid)
-        .ok_or_else(|| Error::bad_request("invalid_uid", "?uid= is required"))?;
-    valid_uid(&uid, max)?;
-    Ok(uid)
+/// An order asked for by its owner: the order id of the path and the `?uid=` of the query, each
+/// checked (`invalid_order_id`, `invalid_uid`; a query that does not parse has no uid).
+pub(super) struct ByOwner {
+    id: i64,
+    uid: String,
 }
 
-pub(super) async fn order(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    query: std::result::Result<Query<UidQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response> {
-    let id = order_id(&id)?;
-    let uid = uid_of(query, state.config.http.max_uid_bytes)?;
-    Ok(order_answer(state.holds.order(id, &uid).await?))
+impl FromRequestParts<AppState> for ByOwner {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> std::result::Result<Self, Response> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let query = Query::<UidQuery>::from_request_parts(parts, state).await;
+        let checked = || -> Result<Self> {
+            let id = order_id(&id)?;
+            let uid = query
+                .ok()
+                .and_then(|Query(q)| q.uid)
+                .ok_or_else(|| Error::bad_request("invalid_uid", "?uid= is required"))?;
+            valid_uid(&uid, state.config.http.max_uid_bytes)?;
+            Ok(Self { id, uid })
+        };
+        checked().map_err(IntoResponse::into_response)
+    }
+}
+
+pub(super) async fn order(State(state): State<AppState>, owner: ByOwner) -> Result<Response> {
+    Ok(order_answer(state.holds.order(owner.id, &owner.uid).await?))
 }
 
 pub(super) async fn cancel_order(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    query: std::result::Result<Query<UidQuery>, axum::extract::rejection::QueryRejection>,
+    owner: ByOwner,
 ) -> Result<Response> {
-    let id = order_id(&id)?;
-    let uid = uid_of(query, state.config.http.max_uid_bytes)?;
-    Ok(order_answer(state.holds.cancel_by_user(id, &uid).await?))
+    Ok(order_answer(
+        state.holds.cancel_by_user(owner.id, &owner.uid).await?,
+    ))
 }
 
 pub(super) async fn extend(

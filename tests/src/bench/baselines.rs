@@ -8,7 +8,11 @@ use anyhow::{bail, Context};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
-use super::cpu::{Meter, Spent};
+use super::{
+    cpu::{Meter, Spent},
+    phases::{CONCURRENCY, REDIS_BENCHMARK_REQUESTS},
+    world::World,
+};
 use crate::{net, nginx_server::nginx_binary, redis_under_test::RedisUnderTest, wait};
 
 /// A baseline server process, killed when dropped with its whole process group (nginx's
@@ -230,4 +234,20 @@ async fn delete_matching(
         }
         cursor = next;
     }
+}
+
+/// One `redis-benchmark` run of `reserve.lua` on `world`'s Redis at the phases' concurrency and
+/// request count ([`redis_reserve`]): its requests per second, and the CPU `meter` read.
+pub(super) async fn redis_reserve_run<R: RedisUnderTest>(
+    world: &World<R>,
+    meter: &Meter,
+) -> anyhow::Result<(f64, Spent)> {
+    redis_reserve(
+        &world.stack.redis,
+        &world.lua_dir(),
+        CONCURRENCY,
+        REDIS_BENCHMARK_REQUESTS,
+        meter,
+    )
+    .await
 }

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::{
     baselines, measure,
-    phases::{self, latency, CONCURRENCY, REDIS_BENCHMARK_REQUESTS},
+    phases::{self, latency, CONCURRENCY},
     system::median,
     world::World,
 };
@@ -66,14 +66,7 @@ pub async fn origin_alone<R: RedisUnderTest>(
             "the origin answered other than 200: {:?}",
             o.statuses
         );
-        let (rps, _) = baselines::redis_reserve(
-            &world.stack.redis,
-            &world.lua_dir(),
-            CONCURRENCY,
-            REDIS_BENCHMARK_REQUESTS,
-            &redis_meter,
-        )
-        .await?;
+        let (rps, _) = baselines::redis_reserve_run(world, &redis_meter).await?;
         origin.push(o.rps);
         redis.push(rps);
         last = Some(o);

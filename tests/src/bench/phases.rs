@@ -230,14 +230,7 @@ pub async fn live<R: RedisUnderTest>(world: &World<R>, winners: usize) -> anyhow
     let redis_meter = redis_meter(world)?;
     let (mut redis, mut redis_cpu, mut redis_requests) = (Vec::new(), Spent::default(), 0);
     for _ in 0..REDIS_BENCHMARK_RUNS {
-        let (rps, spent) = baselines::redis_reserve(
-            &world.stack.redis,
-            &world.lua_dir(),
-            CONCURRENCY,
-            REDIS_BENCHMARK_REQUESTS,
-            &redis_meter,
-        )
-        .await?;
+        let (rps, spent) = baselines::redis_reserve_run(world, &redis_meter).await?;
         redis.push(rps);
         redis_cpu.add(&spent);
         redis_requests += REDIS_BENCHMARK_REQUESTS;

@@ -30,50 +30,37 @@ pub struct Results {
 
 /// The summary object, from the phases' results.
 pub fn summary(results: &Results) -> Value {
-    let Results {
-        machine,
-        sold_out,
-        live,
-        origin_alone,
-        status_cache,
-        hold_return,
-        propagation,
-        crowd,
-        memory,
-        recovery,
-        redis_loss,
-    } = results;
-    let drift = crowd["drift"]
+    let drift = results.crowd["drift"]
         .as_i64()
         .unwrap_or(i64::MAX)
         .abs()
-        .max(recovery["drift"].as_i64().unwrap_or(i64::MAX).abs());
+        .max(results.recovery["drift"].as_i64().unwrap_or(i64::MAX).abs());
     json!({
         "summary": true,
-        "machine": machine,
-        "soldout_ratio_vs_nginx": num(sold_out, "ratio_vs_nginx"),
-        "edge_soldout_ratio_vs_hyper": num(sold_out, "edge_ratio_vs_hyper"),
-        "live_ratio_vs_redis": num(live, "ratio_vs_redis"),
-        "origin_ratio_vs_redis": num(origin_alone, "ratio_vs_redis"),
-        "status_cached_ratio_vs_edge": num(status_cache, "ratio_cached_vs_edge"),
-        "status_edge_rps_behind_nginx": num(status_cache, "edge_requests_per_second_behind_nginx"),
-        "hold_expiry_to_bought_ms": num(hold_return, "expiry_to_bought_through_nginx_ms"),
+        "machine": results.machine,
+        "soldout_ratio_vs_nginx": num(&results.sold_out, "ratio_vs_nginx"),
+        "edge_soldout_ratio_vs_hyper": num(&results.sold_out, "edge_ratio_vs_hyper"),
+        "live_ratio_vs_redis": num(&results.live, "ratio_vs_redis"),
+        "origin_ratio_vs_redis": num(&results.origin_alone, "ratio_vs_redis"),
+        "status_cached_ratio_vs_edge": num(&results.status_cache, "ratio_cached_vs_edge"),
+        "status_edge_rps_behind_nginx": num(&results.status_cache, "edge_requests_per_second_behind_nginx"),
+        "hold_expiry_to_bought_ms": num(&results.hold_return, "expiry_to_bought_through_nginx_ms"),
         "redis_cmds_per_attempt": {
-            "loser": num(live, "redis_cmds_per_loser"),
-            "winner": num(live, "redis_cmds_per_winner"),
-            "soldout": num(sold_out, "redis_commands") / num(sold_out, "attempts").max(1.0),
+            "loser": num(&results.live, "redis_cmds_per_loser"),
+            "winner": num(&results.live, "redis_cmds_per_winner"),
+            "soldout": num(&results.sold_out, "redis_commands") / num(&results.sold_out, "attempts").max(1.0),
         },
-        "soldout_origin_requests": num(sold_out, "origin_requests"),
-        "origin_requests_per_unit": num(crowd, "origin_requests_per_unit"),
-        "propagation_ms": num(propagation, "median_ms"),
-        "recovery_seconds": num(recovery, "recovery_seconds"),
-        "heal_after_lost_tail_ms": num(redis_loss, "lost_tail_restart_to_healed_ms"),
-        "heal_after_empty_restart_ms": num(redis_loss, "empty_restart_to_healed_ms"),
-        "attempts_per_unit_lost": num(redis_loss, "lost_tail_attempts_per_unit_lost"),
-        "redis_outage_503_beyond_ms": num(redis_loss, "outage_503_beyond_ms"),
-        "edge_rss_mb_1m_clients": num(memory, "edge_peak_rss_mb"),
-        "origin_peak_rss_mb": num(memory, "origin_peak_rss_mb"),
-        "bot_units": crowd["bot_units"],
+        "soldout_origin_requests": num(&results.sold_out, "origin_requests"),
+        "origin_requests_per_unit": num(&results.crowd, "origin_requests_per_unit"),
+        "propagation_ms": num(&results.propagation, "median_ms"),
+        "recovery_seconds": num(&results.recovery, "recovery_seconds"),
+        "heal_after_lost_tail_ms": num(&results.redis_loss, "lost_tail_restart_to_healed_ms"),
+        "heal_after_empty_restart_ms": num(&results.redis_loss, "empty_restart_to_healed_ms"),
+        "attempts_per_unit_lost": num(&results.redis_loss, "lost_tail_attempts_per_unit_lost"),
+        "redis_outage_503_beyond_ms": num(&results.redis_loss, "outage_503_beyond_ms"),
+        "edge_rss_mb_1m_clients": num(&results.memory, "edge_peak_rss_mb"),
+        "origin_peak_rss_mb": num(&results.memory, "origin_peak_rss_mb"),
+        "bot_units": results.crowd["bot_units"],
         "drift": drift,
     })
 }
@@ -86,70 +73,67 @@ pub fn table(summary: &Value, results: &Results) -> String {
         v.as_f64()
             .map_or_else(|| "-".to_string(), |x| format!("{x:.2}"))
     };
+    // A row: its name, the figures beside its value, the summary's `key`, its target.
+    let row = |name, figures, key: &str, target| (name, figures, r(&s[key]), target);
+    // A row whose figures are two rates of `phase`, `a / b`.
+    let rates = |name, phase: &Value, [a, b]: [&str; 2], key: &str, target| {
+        let figures = format!("{:.0} / {:.0}", num(phase, a), num(phase, b));
+        row(name, figures, key, target)
+    };
+    // A heal of the Redis loss phase: restart to healed, and noticed to healed beside it.
+    let healed = |name, noticed: &str, key: &str| {
+        let figures = format!("noticed to healed {:.0}", num(&results.redis_loss, noticed));
+        row(name, figures, key, "-")
+    };
     let rows = [
-        (
+        rates(
             "sold out: stack rps / nginx return 200 rps",
-            format!(
-                "{:.0} / {:.0}",
-                num(sold_out, "stack_rps"),
-                num(sold_out, "nginx_return_200_rps")
-            ),
-            r(&s["soldout_ratio_vs_nginx"]),
+            sold_out,
+            ["stack_rps", "nginx_return_200_rps"],
+            "soldout_ratio_vs_nginx",
             ">= 0.6",
         ),
-        (
+        rates(
             "sold out: edge alone rps / bare hyper rps",
-            format!(
-                "{:.0} / {:.0}",
-                num(sold_out, "edge_alone_rps"),
-                num(sold_out, "hyper_hello_rps")
-            ),
-            r(&s["edge_soldout_ratio_vs_hyper"]),
+            sold_out,
+            ["edge_alone_rps", "hyper_hello_rps"],
+            "edge_soldout_ratio_vs_hyper",
             "-",
         ),
-        (
+        rates(
             "live: buys rps / redis-benchmark EVALSHA rps",
-            format!(
-                "{:.0} / {:.0}",
-                num(live, "live_rps"),
-                num(live, "redis_benchmark_evalsha_reserve_rps")
-            ),
-            r(&s["live_ratio_vs_redis"]),
+            live,
+            ["live_rps", "redis_benchmark_evalsha_reserve_rps"],
+            "live_ratio_vs_redis",
             ">= 0.5",
         ),
-        (
+        rates(
             "origin alone: reserves rps / redis-benchmark rps",
-            format!(
-                "{:.0} / {:.0}",
-                num(&results.origin_alone, "origin_reserve_rps"),
-                num(&results.origin_alone, "redis_benchmark_evalsha_reserve_rps")
-            ),
-            r(&s["origin_ratio_vs_redis"]),
+            &results.origin_alone,
+            ["origin_reserve_rps", "redis_benchmark_evalsha_reserve_rps"],
+            "origin_ratio_vs_redis",
             "-",
         ),
-        (
+        rates(
             "status JSON: nginx cache rps / edge alone rps",
-            format!(
-                "{:.0} / {:.0}",
-                num(&results.status_cache, "nginx_cached_rps"),
-                num(&results.status_cache, "edge_alone_rps")
-            ),
-            r(&s["status_cached_ratio_vs_edge"]),
+            &results.status_cache,
+            ["nginx_cached_rps", "edge_alone_rps"],
+            "status_cached_ratio_vs_edge",
             "-",
         ),
-        (
+        row(
             "status JSON: edge requests/s behind nginx",
             String::new(),
-            r(&s["status_edge_rps_behind_nginx"]),
+            "status_edge_rps_behind_nginx",
             "~1 per edge",
         ),
-        (
+        row(
             "lapsed hold: expiry to bought again, ms",
             format!(
                 "edges open {:.0}",
                 num(&results.hold_return, "expiry_to_edges_open_ms")
             ),
-            r(&s["hold_expiry_to_bought_ms"]),
+            "hold_expiry_to_bought_ms",
             "-",
         ),
         (
@@ -163,58 +147,50 @@ pub fn table(summary: &Value, results: &Results) -> String {
             "-".into(),
             "<= 2 / 3 / 0",
         ),
-        (
+        row(
             "origin requests per unit (crowd)",
             String::new(),
-            r(&s["origin_requests_per_unit"]),
+            "origin_requests_per_unit",
             "<= 1.5",
         ),
-        (
+        row(
             "sold-out propagation, ms (median)",
             String::new(),
-            r(&s["propagation_ms"]),
+            "propagation_ms",
             "-",
         ),
-        (
+        row(
             "recovery after origin SIGKILL, s",
             String::new(),
-            r(&s["recovery_seconds"]),
+            "recovery_seconds",
             "<= 3",
         ),
-        (
+        healed(
             "Redis lost its tail: restart to healed, ms",
-            format!(
-                "noticed to healed {:.0}",
-                num(&results.redis_loss, "lost_tail_notice_to_healed_ms")
-            ),
-            r(&s["heal_after_lost_tail_ms"]),
-            "-",
+            "lost_tail_notice_to_healed_ms",
+            "heal_after_lost_tail_ms",
         ),
-        (
+        healed(
             "Redis restarted empty: restart to healed, ms",
-            format!(
-                "noticed to healed {:.0}",
-                num(&results.redis_loss, "empty_notice_to_healed_ms")
-            ),
-            r(&s["heal_after_empty_restart_ms"]),
-            "-",
+            "empty_notice_to_healed_ms",
+            "heal_after_empty_restart_ms",
         ),
-        (
+        row(
             "attempts in PostgreSQL per unit Redis lost",
             String::new(),
-            r(&s["attempts_per_unit_lost"]),
+            "attempts_per_unit_lost",
             "small",
         ),
-        (
+        row(
             "Redis away 3 s: 503s beyond the outage, ms",
             String::new(),
-            r(&s["redis_outage_503_beyond_ms"]),
+            "redis_outage_503_beyond_ms",
             "-",
         ),
-        (
+        row(
             "edge peak RSS after 1M clients, MB",
             String::new(),
-            r(&s["edge_rss_mb_1m_clients"]),
+            "edge_rss_mb_1m_clients",
             "<= 150",
         ),
         ("bot units", String::new(), s["bot_units"].to_string(), "0"),

@@ -19,7 +19,7 @@ use flash_tests::{
     stack::Stack,
     wait,
 };
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::time::Instant;
 
 use crate::{buy, jwt, pass, start};
@@ -56,38 +56,15 @@ async fn origin_down_gets_503_json_at_once_and_requests_flow_again_when_it_is_ba
     let edge_url = world.edge(0).url();
     // The origin is retried once its dead period (200 ms in tests) has passed.
     wait::until("buys flow again", Duration::from_secs(10), || {
-        let pass_url = format!("{edge_url}/api/captcha?sale={sale}");
         let http = http.clone();
         let bob = bob.clone();
         let edge_url = edge_url.clone();
         async move {
-            let challenge: Value = http
-                .get(&pass_url)
-                .bearer_auth(&bob)
-                .send()
-                .await?
-                .json()
-                .await?;
-            let token = challenge["challenge"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let nonce = edge::captcha::pow::solve(
-                &token,
-                u8::try_from(challenge["difficulty"].as_u64().unwrap_or(8))?,
-            );
-            let solved: Value = http
-                .post(format!("{edge_url}/api/captcha"))
-                .bearer_auth(&bob)
-                .json(&json!({"sale": sale, "challenge": token, "nonce": nonce}))
-                .send()
-                .await?
-                .json()
-                .await?;
+            let pass = flash_tests::shopper::pass_token(&http, &edge_url, &bob, sale, None).await?;
             let status = http
                 .post(format!("{edge_url}/api/sales/{sale}/buy"))
                 .bearer_auth(&bob)
-                .json(&json!({"pass_token": solved["pass_token"]}))
+                .json(&json!({"pass_token": pass}))
                 .send()
                 .await?
                 .status();

@@ -6,24 +6,7 @@ use super::*;
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lapsed_hold_gives_its_unit_back_and_reopens_the_sale_on_two_edges() {
     let stack = stack().await;
-    let edges = [
-        EdgeProcess::start(
-            edge_binary!(),
-            &stack.redis.url(),
-            &[stack.origin.url()],
-            &EdgeOptions::default(),
-        )
-        .await
-        .unwrap(),
-        EdgeProcess::start(
-            edge_binary!(),
-            &stack.redis.url(),
-            &[stack.origin.url()],
-            &EdgeOptions::default(),
-        )
-        .await
-        .unwrap(),
-    ];
+    let edges = [edge(&stack).await, edge(&stack).await];
     let sale = sale(&stack, 1, 2).await;
     let order = reserve(&stack, sale, "alice").await;
     for edge in &edges {
@@ -60,15 +43,12 @@ async fn a_lapsed_hold_gives_its_unit_back_and_reopens_the_sale_on_two_edges() {
     );
     // The status JSON, which open pages poll, says live again on both edges.
     for edge in &edges {
-        let status: Value = stack
-            .http
-            .get(format!("{}/api/sales/{sale}/status", edge.url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status = json_of(
+            stack
+                .http
+                .get(format!("{}/api/sales/{sale}/status", edge.url())),
+        )
+        .await;
         assert_eq!(status["state"], "live", "{status}");
     }
     let books = stack.books(sale).await.unwrap();
@@ -85,14 +65,8 @@ async fn a_lapsed_hold_gives_its_unit_back_and_reopens_the_sale_on_two_edges() {
     let pass = flash_tests::shopper::pass_token(&stack.http, &url, &bob, sale, None)
         .await
         .unwrap();
-    let resp = stack
-        .http
-        .post(format!("{url}/api/sales/{sale}/buy"))
-        .bearer_auth(&bob)
-        .json(&json!({"pass_token": pass}))
-        .send()
-        .await
-        .unwrap();
+    let buy = format!("{url}/api/sales/{sale}/buy");
+    let resp = post_as(&stack, buy, &bob, json!({"pass_token": pass})).await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     let books = stack.books(sale).await.unwrap();
     books.check().unwrap();
@@ -103,15 +77,7 @@ async fn a_lapsed_hold_gives_its_unit_back_and_reopens_the_sale_on_two_edges() {
 async fn two_origins_sweeping_the_same_expired_holds_cancel_each_once() {
     const HOLDS: i64 = 40;
     let stack = stack().await;
-    let other = flash_tests::origin_process::OriginProcess::start(
-        origin_binary!(),
-        &stack.redis.url(),
-        &stack.postgres.url(),
-        &OriginOptions::default(),
-        None,
-    )
-    .await
-    .unwrap();
+    let other = front::start_origin(origin_binary!(), &stack).await.unwrap();
     let sale = sale(&stack, HOLDS, 1).await;
     let mut orders = Vec::new();
     for i in 0..HOLDS {

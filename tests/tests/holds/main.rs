@@ -22,6 +22,7 @@ use std::{sync::Arc, time::Duration};
 
 use flash_tests::{
     edge_process::{EdgeOptions, EdgeProcess},
+    front,
     origin_process::OriginOptions,
     payments,
     stack::Stack,
@@ -35,6 +36,13 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 async fn stack() -> Stack {
     Stack::start(origin_binary!(), OriginOptions::default())
+        .await
+        .unwrap()
+}
+
+/// An edge with the default options in front of `stack`.
+async fn edge(stack: &Stack) -> EdgeProcess {
+    front::start_edge(edge_binary!(), stack, &EdgeOptions::default())
         .await
         .unwrap()
 }
@@ -89,6 +97,23 @@ async fn wait_status(stack: &Stack, order: i64, status: &str) -> Duration {
     )
     .await
     .unwrap()
+}
+
+/// POSTs `body` to `url` as the user of `jwt`.
+async fn post_as(stack: &Stack, url: String, jwt: &str, body: Value) -> reqwest::Response {
+    stack
+        .http
+        .post(url)
+        .bearer_auth(jwt)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Sends `req` and reads its JSON answer.
+async fn json_of(req: reqwest::RequestBuilder) -> Value {
+    req.send().await.unwrap().json().await.unwrap()
 }
 
 fn jwt(uid: &str) -> String {

@@ -5,14 +5,7 @@ use super::*;
 #[tokio::test(flavor = "multi_thread")]
 async fn another_users_order_and_an_unknown_one_are_both_404_through_the_edge() {
     let stack = stack().await;
-    let edge = EdgeProcess::start(
-        edge_binary!(),
-        &stack.redis.url(),
-        &[stack.origin.url()],
-        &EdgeOptions::default(),
-    )
-    .await
-    .unwrap();
+    let edge = edge(&stack).await;
     let sale = sale(&stack, 2, 600).await;
     let order = reserve(&stack, sale, "alice").await;
     let url = edge.url();
@@ -78,16 +71,13 @@ async fn another_users_order_and_an_unknown_one_are_both_404_through_the_edge() 
         );
     }
     // The owner sees the hold and its time left, extends it once, pays.
-    let mine: Value = stack
-        .http
-        .get(format!("{url}/api/orders/{order}"))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mine = json_of(
+        stack
+            .http
+            .get(format!("{url}/api/orders/{order}"))
+            .bearer_auth(&alice),
+    )
+    .await;
     assert_eq!(mine["status"], "pending");
     assert!(
         mine["hold_remaining_seconds"].as_i64().unwrap() > 500,
@@ -105,14 +95,8 @@ async fn another_users_order_and_an_unknown_one_are_both_404_through_the_edge() 
     extend(200).await;
     extend(409).await;
     // Paid by the payment service's signed webhook (dev mode plays it for the owner).
-    let paid = stack
-        .http
-        .post(format!("{url}/api/dev/pay"))
-        .bearer_auth(&alice)
-        .json(&json!({"order_id": order}))
-        .send()
-        .await
-        .unwrap();
+    let pay = format!("{url}/api/dev/pay");
+    let paid = post_as(&stack, pay, &alice, json!({"order_id": order})).await;
     assert_eq!(paid.status(), 200);
     stack.books(sale).await.unwrap().check().unwrap();
 }

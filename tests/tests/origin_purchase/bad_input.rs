@@ -1,15 +1,45 @@
 //! Bad input at the origin: each a clear JSON error, and nothing written to Redis or PostgreSQL.
+//! The table is driven through the origin's router in memory (`OriginRouter`), on a real Redis
+//! and PostgreSQL.
 
-use super::*;
+use std::time::Duration;
+
+use flash_tests::{
+    origin_router::OriginRouter, postgres_server::PostgresServer, redis_server::RedisServer,
+    stack::read_books, wait,
+};
+use origin::reservations::ACTIVE_SALES_KEY;
+use redis::AsyncCommands;
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_gets_a_clear_json_error_and_changes_nothing() {
-    let stack = stack(OriginOptions::default()).await;
-    let sale = stack.create_sale(3).await.unwrap();
-    let mut conn = stack.redis.connection().await.unwrap();
+    let (redis, postgres) =
+        tokio::try_join!(RedisServer::start(), PostgresServer::start()).unwrap();
+    let origin = OriginRouter::start(&redis.url(), &postgres.url())
+        .await
+        .unwrap();
+    let created = origin
+        .send(
+            "POST",
+            "/v1/sales",
+            json!({"name": "Test sneakers", "stock": 3}).to_string(),
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.status, 201, "create sale: {}", created.text);
+    let sale = created.json["id"].as_i64().expect("sale id");
+    let mut conn = redis.connection().await.unwrap();
+    // The recovery poller's first read puts the epoch of its index: the keys are counted after.
+    wait::until("the poller's first read", Duration::from_secs(10), || {
+        let mut conn = conn.clone();
+        async move { Ok(conn.exists::<_, bool>(ACTIVE_SALES_KEY).await?) }
+    })
+    .await
+    .unwrap();
     let keys_before: i64 = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
-    let books_before = stack.books(sale).await.unwrap();
-    let url = stack.origin.url();
+    let books_before = read_books(&mut conn, &postgres, sale).await.unwrap();
     let reserve = format!("/v1/sales/{sale}/reserve");
     let huge_uid = "u".repeat(129);
     let oversized = format!("{{\"uid\": \"{}\"}}", "x".repeat(5000));
@@ -122,48 +152,40 @@ async fn bad_input_gets_a_clear_json_error_and_changes_nothing() {
         ("DELETE", &reserve, String::new(), 405, "method_not_allowed"),
     ];
     for (method, path, body, status, code) in cases {
-        let resp = stack
-            .http
-            .request(method.parse().unwrap(), format!("{url}{path}"))
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
-        let got = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        let json: Value = serde_json::from_str(&text)
-            .unwrap_or_else(|_| panic!("{method} {path} {body:.60}: not JSON: {text}"));
+        let answer = origin.send(method, path, body.clone(), true).await.unwrap();
+        let text = &answer.text;
+        assert!(
+            answer.json.is_object(),
+            "{method} {path} {body:.60}: not JSON: {text}"
+        );
         assert_eq!(
-            (got, json["error"].as_str()),
+            (answer.status, answer.json["error"].as_str()),
             (status, Some(code)),
             "{method} {path} {body:.60}: {text}"
         );
         assert!(
-            json["message"].as_str().is_some_and(|m| !m.is_empty()),
+            answer.json["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
             "{text}"
         );
     }
 
     // Without the JSON content type.
-    let resp = stack
-        .http
-        .post(format!("{url}{reserve}"))
-        .body("{\"uid\": \"u\"}")
-        .send()
+    let answer = origin
+        .send("POST", &reserve, "{\"uid\": \"u\"}".into(), false)
         .await
         .unwrap();
-    assert_eq!(resp.status().as_u16(), 400);
+    assert_eq!(answer.status, 400);
 
     let keys_after: i64 = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
     assert_eq!(keys_before, keys_after, "bad input wrote to Redis");
     assert_eq!(
-        stack.books(sale).await.unwrap(),
+        read_books(&mut conn, &postgres, sale).await.unwrap(),
         books_before,
         "bad input changed the books"
     );
-    let sales: i64 = stack
-        .postgres
+    let sales: i64 = postgres
         .client()
         .await
         .unwrap()
@@ -172,4 +194,5 @@ async fn bad_input_gets_a_clear_json_error_and_changes_nothing() {
         .unwrap()
         .get(0);
     assert_eq!(sales, 1, "a refused sale was created");
+    origin.stop().await;
 }

@@ -4,6 +4,34 @@
 
 use super::*;
 
+/// Reserves for each of `uids` at once: (uid, status, body) per request.
+async fn reserve_at_once(
+    stack: &Arc<Stack>,
+    sale: i64,
+    uids: impl Iterator<Item = String>,
+) -> Vec<(String, u16, Value)> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for uid in uids {
+        let stack = stack.clone();
+        tasks.spawn(async move {
+            let (status, body) = stack.reserve(sale, &uid).await.unwrap();
+            (uid, status, body)
+        });
+    }
+    tasks.join_all().await
+}
+
+/// The books of `sale` once nothing is in flight, checked.
+async fn quiet_books(stack: &Stack, sale: i64) -> flash_tests::stack::Books {
+    stack
+        .wait_quiet(sale, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    let books = stack.books(sale).await.unwrap();
+    books.check().unwrap();
+    books
+}
+
 /// Users whose answer was 200 `reserved`.
 fn winners(answers: &[(String, u16, Value)]) -> HashSet<String> {
     answers
@@ -36,16 +64,12 @@ async fn i1_i2_i3_i4_crowd_of_2000_requests_from_1000_users_sells_exactly_the_st
     let stack = Arc::new(stack(OriginOptions::default()).await);
     let sale = stack.create_sale(100).await.unwrap();
 
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..2000 {
-        let stack = stack.clone();
-        tasks.spawn(async move {
-            let uid = format!("user-{}", i % 1000);
-            let (status, body) = stack.reserve(sale, &uid).await.unwrap();
-            (uid, status, body)
-        });
-    }
-    let answers: Vec<_> = tasks.join_all().await;
+    let answers = reserve_at_once(
+        &stack,
+        sale,
+        (0..2000).map(|i| format!("user-{}", i % 1000)),
+    )
+    .await;
 
     let reserved = answers.iter().filter(|a| a.1 == 200).count();
     let sold_out = answers.iter().filter(|a| a.1 == 410).count();
@@ -70,12 +94,7 @@ async fn i1_i2_i3_i4_crowd_of_2000_requests_from_1000_users_sells_exactly_the_st
     }
     println!("{unconfirmed} winners answered before their order was written");
 
-    stack
-        .wait_quiet(sale, std::time::Duration::from_secs(30))
-        .await
-        .unwrap();
-    let books = stack.books(sale).await.unwrap();
-    books.check().unwrap();
+    let books = quiet_books(&stack, sale).await;
     assert_eq!((books.redis_remaining, books.live()), (0, 100));
     assert_every_winner_has_an_order(&stack, sale, &winners(&answers)).await;
     assert_reconcile_balances(&stack, sale).await;
@@ -94,23 +113,13 @@ async fn assert_reconcile_balances(stack: &Stack, sale: i64) {
 async fn i3_one_uid_sending_50_concurrent_requests_gets_one_order() {
     let stack = Arc::new(stack(OriginOptions::default()).await);
     let sale = stack.create_sale(10).await.unwrap();
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..50 {
-        let stack = stack.clone();
-        tasks.spawn(async move { stack.reserve(sale, "greedy").await.unwrap() });
-    }
-    let answers = tasks.join_all().await;
-    let reserved = answers.iter().filter(|a| a.0 == 200).count();
-    let duplicates: Vec<_> = answers.iter().filter(|a| a.0 == 409).collect();
+    let answers = reserve_at_once(&stack, sale, (0..50).map(|_| "greedy".to_string())).await;
+    let reserved = answers.iter().filter(|a| a.1 == 200).count();
+    let duplicates: Vec<_> = answers.iter().filter(|a| a.1 == 409).collect();
     assert_eq!((reserved, duplicates.len()), (1, 49), "{answers:?}");
-    assert!(duplicates.iter().all(|d| d.1["error"] == "duplicate"));
+    assert!(duplicates.iter().all(|d| d.2["error"] == "duplicate"));
 
-    stack
-        .wait_quiet(sale, std::time::Duration::from_secs(30))
-        .await
-        .unwrap();
-    let books = stack.books(sale).await.unwrap();
-    books.check().unwrap();
+    let books = quiet_books(&stack, sale).await;
     assert_eq!((books.live(), books.redis_remaining), (1, 9));
     assert_reconcile_balances(&stack, sale).await;
 }

@@ -11,11 +11,7 @@ use super::*;
 /// unit is sold again, and the return is not counted twice.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_forgotten_return_is_found_by_the_books_and_healed() {
-    let mut stack = Arc::new(stack().await);
-    let sale = stack.create_sale(3).await.unwrap();
-    let first = crowd(&stack, sale, uids("early", 3)).await;
-    assert_eq!(reserved(&first).len(), 3, "{first:?}");
-    stack.wait_quiet(sale, HEAL_DEADLINE).await.unwrap();
+    let (mut stack, sale, first) = early_buyers(3, 3).await;
     let copy = stack.redis.copy_aof().unwrap();
     let (quitter, _, body) = &first[0];
     let order = body["order_id"].as_i64().unwrap();
@@ -31,12 +27,7 @@ async fn a_forgotten_return_is_found_by_the_books_and_healed() {
     assert_eq!(cancelled.status(), 200);
     stack.wait_quiet(sale, HEAL_DEADLINE).await.unwrap();
 
-    Arc::get_mut(&mut stack)
-        .unwrap()
-        .redis
-        .restart_from(&copy)
-        .await
-        .unwrap();
+    restart_from(&mut stack, &copy).await;
     let restored = Instant::now();
     assert_eq!(
         answered(&stack, sale, "late-0").await,

@@ -15,14 +15,9 @@ async fn a_healed_full_sale_turns_sold_out_on_every_edge() {
     let mut edges = Vec::new();
     for _ in 0..2 {
         edges.push(
-            EdgeProcess::start(
-                edge_binary,
-                &stack.redis.url(),
-                &[stack.origin.url()],
-                &EdgeOptions::default(),
-            )
-            .await
-            .unwrap(),
+            front::start_edge(edge_binary, &stack, &EdgeOptions::default())
+                .await
+                .unwrap(),
         );
     }
     let sold_out_events = |edge: &EdgeProcess| {
@@ -126,15 +121,7 @@ async fn reserve_at(http: &reqwest::Client, url: &str, sale: i64, uid: &str) -> 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_origins_meeting_one_loss_heal_it_once() {
     let mut stack = stack().await;
-    let other = OriginProcess::start(
-        origin_binary!(),
-        &stack.redis.url(),
-        &stack.postgres.url(),
-        &OriginOptions::default(),
-        None,
-    )
-    .await
-    .unwrap();
+    let other = front::start_origin(origin_binary!(), &stack).await.unwrap();
     let origins = [stack.origin.url(), other.url()];
     let sale = stack.create_sale(30).await.unwrap();
     for i in 0..10 {

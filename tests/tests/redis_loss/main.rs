@@ -28,8 +28,8 @@ use std::{
 
 use flash_tests::{
     edge_process::{EdgeOptions, EdgeProcess},
-    metrics,
-    origin_process::{OriginOptions, OriginProcess},
+    front, metrics,
+    origin_process::OriginOptions,
     stack::Stack,
     wait,
 };
@@ -88,6 +88,27 @@ async fn crowd_of(
         });
     }
     tasks.join_all().await
+}
+
+/// A sale of `stock` units, `sold` of them bought by `early-*` users, with nothing in flight: the
+/// stack, the sale and the early buyers' answers.
+async fn early_buyers(stock: i64, sold: usize) -> (Arc<Stack>, i64, Vec<(String, u16, Value)>) {
+    let stack = Arc::new(stack().await);
+    let sale = stack.create_sale(stock).await.unwrap();
+    let first = crowd(&stack, sale, uids("early", sold)).await;
+    assert_eq!(reserved(&first).len(), sold, "{first:?}");
+    stack.wait_quiet(sale, HEAL_DEADLINE).await.unwrap();
+    (stack, sale, first)
+}
+
+/// Restarts the stack's Redis from `copy` (an AOF copied earlier); no request may be running.
+async fn restart_from(stack: &mut Arc<Stack>, copy: &flash_tests::redis_server::AofCopy) {
+    Arc::get_mut(stack)
+        .expect("no request running")
+        .redis
+        .restart_from(copy)
+        .await
+        .unwrap();
 }
 
 fn uids(prefix: &str, n: usize) -> Vec<String> {

@@ -37,12 +37,7 @@ async fn a_lost_tail_heals_by_itself_and_the_gate_holds() {
     stack.wait_quiet(sale, HEAL_DEADLINE).await.unwrap();
 
     let restored = Instant::now();
-    Arc::get_mut(&mut stack)
-        .unwrap()
-        .redis
-        .restart_from(&copy)
-        .await
-        .unwrap();
+    restart_from(&mut stack, &copy).await;
     let mut conn = stack.redis.connection().await.unwrap();
     let stock: i64 = conn.get(format!("{{s:{sale}}}:stock")).await.unwrap();
     let lost = stock - 10;
@@ -135,11 +130,7 @@ async fn a_lost_tail_heals_by_itself_and_the_gate_holds() {
 /// those 6 and a few.
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_restarted_empty_mid_sale_heals_by_itself() {
-    let mut stack = Arc::new(stack().await);
-    let sale = stack.create_sale(10).await.unwrap();
-    let first = crowd(&stack, sale, uids("early", 4)).await;
-    assert_eq!(reserved(&first).len(), 4, "{first:?}");
-    stack.wait_quiet(sale, HEAL_DEADLINE).await.unwrap();
+    let (mut stack, sale, first) = early_buyers(10, 4).await;
 
     let emptied = Instant::now();
     Arc::get_mut(&mut stack)
