@@ -10,24 +10,22 @@ pub mod edge_router;
 pub mod front;
 pub mod gateway;
 pub mod jwks_server;
-pub mod kept;
 pub mod load;
 pub mod metrics;
-pub mod net;
-pub mod nginx_server;
 pub mod origin_process;
 pub mod origin_router;
 pub mod payments;
-pub mod postgres_server;
-pub mod processes;
-pub mod redis_cluster;
-pub mod redis_process;
-pub mod redis_server;
 pub mod redis_under_test;
 pub mod sale_page;
 pub mod shopper;
 pub mod stack;
-pub mod wait;
+
+// The server types live in the flash-servers crate (shared with the launcher); here under their
+// old paths.
+pub use flash_servers::{
+    kept, net, nginx_server, postgres_server, processes, redis_cluster, redis_process,
+    redis_server, wait,
+};
 
 /// The origin built with its crash points (`src/bin/origin_crashable.rs`), as a `&'static Path`.
 /// A macro because Cargo tells only the integration tests where it built the binaries

@@ -52,7 +52,11 @@ pub async fn start_kept(nodes: &[KeptNode], deadline: Duration) -> anyhow::Resul
             NodeProcess::kept(node.dir.clone(), (node.port, bus), node.log.clone())
         })
         .collect();
-    try_join_all(processes.iter_mut().map(NodeProcess::run)).await?;
+    if let Err(error) = try_join_all(processes.iter_mut().map(NodeProcess::run)).await {
+        // The nodes that did start would otherwise run on with no pid file recording them.
+        processes.iter_mut().for_each(NodeProcess::kill);
+        return Err(error);
+    }
     let started = processes
         .iter_mut()
         .filter_map(|node| Some((node.port(), node.detach()?)))

@@ -105,9 +105,9 @@ fn prefix_dir() -> anyhow::Result<TempDir> {
 
 /// Renders the template with `settings` into `<prefix>/{name}`; returns that path.
 pub(crate) fn write_config(settings: &Settings, name: &str) -> anyhow::Result<PathBuf> {
-    let path = template_path();
+    let path = &settings.template;
     let template =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let config = settings.prefix.join(name);
     std::fs::write(&config, render(&template, settings)?)
         .with_context(|| format!("writing {}", config.display()))?;

@@ -89,7 +89,8 @@ pub fn keep(command: &mut Command, log: &Path) -> anyhow::Result<()> {
 }
 
 /// Waits until `ready` holds, for up to `deadline`, while `child` runs; `what` names it in the
-/// error, which quotes the end of `log`.
+/// error, which quotes the end of `log`. A child that does not become ready is stopped: a failed
+/// start leaves nothing running that no pid file records.
 pub async fn until_ready<F, Fut>(
     what: &str,
     child: &mut Child,
@@ -108,18 +109,35 @@ where
             Err(error) => Err(anyhow!("waiting on it: {error}")),
         },
     };
+    if let (Err(_), Some(pid)) = (&waited, child.id()) {
+        // Reaped by the wait below or gone already: either way it no longer runs.
+        let _ = stop(pid, Signal::SIGTERM, STOP_DEADLINE).await;
+        let _ = child.wait().await;
+    }
     waited.map_err(|error| error.context(wait::log_tail(log, LOG_TAIL_LINES)))
 }
 
-/// Starts a service (`binary --config {config} {args}`) kept, and waits until `health` answers
-/// 2xx; its pid.
-pub async fn start_service(
-    binary: &Path,
-    config: &Path,
-    args: &[&str],
-    log: &Path,
-    health: &str,
-) -> anyhow::Result<u32> {
+/// A service to start kept: `binary --config {config} {args}`.
+#[derive(Debug, Clone, Copy)]
+pub struct Service<'a> {
+    pub binary: &'a Path,
+    pub config: &'a Path,
+    pub args: &'a [&'a str],
+    pub log: &'a Path,
+    /// Answers 2xx once the service is ready.
+    pub health: &'a str,
+}
+
+/// Starts `service` kept, its pid recorded in `pid_file` at once, and waits until its health URL
+/// answers 2xx; its pid.
+pub async fn start_service(service: Service<'_>, pid_file: &PidFile) -> anyhow::Result<u32> {
+    let Service {
+        binary,
+        config,
+        args,
+        log,
+        health,
+    } = service;
     let mut command = Command::new(binary);
     command.arg("--config").arg(config).args(args);
     keep(&mut command, log)?;
@@ -127,6 +145,7 @@ pub async fn start_service(
         .spawn()
         .with_context(|| format!("spawning {}", binary.display()))?;
     let pid = child.id().context("a child just spawned has a pid")?;
+    pid_file.write(pid)?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()?;

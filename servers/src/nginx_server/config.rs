@@ -21,6 +21,8 @@ pub fn template_path() -> PathBuf {
 /// The values of the template's placeholders (documented at the top of the template).
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The template: [`template_path`] for the tests, the launcher's repository's otherwise.
+    pub template: PathBuf,
     /// `@PREFIX@`: the instance's folder, absolute.
     pub prefix: PathBuf,
     /// `@NGINX_PORT@`.
@@ -45,6 +47,7 @@ impl Settings {
             "# not run as root: the workers run as the user running the tests".to_owned()
         };
         Self {
+            template: template_path(),
             prefix: prefix.to_path_buf(),
             port,
             static_root: static_root.to_path_buf(),
@@ -198,6 +201,7 @@ mod tests {
 
     fn settings() -> Settings {
         Settings {
+            template: template_path(),
             prefix: "/tmp/nginx-prefix".into(),
             port: 18080,
             static_root: "/srv/static".into(),

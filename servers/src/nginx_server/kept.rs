@@ -49,17 +49,18 @@ pub async fn check_deploy_config(settings: &Settings) -> anyhow::Result<String> 
     test_config(dir.path(), &new).await
 }
 
-/// Starts nginx with `settings` (its prefix made first), output appended to `log`; `running`: the
-/// pid of the master already running on this prefix, if any.
+/// Starts nginx with `settings` (its prefix made first), output appended to `log`, the master's
+/// pid recorded in `pid_file` (unless it runs already: then its pid there is left alone).
 pub async fn start_kept(
     settings: &Settings,
     log: &Path,
-    running: Option<u32>,
+    pid_file: &kept::PidFile,
 ) -> anyhow::Result<KeptNginx> {
+    let config = settings.prefix.join("nginx.conf");
+    let running = pid_file.live(&config.to_string_lossy());
     std::fs::create_dir_all(&settings.prefix)
         .with_context(|| format!("creating {}", settings.prefix.display()))?;
     let new = render_checked(settings).await?;
-    let config = settings.prefix.join("nginx.conf");
     if let Some(pid) = running {
         let same = std::fs::read(&new).ok() == std::fs::read(&config).ok();
         if same {
@@ -84,6 +85,7 @@ pub async fn start_kept(
         .spawn()
         .with_context(|| format!("spawning {}", binary.display()))?;
     let pid = child.id().context("a child just spawned has a pid")?;
+    pid_file.write(pid)?;
     let url = format!("http://127.0.0.1:{}/", settings.port);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
