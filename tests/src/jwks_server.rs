@@ -80,6 +80,11 @@ impl SigningKey {
     pub fn sign(&self, claims: &Value) -> anyhow::Result<String> {
         let mut header = Header::new(self.algorithm);
         header.kid = Some(self.kid.clone());
+        self.sign_with(header, claims)
+    }
+
+    /// A token of `claims` with `header` (any `alg`, any `kid`), signed with this key.
+    pub fn sign_with(&self, header: Header, claims: &Value) -> anyhow::Result<String> {
         Ok(jsonwebtoken::encode(&header, claims, &self.encoding)?)
     }
 }

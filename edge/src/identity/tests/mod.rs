@@ -1,14 +1,12 @@
 //! Unit tests of user JWT verification, and the helpers and keys they share: each known attack
 //! (`alg: none`, key confusion, wrong key, tampering, missing claims) refused by reason
 //! (`attacks`); the happy path under each algorithm, the issuer, the key config and dev tokens
-//! (`verifying`); JWKS documents read or refused (`jwks`); the provider's keys fetched, rotated,
-//! held through an outage and guarded against a flood of `kid`s (`provider`); the header or the
-//! cookie, and the CSRF rule (`carrier`).
+//! (`verifying`); JWKS documents read or refused (`jwks`); the header or the cookie, and the CSRF rule
+//! (`carrier`). The provider's keys fetched over HTTP: tests/tests/identity_provider.
 
 mod attacks;
 mod carrier;
 mod jwks;
-mod provider;
 mod verifying;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
@@ -178,21 +176,4 @@ fn public_jwk(alg: Jwa, kid: &str) -> Value {
     jwk["kid"] = json!(kid);
     jwk["use"] = json!("sig");
     jwk
-}
-
-/// The private key of a test key under `alg`.
-fn private_key(alg: Jwa) -> EncodingKey {
-    match alg {
-        Jwa::RS256 | Jwa::PS256 => rsa_private(),
-        Jwa::ES256 => EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap(),
-        Jwa::EdDSA => EncodingKey::from_ed_pem(ED_PRIVATE.as_bytes()).unwrap(),
-        other => panic!("no test key for {other:?}"),
-    }
-}
-
-/// A token under `alg` naming `kid`, signed with that test key.
-fn with_kid(alg: Jwa, kid: &str, claims: &Value) -> String {
-    let mut header = Header::new(alg);
-    header.kid = Some(kid.to_string());
-    jsonwebtoken::encode(&header, claims, &private_key(alg)).unwrap()
 }

@@ -1,14 +1,8 @@
-//! The edge on the keys of the shop's identity provider, as processes: a JWKS endpoint of the
-//! harness with keys it makes (RS256, ES256, EdDSA), a real edge, origin, Redis and PostgreSQL.
+//! As processes: a real edge, origin, Redis and PostgreSQL, the edge on the harness's provider.
 //! A sale sells through a key rotation (a new key published beside the old, then the old one
 //! retired) with every buyer served under the key they hold and the books balanced; a provider
 //! that dies leaves the keys held in use; a flood of made-up `kid`s costs the provider one
 //! request per interval.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "integration tests: a failed unwrap is a failed test, with its message"
-)]
 
 use std::time::Duration;
 
@@ -24,13 +18,7 @@ use flash_tests::{
 use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
 
-const ISSUER: &str = "https://login.shop.example";
-const AUDIENCE: &str = "shop-web";
-
-fn claims(uid: &str) -> Value {
-    let now = shopper::now_unix();
-    json!({"sub": uid, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600})
-}
+use crate::{claims, AUDIENCE, ISSUER};
 
 /// The stack with an edge on `jwks`, fetching again at most once per `refetch_seconds`.
 async fn start(jwks: &JwksServer, refetch_seconds: u64) -> (Stack, EdgeProcess) {
