@@ -66,8 +66,8 @@ pub async fn page(
             .sales
             .get(&runtime.origins, id, &ctx.request_id)
             .await?;
-        let checkout = pages::Checkout::from_config(&runtime.config);
-        let html = pages::sale_page(&info, clock::now(), state.soldout.is_sold_out(id), checkout)
+        let links = pages::Links::from_config(&runtime.config);
+        let html = pages::sale_page(&info, clock::now(), state.soldout.is_sold_out(id), links)
             .map_err(|e| Error::Internal(format!("sale page: {e}")))?;
         let cache = format!(
             "public, max-age={}",
