@@ -75,12 +75,14 @@ fn versioned(path: &str, content: &[u8]) -> String {
 
 /// Where the page sends the visitor, from the config only (never from a request): how "Pay now"
 /// pays (the shop's checkout URL template, `{order}` and `{return}` filled in by the page, else in
-/// dev mode the edge's `POST /api/dev/pay`, else nothing), and the shop's login page behind "Log
-/// in to buy" (`return_to=<the page>` added by the page; empty: none).
+/// dev mode the edge's `POST /api/dev/pay`, else nothing), and how the visitor logs in: in dev
+/// mode with a token of the edge's `POST /api/dev/token`, else at the shop's login page behind
+/// "Log in to buy" (`return_to=<the page>` added by the page; empty: none).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Links<'a> {
     pub checkout_url: &'a str,
     pub dev_pay: bool,
+    pub dev_login: bool,
     pub login_url: &'a str,
 }
 
@@ -89,6 +91,7 @@ impl<'a> Links<'a> {
         Self {
             checkout_url: config.payments.checkout_url.as_deref().unwrap_or(""),
             dev_pay: config.http.dev_mode && config.payments.dev_webhook_secret.is_some(),
+            dev_login: config.http.dev_mode,
             login_url: config
                 .identity
                 .login_url
@@ -117,6 +120,7 @@ struct SalePage<'a> {
     icon_url: &'a str,
     checkout_url: &'a str,
     dev_pay: bool,
+    dev_login: bool,
     login_url: &'a str,
 }
 
@@ -172,6 +176,7 @@ pub fn sale_page(
         icon_url: &ASSETS.icon,
         checkout_url: links.checkout_url,
         dev_pay: links.dev_pay,
+        dev_login: links.dev_login,
         login_url: links.login_url,
     }
     .render()

@@ -64,6 +64,7 @@ fn page_names_its_assets_by_content_and_has_nothing_inline() {
         html.contains("data-login=\"\""),
         "no login URL configured: {html}"
     );
+    assert!(html.contains("data-dev-login=\"false\""), "{html}");
     let modules = modules_content(SCRIPT_MODULES);
     for (path, content) in [
         ("/static/sale/main.js", modules.as_slice()),
@@ -119,6 +120,11 @@ fn the_login_link_comes_from_the_config_only() {
     let mut config = Config::default();
     let (login, html) = page(&config);
     assert_eq!(login, "", "{html}");
+    assert!(html.contains("data-dev-login=\"false\""), "{html}");
+    config.http.dev_mode = true;
+    let (_, html) = page(&config);
+    assert!(html.contains("data-dev-login=\"true\""), "{html}");
+    config.http.dev_mode = false;
     // The link is there, hidden, for the script to show to a logged-out visitor.
     assert!(
         html.contains("<a id=\"login\" class=\"buy\" href=\"\" hidden>Log in to buy</a>"),
