@@ -12,19 +12,15 @@
     reason = "integration tests: a failed unwrap is a failed test, with its message"
 )]
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::time::Duration;
 
 use flash_tests::{
     browser::{Browser, Chromedriver},
-    edge_binary,
-    edge_process::{EdgeOptions, EdgeProcess, CAPTCHA_SECRET, USER_JWT_SECRET},
+    edge_process::{EdgeOptions, EdgeProcess},
+    front,
+    front::Front,
     nginx_server::NginxServer,
     oidc_provider::{OidcClient, OidcProvider},
-    origin_binary,
-    origin_process::OriginOptions,
     shop_login::{ShopConfig, ShopLogin},
     stack::Stack,
     wait,
@@ -39,14 +35,7 @@ const SHOPPER: &str = "shopper-1";
 const CLIENT_ID: &str = "flash-sale";
 const WAIT: Duration = Duration::from_secs(20);
 
-fn static_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../static")
-        .canonicalize()
-        .unwrap()
-}
-
-/// A random hex string of `bytes` bytes: secrets that pass the production checks.
+/// A random hex string of `bytes` bytes: a secret of the shop's client.
 fn random_secret(bytes: usize) -> String {
     (0..bytes)
         .map(|_| format!("{:02x}", rand::random::<u8>()))
@@ -60,27 +49,19 @@ struct World {
     nginx: NginxServer,
     provider: OidcProvider,
     shop: ShopLogin,
+    /// The edge's settings before it went to production.
+    options: EdgeOptions,
 }
 
 impl World {
     async fn start() -> Self {
-        let stack = Stack::start(origin_binary!(), OriginOptions::default())
-            .await
-            .unwrap();
         let options = EdgeOptions {
             levels: vec![(0, 10, false)],
             ..EdgeOptions::default()
         };
-        let edge = EdgeProcess::start(
-            edge_binary!(),
-            &stack.redis.url(),
-            &[stack.origin.url()],
-            &options,
-        )
-        .await
-        .unwrap();
-        let address = edge.url().trim_start_matches("http://").to_string();
-        let nginx = NginxServer::start(&[address], &static_root())
+        let Front { stack, edge, nginx } = front!()
+            .edge(options.clone())
+            .start(&front::static_root().unwrap())
             .await
             .unwrap();
         let listener = ShopLogin::bind().await.unwrap();
@@ -97,36 +78,30 @@ impl World {
             nginx,
             provider,
             shop,
+            options,
         };
         world.to_production().await;
         world
     }
 
-    /// The edge's config as production runs it, reloaded (SIGHUP): dev mode off, a strong
-    /// captcha secret, the identity on the provider.
+    /// The edge's config as production runs it, reloaded (SIGHUP): dev mode off (and so a
+    /// strong captcha secret), the identity on the provider. After the start, because the
+    /// allowed origin is nginx's, which needed the edge first.
     async fn to_production(&self) {
-        let written = std::fs::read_to_string(self.edge.config_path()).unwrap();
-        let test_identity =
-            format!("[identity]\nalgorithm = \"HS256\"\nkey = \"{USER_JWT_SECRET}\"\n");
         let identity = format!(
-            "[identity]\njwks_url = \"{}\"\nissuer = \"{}\"\naudience = \"{CLIENT_ID}\"\n\
-             cookie = \"{COOKIE}\"\nallowed_origins = [\"{}\"]\nlogin_url = \"{}\"\n",
+            "jwks_url = \"{}\"\nissuer = \"{}\"\naudience = \"{CLIENT_ID}\"\n\
+             cookie = \"{COOKIE}\"\nallowed_origins = [\"{}\"]\nlogin_url = \"{}\"",
             self.provider.jwks_url(),
             self.provider.issuer(),
             self.nginx.url(),
             self.shop.login_url(),
         );
-        for part in ["dev_mode = true", &test_identity, CAPTCHA_SECRET] {
-            assert!(
-                written.contains(part),
-                "{part:?} not in the test edge's config"
-            );
-        }
-        let production = written
-            .replace("dev_mode = true", "dev_mode = false")
-            .replace(&test_identity, &identity)
-            .replace(CAPTCHA_SECRET, &random_secret(48));
-        self.edge.write_raw_config(&production).unwrap();
+        let production = EdgeOptions {
+            dev_mode: false,
+            identity: Some(identity),
+            ..self.options.clone()
+        };
+        self.edge.write_config(&production).unwrap();
         self.edge.sighup().unwrap();
         self.edge
             .await_reloads(&self.stack.http, "applied", 1)
