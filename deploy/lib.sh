@@ -76,8 +76,9 @@ find_pg_bin() {
 }
 
 # Installs the Debian packages of whatever is missing among redis-server, the PostgreSQL server,
-# nginx and curl (and, with --browser, chromium and chromedriver for the browser test): with
-# apt-get when root, otherwise says what to run and exits non-zero.
+# nginx and curl (and, with --browser, chromium and chromedriver for the browser tests and Node.js
+# with npm for the page's unit tests and the login test's OpenID provider): with apt-get when root,
+# otherwise says what to run and exits non-zero.
 ensure_packages() {
     local browser=false
     [[ ${1:-} != --browser ]] || browser=true
@@ -106,8 +107,12 @@ ensure_packages() {
         missing+=("/usr/bin/chromedriver")
         packages+=("chromium-driver")
     fi
+    if $browser && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+        missing+=("node/npm")
+        packages+=("nodejs" "npm")
+    fi
     if ((${#packages[@]} == 0)); then
-        say "prerequisites present: redis-server, PostgreSQL ($(find_pg_bin)), nginx, curl$($browser && printf ', chromium, chromedriver')"
+        say "prerequisites present: redis-server, PostgreSQL ($(find_pg_bin)), nginx, curl$($browser && printf ', chromium, chromedriver, node, npm')"
         return 0
     fi
 
@@ -136,6 +141,7 @@ ensure_packages() {
     if $browser; then
         [[ -x /usr/bin/chromium ]] || die "/usr/bin/chromium still missing after installing chromium"
         [[ -x /usr/bin/chromedriver ]] || die "/usr/bin/chromedriver still missing after installing chromium-driver"
+        command -v npm >/dev/null 2>&1 || die "npm still missing after installing nodejs npm"
     fi
     say "installed ${packages[*]}"
 }

@@ -47,6 +47,9 @@ pub enum Refusal {
         starts_at: time::OffsetDateTime,
         now: time::OffsetDateTime,
     },
+    /// 403 `csrf`: a token in the login's cookie, on a state-changing request that does not
+    /// come from one of `identity.allowed_origins`.
+    CrossSite,
     /// 503: every pooled image captcha is worn (the image level above what the pool can draw);
     /// `Retry-After: 1`.
     CaptchaBusy,
@@ -226,6 +229,7 @@ impl Refusal {
             Self::Duplicate { .. } => "duplicate_known",
             Self::SaleNotStarted { .. } => "sale_not_started",
             Self::CaptchaBusy => "captcha_busy",
+            Self::CrossSite => "csrf",
         }
     }
 }
@@ -237,7 +241,13 @@ impl IntoResponse for Refusal {
                 StatusCode::UNAUTHORIZED,
                 [("www-authenticate", "Bearer")],
                 Json(json!({"error": "unauthorized", "reason": reason,
-                    "message": "a valid user token is required (Authorization: Bearer)"})),
+                    "message": "a valid user token is required (Authorization: Bearer, or the login's cookie)"})),
+            )
+                .into_response(),
+            Self::CrossSite => (
+                StatusCode::FORBIDDEN,
+                Json(json!({"error": "csrf", "reason": "cross_site",
+                    "message": "a request that changes state must come from the shop's own pages"})),
             )
                 .into_response(),
             Self::Forbidden { code, reason } => (

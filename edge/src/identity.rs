@@ -1,14 +1,33 @@
-//! Who is buying: verification of the user JWTs issued by the shop's login. The algorithm and
-//! key are pinned by `[identity]` in the config; a token must carry `exp` and `sub` (and `iss`
-//! when one is configured), and `uid = sub`. Tokens under any other algorithm, `alg: none`
-//! included, are refused before their signature is looked at. `mint_dev_token` makes HS256
-//! tokens for local use only (the dev endpoint that calls it exists only in dev mode).
+//! Who is buying: verification of the user JWTs issued by the shop's login. The keys are a
+//! static key under one pinned algorithm, or the keys the shop's identity provider publishes
+//! (`provider`, by `kid`), each under its own algorithm; a token under any other algorithm,
+//! `alg: none` included, is refused before its signature is looked at. A token must carry
+//! `exp` and `sub` (and `iss` / `aud` when configured), and `uid = sub`. It comes in the
+//! `Authorization` header or the login's cookie (`carrier`, with the CSRF rule).
+//! `mint_dev_token` makes HS256 tokens for local use only (the dev endpoint that calls it exists
+//! only in dev mode).
 
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use jsonwebtoken::{errors::ErrorKind, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
+mod carrier;
+pub mod jwks;
+mod keys;
+pub mod provider;
+mod token;
 
-use crate::config::{Algorithm, IdentityConfig, KeySource};
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, Method};
+use jsonwebtoken::{EncodingKey, Header};
+use serde::Serialize;
+
+pub use self::carrier::Via;
+pub(crate) use self::token::{check_header_alg, AlgCheck};
+use self::{
+    carrier::{bearer_token, Carrier},
+    keys::{key_bytes, ClaimRules, VerifyingKey},
+    provider::{JwksMetrics, ProviderKeys},
+    token::{identity_error, read_header, TokenHeader, UserClaims},
+};
+use crate::config::{Algorithm, IdentityConfig, Keys};
 
 #[cfg(test)]
 mod tests;
@@ -50,7 +69,7 @@ impl std::fmt::Display for Uid {
 /// Why `[identity]` could not be turned into a verifier (or a dev token minted).
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityConfigError {
-    #[error("identity.key: set exactly one of identity.key and identity.key_file")]
+    #[error("identity: set exactly one of identity.key, identity.key_file and identity.jwks_url")]
     KeyChoice,
     #[error("identity.key_file {path}: {source}")]
     ReadKey {
@@ -64,8 +83,8 @@ pub enum IdentityConfigError {
         algorithm: Algorithm,
         source: jsonwebtoken::errors::Error,
     },
-    #[error("dev tokens need identity.algorithm = \"HS256\", not {0:?}")]
-    DevTokenNeedsHs256(Algorithm),
+    #[error("dev tokens need an HS256 identity.key, not {0:?} (None: the provider's keys)")]
+    DevTokenNeedsHs256(Option<Algorithm>),
     #[error("dev token uid: must be 1 to {MAX_UID_BYTES} bytes without control characters")]
     DevTokenUid,
     #[error("dev token: {0}")]
@@ -96,6 +115,14 @@ pub enum IdentityError {
     InvalidSubject,
     #[error("token issuer is not the configured one")]
     WrongIssuer,
+    #[error("token audience is not the configured one")]
+    WrongAudience,
+    #[error("token names no kid, and the identity provider's keys are told apart by kid")]
+    MissingKeyId,
+    #[error("token kid is none of the identity provider's keys")]
+    UnknownKey,
+    #[error("a cookie-borne token on a state-changing request from another site")]
+    CrossSite,
 }
 
 impl IdentityError {
@@ -105,20 +132,26 @@ impl IdentityError {
     }
 }
 
-/// Verifies user JWTs under the one configured algorithm and key.
-pub struct Verifier {
-    algorithm: jsonwebtoken::Algorithm,
-    key: DecodingKey,
-    validation: Validation,
-    leeway: u64,
+/// A verified user: who, until when, and how the token came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub uid: Uid,
+    /// The token's `exp`, in Unix seconds.
+    pub expires_at: u64,
+    pub via: Via,
 }
 
-/// The claims the edge reads; the library checks presence and `iss`, the rest is checked here.
-#[derive(Deserialize)]
-struct UserClaims {
-    sub: Option<String>,
-    exp: Option<f64>,
-    nbf: Option<f64>,
+/// The keys tokens are checked with.
+enum KeyRing {
+    Static(Box<VerifyingKey>),
+    Provider(Arc<ProviderKeys>),
+}
+
+/// Verifies user JWTs.
+pub struct Verifier {
+    keys: KeyRing,
+    carrier: Carrier,
+    leeway: u64,
 }
 
 #[derive(Serialize)]
@@ -128,83 +161,103 @@ struct DevClaims<'a> {
     exp: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     iss: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
 }
 
 impl Verifier {
-    /// Reads the key (`key` or `key_file`) and pins the algorithm.
-    pub fn from_config(cfg: &IdentityConfig) -> Result<Self, IdentityConfigError> {
-        let bytes = key_bytes(cfg)?;
-        let bad_key = |source| IdentityConfigError::BadKey {
-            algorithm: cfg.algorithm,
-            source,
+    /// Reads the static key (`key` or `key_file`), or prepares the provider's keys: those of
+    /// `previous` when its provider settings are the same (a reload keeps the keys held),
+    /// else a new set, fetched at the first need.
+    pub fn from_config(
+        cfg: &IdentityConfig,
+        previous: Option<&Verifier>,
+        metrics: &JwksMetrics,
+    ) -> Result<Self, IdentityConfigError> {
+        let rules = ClaimRules::from_config(cfg);
+        let keys = match &cfg.keys {
+            None => return Err(IdentityConfigError::KeyChoice),
+            Some(Keys::Static { algorithm, source }) => KeyRing::Static(Box::new(
+                VerifyingKey::from_static(*algorithm, source, &rules)?,
+            )),
+            Some(Keys::Jwks(jwks)) => match previous.map(|p| &p.keys) {
+                Some(KeyRing::Provider(held)) if held.same(jwks, &rules) => {
+                    KeyRing::Provider(held.clone())
+                }
+                _ => KeyRing::Provider(ProviderKeys::new(jwks.clone(), rules, metrics.clone())),
+            },
         };
-        let key = match cfg.algorithm {
-            Algorithm::HS256 => DecodingKey::from_secret(&bytes),
-            Algorithm::RS256 => DecodingKey::from_rsa_pem(&bytes).map_err(bad_key)?,
-            Algorithm::ES256 => DecodingKey::from_ec_pem(&bytes).map_err(bad_key)?,
-            Algorithm::EdDSA => DecodingKey::from_ed_pem(&bytes).map_err(bad_key)?,
-        };
-        let algorithm = jwt_algorithm(cfg.algorithm);
-        let mut validation = Validation::new(algorithm);
-        let mut required = vec!["exp", "sub"];
-        if let Some(issuer) = &cfg.issuer {
-            validation.set_issuer(&[issuer]);
-            required.push("iss");
-        }
-        validation.set_required_spec_claims(&required);
-        validation.validate_aud = false;
-        // `exp` and `nbf` are checked in `verify_at`, against the caller's clock.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.leeway = cfg.leeway_seconds;
         Ok(Self {
-            algorithm,
-            key,
-            validation,
+            keys,
+            carrier: Carrier::from_config(cfg),
             leeway: cfg.leeway_seconds,
         })
     }
 
-    /// Verifies the raw `Authorization` header value now (by `clock::unix_now`).
-    pub fn verify(&self, authorization_header: Option<&str>) -> Result<Uid, IdentityError> {
-        self.verify_at(authorization_header, crate::clock::unix_now())
+    /// The provider's keys, when the keys come from one.
+    pub fn provider(&self) -> Option<&Arc<ProviderKeys>> {
+        match &self.keys {
+            KeyRing::Provider(keys) => Some(keys),
+            KeyRing::Static(_) => None,
+        }
     }
 
-    /// Verifies the raw `Authorization` header value (`Bearer <jwt>`) at `now_unix`.
+    /// The user of a request now (by `clock::unix_now`): its token from the header or the
+    /// cookie, checked; a `kid` the provider's keys lack fetches them again (at most once per
+    /// refetch interval) before the token is refused.
+    pub async fn user(&self, headers: &HeaderMap, method: &Method) -> Result<User, IdentityError> {
+        let (token, via) = self.carrier.token(headers, method)?;
+        let now = crate::clock::unix_now();
+        if let KeyRing::Provider(keys) = &self.keys {
+            keys.refresh_if_stale();
+        }
+        let checked = match self.verify_token_at(token, now) {
+            Err(IdentityError::UnknownKey) => match &self.keys {
+                KeyRing::Provider(keys) => {
+                    keys.fetch_if_due().await;
+                    self.verify_token_at(token, now)
+                }
+                KeyRing::Static(_) => Err(IdentityError::UnknownKey),
+            },
+            checked => checked,
+        };
+        let (uid, expires_at) = checked?;
+        Ok(User {
+            uid,
+            expires_at,
+            via,
+        })
+    }
+
+    /// Verifies the raw `Authorization` header value (`Bearer <jwt>`) at `now_unix` with the
+    /// keys held.
     pub fn verify_at(
         &self,
         authorization_header: Option<&str>,
         now_unix: u64,
     ) -> Result<Uid, IdentityError> {
         let token = bearer_token(authorization_header)?;
-        check_header_alg(token, self.algorithm).map_err(|e| match e {
-            AlgCheck::Malformed => IdentityError::MalformedToken,
-            AlgCheck::Wrong => IdentityError::WrongAlgorithm,
-        })?;
-        let data = jsonwebtoken::decode::<UserClaims>(token, &self.key, &self.validation)
+        self.verify_token_at(token, now_unix).map(|(uid, _)| uid)
+    }
+
+    /// Verifies a compact JWT at `now_unix` with the keys held: the uid and the expiry.
+    fn verify_token_at(&self, token: &str, now_unix: u64) -> Result<(Uid, u64), IdentityError> {
+        let TokenHeader { alg, kid } = read_header(token).ok_or(IdentityError::MalformedToken)?;
+        let held;
+        let key = match &self.keys {
+            KeyRing::Static(key) => key,
+            KeyRing::Provider(keys) => {
+                let kid = kid.ok_or(IdentityError::MissingKeyId)?;
+                held = keys.keys();
+                held.get(&kid).ok_or(IdentityError::UnknownKey)?
+            }
+        };
+        if alg != Some(key.algorithm) {
+            return Err(IdentityError::WrongAlgorithm);
+        }
+        let data = jsonwebtoken::decode::<UserClaims>(token, &key.key, &key.validation)
             .map_err(|e| identity_error(e.kind()))?;
-        let claims = data.claims;
-        let exp = claims.exp.ok_or(IdentityError::MissingClaim("exp"))?;
-        if !exp.is_finite() {
-            return Err(IdentityError::InvalidClaim("exp"));
-        }
-        // Float to integer casts saturate: a negative exp is long past.
-        if now_unix >= (exp as u64).saturating_add(self.leeway) {
-            return Err(IdentityError::Expired);
-        }
-        if let Some(nbf) = claims.nbf {
-            if !nbf.is_finite() {
-                return Err(IdentityError::InvalidClaim("nbf"));
-            }
-            if (nbf as u64) > now_unix.saturating_add(self.leeway) {
-                return Err(IdentityError::NotYetValid);
-            }
-        }
-        let sub = claims.sub.ok_or(IdentityError::MissingClaim("sub"))?;
-        if !valid_uid(&sub) {
-            return Err(IdentityError::InvalidSubject);
-        }
-        Ok(Uid(sub))
+        data.claims.check(now_unix, self.leeway)
     }
 }
 
@@ -216,18 +269,27 @@ pub fn mint_dev_token(
     ttl_seconds: u64,
     now_unix: u64,
 ) -> Result<String, IdentityConfigError> {
-    if cfg.algorithm != Algorithm::HS256 {
-        return Err(IdentityConfigError::DevTokenNeedsHs256(cfg.algorithm));
-    }
+    let source = match &cfg.keys {
+        Some(Keys::Static {
+            algorithm: Algorithm::HS256,
+            source,
+        }) => source,
+        Some(Keys::Static { algorithm, .. }) => {
+            return Err(IdentityConfigError::DevTokenNeedsHs256(Some(*algorithm)))
+        }
+        Some(Keys::Jwks(_)) => return Err(IdentityConfigError::DevTokenNeedsHs256(None)),
+        None => return Err(IdentityConfigError::KeyChoice),
+    };
     if !valid_uid(uid) {
         return Err(IdentityConfigError::DevTokenUid);
     }
-    let secret = key_bytes(cfg)?;
+    let secret = key_bytes(Algorithm::HS256, source)?;
     let claims = DevClaims {
         sub: uid,
         iat: now_unix,
         exp: now_unix.saturating_add(ttl_seconds),
         iss: cfg.issuer.as_deref(),
+        aud: cfg.audience.as_deref(),
     };
     jsonwebtoken::encode(
         &Header::new(jsonwebtoken::Algorithm::HS256),
@@ -237,118 +299,7 @@ pub fn mint_dev_token(
     .map_err(IdentityConfigError::Sign)
 }
 
-/// The key material: the secret (HS256) or the PEM text. A key file's trailing newline is
-/// not part of the key.
-fn key_bytes(cfg: &IdentityConfig) -> Result<Vec<u8>, IdentityConfigError> {
-    let bytes = match &cfg.key {
-        Some(KeySource::Inline(key)) => key.as_bytes().to_vec(),
-        Some(KeySource::File(path)) => std::fs::read_to_string(path)
-            .map_err(|source| IdentityConfigError::ReadKey {
-                path: path.display().to_string(),
-                source,
-            })?
-            .trim_end_matches(['\r', '\n'])
-            .as_bytes()
-            .to_vec(),
-        None => return Err(IdentityConfigError::KeyChoice),
-    };
-    if cfg.algorithm == Algorithm::HS256 && bytes.len() < MIN_SECRET_BYTES {
-        return Err(IdentityConfigError::ShortSecret);
-    }
-    Ok(bytes)
-}
-
-fn jwt_algorithm(algorithm: Algorithm) -> jsonwebtoken::Algorithm {
-    match algorithm {
-        Algorithm::EdDSA => jsonwebtoken::Algorithm::EdDSA,
-        Algorithm::ES256 => jsonwebtoken::Algorithm::ES256,
-        Algorithm::RS256 => jsonwebtoken::Algorithm::RS256,
-        Algorithm::HS256 => jsonwebtoken::Algorithm::HS256,
-    }
-}
-
-/// The token of `Bearer <token>` (scheme case-insensitive, as RFC 7235 says).
-fn bearer_token(header: Option<&str>) -> Result<&str, IdentityError> {
-    let header = header.map(str::trim).unwrap_or_default();
-    if header.is_empty() {
-        return Err(IdentityError::MissingToken);
-    }
-    let (scheme, token) = header
-        .split_once(' ')
-        .ok_or(IdentityError::MalformedToken)?;
-    let token = token.trim_start();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-        return Err(IdentityError::MalformedToken);
-    }
-    if token.len() > MAX_TOKEN_BYTES || token.contains(char::is_whitespace) {
-        return Err(IdentityError::MalformedToken);
-    }
-    Ok(token)
-}
-
 /// Whether `uid` may be a user id.
 pub fn valid_uid(uid: &str) -> bool {
     !uid.is_empty() && uid.len() <= MAX_UID_BYTES && !uid.chars().any(char::is_control)
-}
-
-/// Why a JWT header failed the algorithm check.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum AlgCheck {
-    Malformed,
-    Wrong,
-}
-
-/// Reads the header of a compact JWT by hand and checks its `alg` against the pinned one, so
-/// `alg: none` and unknown algorithms are refused as such rather than as unparsable headers.
-pub(crate) fn check_header_alg(
-    token: &str,
-    expected: jsonwebtoken::Algorithm,
-) -> Result<(), AlgCheck> {
-    #[derive(Deserialize)]
-    struct AlgOnly {
-        alg: String,
-    }
-    let mut parts = token.split('.');
-    let (Some(header), Some(_), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(AlgCheck::Malformed);
-    };
-    let json = URL_SAFE_NO_PAD
-        .decode(header)
-        .map_err(|_| AlgCheck::Malformed)?;
-    let header: AlgOnly = serde_json::from_slice(&json).map_err(|_| AlgCheck::Malformed)?;
-    match header.alg.parse::<jsonwebtoken::Algorithm>() {
-        Ok(alg) if alg == expected => Ok(()),
-        _ => Err(AlgCheck::Wrong),
-    }
-}
-
-fn identity_error(kind: &ErrorKind) -> IdentityError {
-    match kind {
-        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => IdentityError::WrongAlgorithm,
-        ErrorKind::InvalidSignature
-        | ErrorKind::InvalidEcdsaKey
-        | ErrorKind::InvalidEddsaKey
-        | ErrorKind::InvalidRsaKey(_)
-        | ErrorKind::InvalidKeyFormat => IdentityError::BadSignature,
-        ErrorKind::ExpiredSignature => IdentityError::Expired,
-        ErrorKind::ImmatureSignature => IdentityError::NotYetValid,
-        ErrorKind::InvalidIssuer => IdentityError::WrongIssuer,
-        ErrorKind::InvalidSubject => IdentityError::InvalidSubject,
-        ErrorKind::MissingRequiredClaim(claim) => IdentityError::MissingClaim(claim_name(claim)),
-        ErrorKind::InvalidClaimFormat(claim) => IdentityError::InvalidClaim(claim_name(claim)),
-        _ => IdentityError::MalformedToken,
-    }
-}
-
-fn claim_name(claim: &str) -> &'static str {
-    match claim {
-        "exp" => "exp",
-        "sub" => "sub",
-        "iss" => "iss",
-        "nbf" => "nbf",
-        "aud" => "aud",
-        _ => "other",
-    }
 }

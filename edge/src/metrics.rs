@@ -15,6 +15,8 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use crate::identity::provider::JwksMetrics;
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub route: &'static str,
@@ -45,6 +47,8 @@ pub struct Metrics {
     dry_run: Family<NameLabel, Counter>,
     /// The listeners' connections (`service::listener`).
     pub connections: service::listener::ConnectionMetrics,
+    /// The identity provider's key fetches (`identity::provider`).
+    pub jwks: JwksMetrics,
 }
 
 impl Default for Metrics {
@@ -102,6 +106,17 @@ impl Default for Metrics {
         );
         let connections = service::listener::ConnectionMetrics::default();
         connections.register(&mut registry);
+        let jwks = JwksMetrics::default();
+        registry.register(
+            "jwks_fetches",
+            "Fetches of the identity provider's key set, by result (ok or why it failed)",
+            jwks.fetches.clone(),
+        );
+        registry.register(
+            "jwks_keys",
+            "Keys of the identity provider held now",
+            jwks.keys.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             requests,
@@ -113,6 +128,7 @@ impl Default for Metrics {
             reloads,
             dry_run,
             connections,
+            jwks,
         }
     }
 }

@@ -24,6 +24,7 @@ use crate::{
 const SCRIPT_MODULES: &[(&str, &[u8])] = &[
     ("api.js", include_bytes!("../../static/sale/api.js")),
     ("captcha.js", include_bytes!("../../static/sale/captcha.js")),
+    ("login.js", include_bytes!("../../static/sale/login.js")),
     ("main.js", include_bytes!("../../static/sale/main.js")),
     (
         "messages.js",
@@ -72,20 +73,30 @@ fn versioned(path: &str, content: &[u8]) -> String {
     url
 }
 
-/// How the page's "Pay now" pays, from the config only (never from a request): the shop's
-/// checkout URL template (`{order}`, `{return}` filled in by the page), else in dev mode the
-/// edge's `POST /api/dev/pay`, else nothing.
+/// Where the page sends the visitor, from the config only (never from a request): how "Pay now"
+/// pays (the shop's checkout URL template, `{order}` and `{return}` filled in by the page, else in
+/// dev mode the edge's `POST /api/dev/pay`, else nothing), and how the visitor logs in: in dev
+/// mode with a token of the edge's `POST /api/dev/token`, else at the shop's login page behind
+/// "Log in to buy" (`return_to=<the page>` added by the page; empty: none).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Checkout<'a> {
-    pub url: &'a str,
+pub struct Links<'a> {
+    pub checkout_url: &'a str,
     pub dev_pay: bool,
+    pub dev_login: bool,
+    pub login_url: &'a str,
 }
 
-impl<'a> Checkout<'a> {
+impl<'a> Links<'a> {
     pub fn from_config(config: &'a Config) -> Self {
         Self {
-            url: config.payments.checkout_url.as_deref().unwrap_or(""),
+            checkout_url: config.payments.checkout_url.as_deref().unwrap_or(""),
             dev_pay: config.http.dev_mode && config.payments.dev_webhook_secret.is_some(),
+            dev_login: config.http.dev_mode,
+            login_url: config
+                .identity
+                .login_url
+                .as_ref()
+                .map_or("", |url| url.as_str()),
         }
     }
 }
@@ -109,6 +120,8 @@ struct SalePage<'a> {
     icon_url: &'a str,
     checkout_url: &'a str,
     dev_pay: bool,
+    dev_login: bool,
+    login_url: &'a str,
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -131,7 +144,7 @@ pub fn sale_page(
     info: &SaleInfo,
     now: OffsetDateTime,
     sold_out: bool,
-    checkout: Checkout<'_>,
+    links: Links<'_>,
 ) -> Result<String, askama::Error> {
     let status = info.status(now, sold_out);
     let (state, state_text) = match status.state {
@@ -161,8 +174,10 @@ pub fn sale_page(
         style_url: &ASSETS.style,
         worker_url: &ASSETS.worker,
         icon_url: &ASSETS.icon,
-        checkout_url: checkout.url,
-        dev_pay: checkout.dev_pay,
+        checkout_url: links.checkout_url,
+        dev_pay: links.dev_pay,
+        dev_login: links.dev_login,
+        login_url: links.login_url,
     }
     .render()
 }

@@ -30,7 +30,7 @@ pub fn reload(state: &AppState) -> Reloaded {
             for field in not_reloaded(&current.config, &config) {
                 tracing::warn!(field, "not reloadable: takes effect at the next start");
             }
-            let runtime = Runtime::build(config, Some(&current))?;
+            let runtime = Runtime::build(config, Some(&current), &state.metrics)?;
             state.difficulty.reconfigure(&runtime.config.captcha);
             state.runtime.store(std::sync::Arc::new(runtime));
             Ok(())

@@ -23,8 +23,13 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(10);
 /// The edge's state, connected to Redis, with scripts loaded.
 pub async fn connect(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<AppState> {
     let redis = Redis::connect(&config.redis).await?;
-    let runtime = Runtime::build(config, None).map_err(|e| anyhow::anyhow!(e))?;
-    let state = Arc::new(Shared::new(runtime, config_path, redis, Metrics::default()));
+    let metrics = Metrics::default();
+    let runtime = Runtime::build(config, None, &metrics).map_err(|e| anyhow::anyhow!(e))?;
+    if let Some(keys) = runtime.verifier.provider() {
+        // The provider's keys before the first buyer; unreachable, the first token tries again.
+        keys.fetch_if_due().await;
+    }
+    let state = Arc::new(Shared::new(runtime, config_path, redis, metrics));
     state.uid.preload().await?;
     state.global.preload().await?;
     Ok(state)

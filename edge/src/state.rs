@@ -47,11 +47,19 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Builds from `config`, keeping `previous`'s IP limiter and origin pool when their config
-    /// is unchanged.
-    pub fn build(config: Config, previous: Option<&Runtime>) -> Result<Self, String> {
-        let verifier =
-            Verifier::from_config(&config.identity).map_err(|e| format!("identity: {e}"))?;
+    /// Builds from `config`, keeping `previous`'s IP limiter, origin pool and identity
+    /// provider's keys when their config is unchanged.
+    pub fn build(
+        config: Config,
+        previous: Option<&Runtime>,
+        metrics: &Metrics,
+    ) -> Result<Self, String> {
+        let verifier = Verifier::from_config(
+            &config.identity,
+            previous.map(|p| &p.verifier),
+            &metrics.jwks,
+        )
+        .map_err(|e| format!("identity: {e}"))?;
         let secret = config.captcha.secret.as_bytes();
         let ip = match previous {
             Some(p) if p.ip.same_quota(&config.limits.ip) => p.ip.clone(),

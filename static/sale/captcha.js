@@ -3,12 +3,14 @@
 // from blob: URLs), and the solution traded for a pass. What only asks for a moment is retried
 // without a word: a challenge refused because this edge's clock has not reached the start yet
 // (409 sale_not_started) or every image is in use (503 captcha_busy). A solved check refused for
-// the store's absence is kept and sent again (it was not spent).
+// the store's absence is kept and sent again (it was not spent). A login that runs out on the
+// way (a 401) keeps the pass and the solved check in sessionStorage for the visitor's return.
 
 const v = new URL(import.meta.url).search;
 const { parseTime } = await import(`./time.js${v}`);
 const { retryAfterSeconds, unavailable } = await import(`./api.js${v}`);
-const { api, attempt, clock, currentUid, page, root, sale, setText, sleep, ui, working } = await import(`./page.js${v}`);
+const { keepProgress, takeProgress } = await import(`./login.js${v}`);
+const { api, attempt, clock, currentUid, page, root, sale, setText, sleep, tabStore, ui, working } = await import(`./page.js${v}`);
 
 const PROGRESS_ANNOUNCE_MS = 2000;
 const REQUEST_TIMEOUT_MS = 15000;
@@ -26,6 +28,36 @@ let mediaUrls = [];
 // A pass earned and not spent yet (the shop was away when it was sent): {token, expiresAt
 // (server ms), uid}. Used by the next try, in this purchase or the visitor's next press.
 let keptPass = null;
+// The purchase's `kept` of the check under way (see earnPass), kept over a trip to the login.
+let keptNow = { solution: null };
+const progressKey = `flash.captcha.${sale.id}`;
+
+page.leaving = () => {
+  const pass = usablePass();
+  const solution = keptNow.solution;
+  keepProgress(tabStore, progressKey, currentUid(), {
+    pass: pass && { token: pass.token, expiresAt: pass.expiresAt },
+    solution: solution && { body: solution.body, expiresAt: solution.expiresAt },
+  });
+};
+
+/**
+ * Back from the login: the pass or the solved check kept for this user, if any; the solved
+ * check is for the next press's `kept`.
+ */
+export function restoreProgress() {
+  const { pass, solution } = takeProgress(tabStore, progressKey, currentUid(), clock.now(), PASS_MARGIN_MS);
+  if (pass) keptPass = { ...pass, uid: currentUid() };
+  keptNow = { solution };
+  return !!(pass || solution);
+}
+
+/** The `kept` a press of Buy starts with: a check solved before a trip to the login, if any. */
+export function keptCheck() {
+  const kept = keptNow.solution && keptNow.solution.expiresAt - clock.now() > PASS_MARGIN_MS ? keptNow : { solution: null };
+  keptNow = kept;
+  return kept;
+}
 
 export function hideCaptcha() {
   ui.captcha.hidden = true;
@@ -45,7 +77,7 @@ async function mediaUrl(path) {
   const timer = setTimeout(() => abort.abort(), REQUEST_TIMEOUT_MS);
   try {
     const response = await fetch(path, {
-      headers: { Authorization: `Bearer ${page.token}` },
+      headers: page.token ? { Authorization: `Bearer ${page.token}` } : {},
       cache: "no-store",
       credentials: "same-origin",
       signal: abort.signal,
@@ -191,6 +223,7 @@ export function forgetPass() {
  * holds what to send again).
  */
 export async function earnPass(kept) {
+  keptNow = kept;
   if (!kept.solution || kept.solution.expiresAt - clock.now() <= PASS_MARGIN_MS) {
     kept.solution = null;
     working("Checking you are a person…");
@@ -209,6 +242,10 @@ export async function earnPass(kept) {
   kept.solution.sent = true;
   const answer = await attempt("/api/captcha", { method: "POST", body: kept.solution.body, auth: true });
   if (unavailable(answer)) return { answer, away: true };
+  if (answer.status === 401) {
+    kept.solution.sent = resent; // the login ran out before the check was looked at: kept
+    return { answer };
+  }
   kept.solution = null;
   const code = answer.data && answer.data.error;
   // Sent again after the shop was away, and spent: the store had taken it but its answer was

@@ -1,7 +1,8 @@
 // The sale page's script, its entry point. The page (edge/templates/sale.html) is the same for
 // everyone and cached; these modules make it the visitor's: the countdown on the server's clock
-// (time.js), the status poll (poll.js), the user (user.js), the purchase (purchase.js, captcha.js,
-// messages.js), the order, its hold and its payment (order.js), all shown by page.js.
+// (time.js), the status poll (poll.js), the user and their login (user.js, login.js), the
+// purchase (purchase.js, captcha.js, messages.js), the order, its hold and its payment
+// (order.js), all shown by page.js.
 //
 // Versions: the page loads `/static/sale/main.js?v=<hash>`, the hash taken over every file of
 // static/sale/ (edge/src/pages.rs), and each module imports each sibling with `await import()`,
@@ -9,11 +10,11 @@
 // one version: a new build changes every module's URL, and a cached module of an older build is
 // never mixed with a newer one, while nginx keeps each for a year (a static `import` would drop
 // the query and be cached a minute without a version). The imports form no cycle (a top-level
-// `await` in a cycle would never end): time, messages, api, state < page < user < poll < order
-// < captcha < purchase < main.
+// `await` in a cycle would never end): time, messages, api, state, login < page < user < poll
+// < order < captcha < purchase < main.
 
 const v = new URL(import.meta.url).search;
-const { root, refresh, savedOrder, setResult, setText, page, sale, startClock, ui, currentState } = await import(
+const { root, loginLink, refresh, savedOrder, setResult, setText, page, sale, startClock, ui, currentState } = await import(
   `./page.js${v}`
 );
 
@@ -32,9 +33,10 @@ function localStart() {
 async function start() {
   startClock();
   const { poll } = await import(`./poll.js${v}`);
-  const { ensureToken } = await import(`./user.js${v}`);
+  const { ensureUser } = await import(`./user.js${v}`);
   const { pay, showOrder } = await import(`./order.js${v}`);
   const { purchase } = await import(`./purchase.js${v}`);
+  const { restoreProgress } = await import(`./captcha.js${v}`);
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden && currentState() !== "ended") poll();
   });
@@ -44,13 +46,13 @@ async function start() {
   refresh();
   poll();
   try {
-    await ensureToken();
+    if (await ensureUser()) restoreProgress(); // back from the login: the check done before it
   } catch {
-    // The dev endpoint did not answer; a click tries again.
+    // The edge did not answer; a click tries again.
   }
   const order = savedOrder();
   if (order) showOrder(order, false);
-  else if (page.login === "missing") setResult("Please log in to the shop.", "error");
+  else if (page.login === "missing" && !loginLink()) setResult("Please log in to the shop.", "error");
   refresh();
 }
 

@@ -5,7 +5,7 @@
 // An entry is {text, kind} (kind: the result's colours) and may name an `effect`, what the page
 // does besides (purchase.js carries them out): `duplicate` shows the order the user has,
 // `sold_out` and `ended` close the sale (the countdown tells it, so no text), `rate_limited`
-// keeps Buy off for Retry-After (`{seconds}` in its text), `logout` drops the user's token,
+// keeps Buy off for Retry-After (`{seconds}` in its text), `logout` sends the user to log in again,
 // `unknown_sale` marks the sale as missing.
 
 /** Said when nothing more precise is known: the shop away, or an answer the page cannot read. */

@@ -15,7 +15,7 @@ const { markReturned } = await import(`./state.js${v}`);
 const { api, clock, forgetOrder, keepFocus, page, refresh, root, sale, savedOrder, setResult, sleep, store, ui } = await import(
   `./page.js${v}`
 );
-const { dropToken } = await import(`./user.js${v}`);
+const { relogin } = await import(`./user.js${v}`);
 const { MAX_BACKOFF_MS, poll } = await import(`./poll.js${v}`);
 
 // A hold past its expires_at is cancelled by the origin's sweeper within moments: the first
@@ -42,7 +42,7 @@ export function orderText(order, already, details) {
 
 /** The order's state from the edge: {status, payBy, cancelReason} (payBy in server ms), null if unknown. */
 async function orderDetails(orderId) {
-  if (orderId === null || orderId === undefined || !page.token) return null;
+  if (orderId === null || orderId === undefined || page.login !== "ok") return null;
   try {
     const answer = await api(`/api/orders/${encodeURIComponent(orderId)}`, { auth: true });
     if (answer.status !== 200 || !answer.data || typeof answer.data.status !== "string") return null;
@@ -96,9 +96,8 @@ export async function pay() {
       setResult("The hold ended before the payment: you will be refunded. The unit went back to the sale.", "error", true);
       refresh();
     } else if (answer.status === 401) {
-      dropToken();
-      setResult("Please log in again.", "error");
       ui.pay.disabled = false;
+      relogin();
     } else if (answer.status === 409) {
       ui.pay.hidden = true;
       page.hold = null;

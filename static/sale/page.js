@@ -9,6 +9,7 @@ const v = new URL(import.meta.url).search;
 const { createClock, formatLeft, holdLeft, parseTime, spoken, stateText } = await import(`./time.js${v}`);
 const { claims, createStore, effectiveState, saleFrom } = await import(`./state.js${v}`);
 const { createApi } = await import(`./api.js${v}`);
+const { loginHref } = await import(`./login.js${v}`);
 
 const SOLD_OUT_TEXT = "Sold out. If a unit comes back, this page will offer it.";
 
@@ -19,6 +20,7 @@ export const ui = {
   countdown: byId("countdown"),
   announce: byId("announce"),
   buy: byId("buy"),
+  login: byId("login"),
   captcha: byId("captcha"),
   bar: byId("pow-bar"),
   progress: byId("pow-progress"),
@@ -33,17 +35,21 @@ export const ui = {
 
 export const sale = saleFrom(root ? root.dataset : {});
 export const store = createStore(() => window.localStorage);
+/** What survives the trip to the shop's login and back in this tab (the captcha's progress). */
+export const tabStore = createStore(() => window.sessionStorage);
 export const clock = createClock(() => performance.now(), () => Date.now());
 
 /** What the modules share; each field says who writes it. */
 export const page = {
   busy: null, // the button's label while a purchase runs (purchase.js)
   retryAt: 0, // performance.now() before which a 429 keeps the button off (purchase.js)
-  login: "unknown", // "ok", "missing" (no dev endpoint: production) (user.js)
-  token: null, // the user's JWT (user.js)
+  login: "unknown", // "ok", "missing" (logged out), "leaving" (to the shop's login) (user.js)
+  user: null, // who GET /api/me says the visitor is: {uid, expiresAt} (server ms) (user.js)
+  token: null, // the dev token, in dev mode only; production's is a cookie never seen here (user.js)
   hold: null, // the live hold shown: {order, already, payBy} (payBy in server ms) (order.js)
   statusTrouble: false, // the last status poll failed: said, and what was known is kept (poll.js)
   holdUp: () => {}, // called at each render once the hold's time is up (order.js sets it)
+  leaving: () => {}, // called before the page goes to the shop's login (captcha.js sets it)
 };
 
 export const { api, attempt } = createApi({
@@ -90,8 +96,14 @@ export function keepFocus() {
 
 export const currentState = () => effectiveState(sale, clock.now());
 
-/** The user's id: the token's subject, else the one kept for the dev endpoint. */
+/** The shop's login with the way back to this page; "" when the edge names none. */
+export function loginLink() {
+  return loginHref((root && root.dataset.login) || "", location.href);
+}
+
+/** The user's id: the one GET /api/me named, else the dev token's subject, else the one kept for the dev endpoint. */
 export function currentUid() {
+  if (page.user) return page.user.uid;
   const c = page.token ? claims(page.token) : null;
   if (c && typeof c.sub === "string") return c.sub;
   return store.get("flash.uid");
@@ -172,11 +184,18 @@ function render() {
   else if (state === "ended") label = "Sale ended";
   else if (state === "unknown") label = "Not available";
   else if (state === "upcoming") label = "Buy now";
-  else if (page.login === "missing") label = "Buy now";
+  else if (page.login === "missing" || page.login === "leaving") label = "Buy now";
   else if (wait > 0) label = `Wait ${wait} s`;
   else enabled = true;
   setText(ui.buy, label);
   ui.buy.disabled = !enabled;
+  // Logged out in production: "Log in to buy", to the shop's login and back, instead of Buy.
+  const link = page.login === "missing" && !order && (state === "live" || state === "upcoming") ? loginLink() : "";
+  if (ui.login) {
+    ui.login.hidden = link === "";
+    if (link && ui.login.href !== link) ui.login.href = link;
+  }
+  ui.buy.hidden = link !== "";
   if (page.busy) ui.panel.setAttribute("aria-busy", "true");
   else ui.panel.removeAttribute("aria-busy");
 

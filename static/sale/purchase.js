@@ -11,11 +11,11 @@ const v = new URL(import.meta.url).search;
 const { describe, fill } = await import(`./messages.js${v}`);
 const { retryAfterSeconds, unavailable } = await import(`./api.js${v}`);
 const { markSoldOut } = await import(`./state.js${v}`);
-const { attempt, clock, keepFocus, page, refresh, remember, sale, setResult, sleep, working } = await import(`./page.js${v}`);
-const { dropToken, ensureToken } = await import(`./user.js${v}`);
+const { attempt, clock, keepFocus, loginLink, page, refresh, remember, sale, setResult, sleep, working } = await import(`./page.js${v}`);
+const { ensureUser, relogin } = await import(`./user.js${v}`);
 const { FIRST_BACKOFF_MS, schedulePoll } = await import(`./poll.js${v}`);
 const { showOrder } = await import(`./order.js${v}`);
-const { CheckExpired, ImageGone, MAX_QUIET_RETRIES, earnPass, forgetPass, hideCaptcha, usablePass } = await import(
+const { CheckExpired, ImageGone, MAX_QUIET_RETRIES, earnPass, forgetPass, hideCaptcha, keptCheck, usablePass } = await import(
   `./captcha.js${v}`
 );
 
@@ -47,10 +47,7 @@ const EFFECTS = {
     setResult(fill(message.text, { seconds }), message.kind);
     setTimeout(refresh, seconds * 1000 + 20);
   },
-  logout(answer, message) {
-    dropToken();
-    setResult(message.text, message.kind);
-  },
+  logout: () => relogin(), // its words, or to the shop's login and back
   unknown_sale(answer, message) {
     sale.state = "unknown";
     setResult(message.text, message.kind);
@@ -98,7 +95,7 @@ async function waitWhileAway(answer, tries) {
 
 /** One press of Buy, to its end: an order, an answer told, or the shop still away. */
 async function buyRounds() {
-  const kept = { solution: null };
+  const kept = keptCheck();
   let away = 0; // tries after the shop was away
   for (let round = 0; ; round++) {
     let pass = usablePass();
@@ -122,7 +119,7 @@ async function buyRounds() {
       if (!(await waitWhileAway(bought, ++away))) return;
       continue;
     }
-    forgetPass(); // spent, or refused for good
+    if (bought.status !== 401) forgetPass(); // spent, or refused for good; a 401 looked at no pass
     if (bought.status === 403 && code === "pass_level_too_low" && round < MAX_QUIET_RETRIES) {
       // The captcha got harder since the pass was earned: solve it again at the new level.
       hideCaptcha();
@@ -143,8 +140,11 @@ export async function purchase() {
   working("Checking you are a person…");
   setResult("", "");
   try {
-    if (!(await ensureToken())) {
-      setResult("Please log in to the shop.", "error");
+    const known = page.login === "ok";
+    if (!(await ensureUser())) {
+      // Logged out since the page knew them: to the login again; else the page offers it.
+      if (known) relogin();
+      else if (!loginLink()) setResult("Please log in to the shop.", "error");
       return;
     }
     await buyRounds();

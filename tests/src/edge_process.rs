@@ -22,6 +22,10 @@ use crate::{net, wait};
 pub const USER_JWT_SECRET: &str = "test-user-jwt-secret-0123456789-abcdefghij";
 /// The captcha secret of test edges.
 pub const CAPTCHA_SECRET: &str = "test-captcha-secret-0123456789-abcdefghijk";
+/// The captcha secret of test edges without dev mode, which refuses a weak one (made with
+/// `openssl rand -base64 48` for the tests; it guards nothing).
+pub const STRONG_CAPTCHA_SECRET: &str =
+    "1u2DX53KIm4Z1cfMThCyRVdxeUG9m2wNKUEWauRanb3+VzG6+vhsFrZSQIYmav92";
 
 /// The settings tests vary; the rest is the shipped default.
 #[derive(Debug, Clone)]
@@ -58,6 +62,11 @@ pub struct EdgeOptions {
     /// `EDGE_LOG`: debug for the tests (their failures print the log), the shipped `info` for
     /// the benchmark.
     pub log: &'static str,
+    /// The lines of `[identity]` instead of the HS256 test key ([`USER_JWT_SECRET`]): a test of
+    /// the identity provider's keys (`jwks_url = …`).
+    pub identity: Option<String>,
+    /// `http.dev_mode` (on in the tests, as `./deploy/up` renders it).
+    pub dev_mode: bool,
 }
 
 impl Default for EdgeOptions {
@@ -85,6 +94,8 @@ impl Default for EdgeOptions {
             image_max_age_seconds: 60,
             max_connections: 4096,
             log: "info,edge=debug",
+            identity: None,
+            dev_mode: true,
         }
     }
 }
@@ -105,13 +116,13 @@ impl EdgeOptions {
             .collect::<Vec<_>>()
             .join(", ");
         format!(
-            "[http]\nlisten = \"127.0.0.1:{port}\"\ndev_mode = true\n\
+            "[http]\nlisten = \"127.0.0.1:{port}\"\ndev_mode = {}\n\
              [http.connections]\nmax_connections = {}\n\
              [admin]\nlisten = \"127.0.0.1:{admin}\"\n\
              {}command_timeout_ms = {}\n\
              [origin]\nurls = [{origins}]\ntimeout_ms = {}\nconnect_timeout_ms = 200\nretry_dead_after_ms = {}\n\
-             [identity]\nalgorithm = \"HS256\"\nkey = \"{USER_JWT_SECRET}\"\n\
-             [captcha]\nsecret = \"{CAPTCHA_SECRET}\"\npass_ttl_seconds = {}\nlevels = [{levels}]\n\
+             [identity]\n{}\n\
+             [captcha]\nsecret = \"{}\"\npass_ttl_seconds = {}\nlevels = [{levels}]\n\
              window_seconds = {}\ncooldown_seconds = {}\n\
              image_serves = {}\nimage_max_age_seconds = {}\n\
              [limits.ip]\nper_second = {:?}\nburst = {}\ndry_run = {}\n\
@@ -119,12 +130,21 @@ impl EdgeOptions {
              [limits.global]\nper_second = {}\nlease = {}\ndry_run = {}\n\
              [limits.captcha.ip]\nper_second = {:?}\nburst = {}\n\
              [limits.captcha.uid]\nper_second = {:?}\nburst = {}\n\
-             [payments]\ndev_webhook_secret = \"{}\"\n",
+             [payments]\n{}\n",
+            self.dev_mode,
             self.max_connections,
             crate::redis_server::redis_table(redis_url),
             self.redis_timeout_ms,
             self.origin_timeout_ms,
             self.retry_dead_after_ms,
+            self.identity.clone().unwrap_or_else(|| format!(
+                "algorithm = \"HS256\"\nkey = \"{USER_JWT_SECRET}\""
+            )),
+            if self.dev_mode {
+                CAPTCHA_SECRET
+            } else {
+                STRONG_CAPTCHA_SECRET
+            },
             self.pass_ttl_seconds,
             self.captcha_window_seconds,
             self.captcha_cooldown_seconds,
@@ -143,7 +163,14 @@ impl EdgeOptions {
             self.captcha_ip.1,
             self.captcha_uid.0,
             self.captcha_uid.1,
-            crate::origin_process::PAYMENT_WEBHOOK_SECRET,
+            if self.dev_mode {
+                format!(
+                    "dev_webhook_secret = \"{}\"",
+                    crate::origin_process::PAYMENT_WEBHOOK_SECRET
+                )
+            } else {
+                String::new()
+            },
         )
     }
 }

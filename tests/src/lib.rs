@@ -9,13 +9,16 @@ pub mod edge_process;
 pub mod edge_router;
 pub mod front;
 pub mod gateway;
+pub mod jwks_server;
 pub mod load;
 pub mod metrics;
+pub mod oidc_provider;
 pub mod origin_process;
 pub mod origin_router;
 pub mod payments;
 pub mod redis_under_test;
 pub mod sale_page;
+pub mod shop_login;
 pub mod shopper;
 pub mod stack;
 

@@ -3,7 +3,7 @@
 //! fetch the challenge, solve the proof of work, trade the solution.
 
 use anyhow::Context;
-use edge::config::{Algorithm, IdentityConfig, KeySource};
+use edge::config::{IdentityConfig, Keys};
 use serde_json::{json, Value};
 
 use crate::edge_process::USER_JWT_SECRET;
@@ -18,8 +18,7 @@ pub fn now_unix() -> u64 {
 /// The identity config of the test edges (HS256 with [`USER_JWT_SECRET`]).
 pub fn identity() -> IdentityConfig {
     IdentityConfig {
-        algorithm: Algorithm::HS256,
-        key: Some(KeySource::Inline(USER_JWT_SECRET.into())),
+        keys: Some(Keys::hs256(USER_JWT_SECRET)),
         ..IdentityConfig::default()
     }
 }

@@ -20,7 +20,7 @@ pub use service::config::{ConfigError, ConfigFile, Problems};
 pub use self::{
     captcha::{CaptchaConfig, Level},
     http::{AdminConfig, HttpConfig},
-    identity::{Algorithm, IdentityConfig, KeySource},
+    identity::{Algorithm, IdentityConfig, JwksConfig, KeySource, Keys},
     limits::{CaptchaLimitsConfig, GlobalConfig, LimitsConfig, RateConfig},
     origin::OriginConfig,
     pages::PagesConfig,
@@ -70,18 +70,21 @@ impl Config {
     /// verifier is built), and the captcha secret.
     pub fn secrets(&self) -> Vec<(String, String)> {
         let mut secrets = Vec::new();
-        if self.identity.algorithm == Algorithm::HS256 {
-            match &self.identity.key {
-                Some(KeySource::Inline(key)) => {
+        if let Some(Keys::Static {
+            algorithm: Algorithm::HS256,
+            source,
+        }) = &self.identity.keys
+        {
+            match source {
+                KeySource::Inline(key) => {
                     secrets.push(("identity.key".to_string(), key.clone()));
                 }
-                Some(KeySource::File(path)) => {
+                KeySource::File(path) => {
                     if let Ok(text) = std::fs::read_to_string(path) {
                         let key = text.trim_end_matches(['\r', '\n']).to_string();
                         secrets.push(("identity.key_file".to_string(), key));
                     }
                 }
-                None => {}
             }
         }
         secrets.push(("captcha.secret".to_string(), self.captcha.secret.clone()));

@@ -56,7 +56,10 @@ fn weak_secrets_are_refused_without_dev_mode_and_let_through_with_it() {
     );
     // A key for a public-key algorithm is no secret.
     let mut eddsa = config;
-    eddsa.identity.algorithm = Algorithm::EdDSA;
+    eddsa.identity.keys = Some(Keys::Static {
+        algorithm: Algorithm::EdDSA,
+        source: KeySource::Inline("a PEM".into()),
+    });
     assert_eq!(eddsa.secrets().len(), 1);
 }
 
@@ -243,7 +246,7 @@ fn typed_fields_name_a_bad_value_by_its_key_and_line() {
     };
     check(
         "[identity]\nkey = \"k\"\nkey_file = \"/etc/k\"\n",
-        &["identity: set exactly one of identity.key and identity.key_file"],
+        &["identity: set exactly one of identity.key, identity.key_file and identity.jwks_url"],
     );
     check(
         "[http]\ntrusted_proxies = [\"127.0.0.1/32\", \"10.0.0.0/33\"]\n",
@@ -272,5 +275,69 @@ fn durations_keep_their_millisecond_keys() {
     assert_eq!(
         config.http.connections.idle_timeout,
         std::time::Duration::from_secs(90)
+    );
+}
+
+#[test]
+fn provider_keys_cookie_and_origins_are_read_and_checked() {
+    let captcha = format!("[captcha]\nsecret = \"{STRONG_CAPTCHA}\"\n");
+    let text = format!(
+        "[identity]\njwks_url = \"https://login.shop.example/jwks\"\njwks_refetch_seconds = 5\n\
+         issuer = \"https://login.shop.example\"\naudience = \"flash\"\ncookie = \"shop_session\"\n\
+         allowed_origins = [\"https://shop.example\", \"HTTP://Sale.Shop.Example:8080/\"]\n\
+         login_url = \"https://shop.example/login\"\n{captcha}"
+    );
+    let config = Config::parse(&text, "t").unwrap();
+    let Some(Keys::Jwks(jwks)) = &config.identity.keys else {
+        panic!("{:?}", config.identity.keys)
+    };
+    assert_eq!(jwks.url.as_str(), "https://login.shop.example/jwks");
+    assert_eq!(jwks.refetch, std::time::Duration::from_secs(5));
+    assert_eq!(jwks.refresh, std::time::Duration::from_secs(300));
+    assert_eq!(
+        config.identity.allowed_origins,
+        ["https://shop.example", "http://sale.shop.example:8080"]
+    );
+    assert!(config
+        .secrets()
+        .iter()
+        .all(|(field, _)| !field.starts_with("identity")));
+    let refused = |text: String, expected: &str| {
+        let err = Config::parse(&text, "t").unwrap_err().to_string();
+        assert!(err.contains(expected), "{err} should contain {expected}");
+    };
+    refused(
+        text.replace("jwks_refetch_seconds = 5", "algorithm = \"RS256\""),
+        "identity.algorithm: with jwks_url each key names its algorithm",
+    );
+    refused(
+        text.replace(
+            "jwks_refetch_seconds = 5",
+            &format!("key = \"{STRONG_KEY}\""),
+        ),
+        "set exactly one of identity.key, identity.key_file and identity.jwks_url",
+    );
+    refused(
+        text.replace("https://shop.example\", ", "https://shop.example/path\", "),
+        "identity.allowed_origins \"https://shop.example/path\": must be an http(s) origin",
+    );
+    refused(
+        text.replace(
+            "allowed_origins = [\"https://shop.example\", \"HTTP://Sale.Shop.Example:8080/\"]",
+            "",
+        ),
+        "identity.allowed_origins: must list the origins of the sale page",
+    );
+    refused(
+        text.replace("jwks_refetch_seconds = 5", "jwks_refetch_seconds = 0"),
+        "identity.jwks_refetch_seconds",
+    );
+    refused(
+        text.replace("https://login.shop.example/jwks", "not a url"),
+        "identity.jwks_url \"not a url\"",
+    );
+    refused(
+        text.replace("cookie = \"shop_session\"", "cookie = \"a;b\""),
+        "identity.cookie",
     );
 }

@@ -26,7 +26,7 @@ fn page_shows_the_sale_and_escapes_its_name() {
         &info,
         datetime!(2026-11-22 17:00 UTC),
         false,
-        Checkout::default(),
+        Links::default(),
     )
     .unwrap();
     assert!(html.contains("129.00 EUR"), "{html}");
@@ -46,11 +46,11 @@ fn page_names_its_assets_by_content_and_has_nothing_inline() {
         ends_at: Some(datetime!(2026-11-22 19:00 UTC)),
         ..sale("Sneakers", 3, 5)
     };
-    let checkout = Checkout {
-        url: "https://shop.example/checkout?order={order}&return={return}",
-        dev_pay: false,
+    let links = Links {
+        checkout_url: "https://shop.example/checkout?order={order}&return={return}",
+        ..Links::default()
     };
-    let html = sale_page(&info, datetime!(2026-11-22 18:30 UTC), true, checkout).unwrap();
+    let html = sale_page(&info, datetime!(2026-11-22 18:30 UTC), true, links).unwrap();
     assert!(
         html.contains(
             "data-checkout=\"https://shop.example/checkout?order={order}&#38;return={return}\""
@@ -60,6 +60,11 @@ fn page_names_its_assets_by_content_and_has_nothing_inline() {
         "{html}"
     );
     assert!(html.contains("data-dev-pay=\"false\""), "{html}");
+    assert!(
+        html.contains("data-login=\"\""),
+        "no login URL configured: {html}"
+    );
+    assert!(html.contains("data-dev-login=\"false\""), "{html}");
     let modules = modules_content(SCRIPT_MODULES);
     for (path, content) in [
         ("/static/sale/main.js", modules.as_slice()),
@@ -91,6 +96,50 @@ fn page_names_its_assets_by_content_and_has_nothing_inline() {
             .split_whitespace()
             .any(|word| word.starts_with("on") && word.contains('=')),
         "no inline event handler: {html}"
+    );
+}
+
+#[test]
+fn the_login_link_comes_from_the_config_only() {
+    let page = |config: &Config| {
+        let html = sale_page(
+            &sale("Sneakers", 3, 5),
+            datetime!(2026-11-22 17:00 UTC),
+            false,
+            Links::from_config(config),
+        )
+        .unwrap();
+        let login = html
+            .split("data-login=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_string();
+        (login, html)
+    };
+    let mut config = Config::default();
+    let (login, html) = page(&config);
+    assert_eq!(login, "", "{html}");
+    assert!(html.contains("data-dev-login=\"false\""), "{html}");
+    config.http.dev_mode = true;
+    let (_, html) = page(&config);
+    assert!(html.contains("data-dev-login=\"true\""), "{html}");
+    config.http.dev_mode = false;
+    // The link is there, hidden, for the script to show to a logged-out visitor.
+    assert!(
+        html.contains("<a id=\"login\" class=\"buy\" href=\"\" hidden>Log in to buy</a>"),
+        "{html}"
+    );
+    config.identity.login_url = Some(
+        "https://shop.example/login?from=sale&x=\"y"
+            .parse()
+            .unwrap(),
+    );
+    let (login, html) = page(&config);
+    assert!(
+        login == "https://shop.example/login?from=sale&#38;x=%22y"
+            || login == "https://shop.example/login?from=sale&amp;x=%22y",
+        "{login} in {html}"
     );
 }
 

@@ -108,7 +108,7 @@ async fn filter(
         runtime.ip.check(ctx.client_ip),
         limits_cfg.ip.dry_run,
     )?;
-    let uid = super::user(&runtime, headers)?;
+    let uid = super::user(&runtime, ctx, headers).await?.uid;
     let ApiJson(body) = body?;
     let now = clock::unix_now();
     let pass = runtime

@@ -17,7 +17,7 @@ use axum::{
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{counted, user, within_limit, ApiJson, Ctx};
+use super::{counted, within_limit, ApiJson, Ctx};
 use crate::{
     captcha::{image, pool::Wear},
     clock,
@@ -82,7 +82,7 @@ pub fn pass_level(state: &AppState, pass: &PassClaims) -> Result<(), Refusal> {
 
 /// The captcha endpoints' door: the per-IP limit (before any CPU is spent on the token), the
 /// user, the per-user limit.
-fn admit(
+async fn admit(
     state: &AppState,
     runtime: &Runtime,
     ctx: &Ctx,
@@ -95,7 +95,7 @@ fn admit(
         runtime.captcha_ip.check(ctx.client_ip),
         limits.ip.dry_run,
     )?;
-    let uid = user(runtime, headers)?;
+    let uid = super::user(runtime, ctx, headers).await?.uid;
     within_limit(
         state,
         "captcha_uid",
@@ -128,13 +128,17 @@ async fn started(
 }
 
 /// The user of the request and the image its handle points at, if the handle is theirs.
-fn handled_image(
+async fn handled_image(
     state: &AppState,
+    ctx: &Ctx,
     headers: &HeaderMap,
     handle: Result<Path<String>, PathRejection>,
 ) -> Result<std::sync::Arc<crate::captcha::pool::Drawn>, Box<Response>> {
     let runtime = state.runtime.load();
-    let uid = user(&runtime, headers).map_err(|r| Box::new(refused(r)))?;
+    let uid = super::user(&runtime, ctx, headers)
+        .await
+        .map_err(|r| Box::new(refused(r)))?
+        .uid;
     let handle = handle.map(|Path(h)| h).unwrap_or_default();
     runtime
         .pow
@@ -146,10 +150,11 @@ fn handled_image(
 /// The picture of an image captcha, for the holder of its challenge.
 pub async fn image(
     State(state): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
     headers: HeaderMap,
     handle: Result<Path<String>, PathRejection>,
 ) -> Response {
-    match handled_image(&state, &headers, handle) {
+    match handled_image(&state, &ctx, &headers, handle).await {
         Ok(drawn) => (
             [
                 (header::CONTENT_TYPE, "image/png"),
@@ -165,10 +170,11 @@ pub async fn image(
 /// The audio alternative: the same characters read out, with fresh noise.
 pub async fn audio(
     State(state): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
     headers: HeaderMap,
     handle: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let drawn = match handled_image(&state, &headers, handle) {
+    let drawn = match handled_image(&state, &ctx, &headers, handle).await {
         Ok(drawn) => drawn,
         Err(resp) => return *resp,
     };
@@ -192,7 +198,7 @@ pub async fn challenge(
     query: Result<Query<ChallengeQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let runtime = state.runtime.load();
-    let uid = match admit(&state, &runtime, &ctx, &headers) {
+    let uid = match admit(&state, &runtime, &ctx, &headers).await {
         Ok(uid) => uid,
         Err(refusal) => return refused(refusal),
     };
@@ -268,7 +274,7 @@ pub async fn solve(
     body: Result<ApiJson<Solution>, Error>,
 ) -> Response {
     let runtime = state.runtime.load();
-    let uid = match admit(&state, &runtime, &ctx, &headers) {
+    let uid = match admit(&state, &runtime, &ctx, &headers).await {
         Ok(uid) => uid,
         Err(refusal) => return refused(refusal),
     };

@@ -88,8 +88,8 @@ pub async fn pay(
         Some(secret) if runtime.config.http.dev_mode => secret.clone(),
         _ => return counted("refused", "dev_mode_off", Error::NoRoute),
     };
-    let uid = match admit(&state, &ctx, &headers) {
-        Ok(uid) => uid,
+    let uid = match admit(&state, &ctx, &headers).await {
+        Ok(user) => user.uid.into_string(),
         Err(refusal) => {
             let reason = refusal.reason();
             return counted("refused", reason, refusal);

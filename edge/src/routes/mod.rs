@@ -7,6 +7,7 @@
 mod buy;
 mod captcha;
 mod dev;
+mod me;
 mod orders;
 mod payments;
 mod sale;
@@ -17,7 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::{
     extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request},
-    http::{header, HeaderMap, HeaderValue},
+    http::{HeaderMap, HeaderValue, Method},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -30,7 +31,7 @@ use tokio::time::Instant;
 
 use crate::{
     error::{Error, Refusal},
-    identity::Uid,
+    identity::{IdentityError, User},
     limits::{self, Decision},
     state::{AppState, Runtime, Shared},
 };
@@ -48,6 +49,7 @@ const DEV_PAY: &str = "/api/dev/pay";
 const PAYMENTS: &str = "/api/payments/webhook";
 const ORDER: &str = "/api/orders/{id}";
 const ORDER_EXTEND: &str = "/api/orders/{id}/extend";
+const ME: &str = "/api/me";
 
 /// The public API.
 pub fn router(state: AppState) -> Router {
@@ -65,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route(PAYMENTS, post(payments::webhook))
         .route(ORDER, get(orders::get).delete(orders::cancel))
         .route(ORDER_EXTEND, post(orders::extend))
+        .route(ME, get(me::me))
         .fallback(|| async { Error::NoRoute })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
@@ -80,6 +83,8 @@ pub fn router(state: AppState) -> Router {
 pub struct Ctx {
     pub request_id: String,
     pub client_ip: IpAddr,
+    /// The request's method (the CSRF rule of cookie-borne tokens reads it).
+    pub method: Method,
 }
 
 async fn context(
@@ -119,9 +124,11 @@ async fn context(
     let client_ip = state.runtime.load().trusted.client_ip(peer, req.headers());
     let route = route_name(req.extensions().get::<MatchedPath>());
     let span = tracing::info_span!("request", request_id = %request_id, %client_ip, route);
+    let method = req.method().clone();
     req.extensions_mut().insert(Ctx {
         request_id: request_id.clone(),
         client_ip,
+        method,
     });
     let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
     if let Some(Outcome { outcome, reason }) = resp.extensions_mut().remove::<Outcome>() {
@@ -166,6 +173,7 @@ fn route_name(matched: Option<&MatchedPath>) -> &'static str {
         Some(PAYMENTS) => "payments",
         Some(DEV_TOKEN | DEV_PAY) => "dev",
         Some(HEALTH) => "health",
+        Some(ME) => "me",
         _ => "other",
     }
 }
@@ -188,16 +196,17 @@ impl From<BodyError> for Error {
     }
 }
 
-/// The user of the request's bearer JWT, verified, or the 401.
-pub fn user(runtime: &Runtime, headers: &HeaderMap) -> Result<Uid, Refusal> {
+/// The verified user of a request, or the refusal: 401 for a missing or bad token, 403 `csrf`
+/// for a cookie-borne token on a state-changing request from another site.
+pub async fn user(runtime: &Runtime, ctx: &Ctx, headers: &HeaderMap) -> Result<User, Refusal> {
     runtime
         .verifier
-        .verify(
-            headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok()),
-        )
-        .map_err(|e| Refusal::Unauthorized { reason: e.reason() })
+        .user(headers, &ctx.method)
+        .await
+        .map_err(|e| match e {
+            IdentityError::CrossSite => Refusal::CrossSite,
+            e => Refusal::Unauthorized { reason: e.reason() },
+        })
 }
 
 /// A sale id from the path.

@@ -16,6 +16,7 @@ use hyper::body::Bytes;
 use super::{counted, Ctx};
 use crate::{
     error::{Error, Refusal},
+    identity::User,
     limits::{self, Decision},
     state::AppState,
 };
@@ -26,8 +27,12 @@ pub(super) fn order_id(raw: &str) -> Result<i64, Error> {
     })
 }
 
-/// The IP limit and the user: `Ok(uid)` or the refusal to send.
-pub(super) fn admit(state: &AppState, ctx: &Ctx, headers: &HeaderMap) -> Result<String, Refusal> {
+/// The IP limit and the user: `Ok(user)` or the refusal to send.
+pub(super) async fn admit(
+    state: &AppState,
+    ctx: &Ctx,
+    headers: &HeaderMap,
+) -> Result<User, Refusal> {
     let runtime = state.runtime.load();
     let ip = &runtime.config.limits.ip;
     if let deny @ Decision::Deny { .. } = runtime.ip.check(ctx.client_ip) {
@@ -40,7 +45,7 @@ pub(super) fn admit(state: &AppState, ctx: &Ctx, headers: &HeaderMap) -> Result<
             });
         }
     }
-    super::user(&runtime, headers).map(|uid| uid.as_ref().to_string())
+    super::user(&runtime, ctx, headers).await
 }
 
 fn refused(refusal: Refusal) -> Response {
@@ -116,8 +121,8 @@ async fn by_owner(
     headers: &HeaderMap,
     method: Method,
 ) -> Response {
-    let uid = match admit(state, ctx, headers) {
-        Ok(uid) => uid,
+    let uid = match admit(state, ctx, headers).await {
+        Ok(user) => user.uid.into_string(),
         Err(refusal) => return refused(refusal),
     };
     match order_id(id) {
@@ -153,8 +158,8 @@ pub async fn extend(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let uid = match admit(&state, &ctx, &headers) {
-        Ok(uid) => uid,
+    let uid = match admit(&state, &ctx, &headers).await {
+        Ok(user) => user.uid.into_string(),
         Err(refusal) => return refused(refusal),
     };
     match order_id(&id) {

@@ -74,8 +74,8 @@ pub async fn page(
     let answer = async {
         let (id, info) = facts(&state, &ctx, &id).await?;
         let runtime = state.runtime.load();
-        let checkout = pages::Checkout::from_config(&runtime.config);
-        let html = pages::sale_page(&info, clock::now(), state.soldout.is_sold_out(id), checkout)
+        let links = pages::Links::from_config(&runtime.config);
+        let html = pages::sale_page(&info, clock::now(), state.soldout.is_sold_out(id), links)
             .map_err(|e| Error::Internal(format!("sale page: {e}")))?;
         let cache = format!(
             "public, max-age={}",

@@ -22,8 +22,7 @@ pub async fn memory<R: RedisUnderTest>(world: &World<R>, clients: usize) -> anyh
     for w in 0..CONCURRENCY {
         let url = url.clone();
         let identity = edge::config::IdentityConfig {
-            algorithm: edge::config::Algorithm::HS256,
-            key: Some(edge::config::KeySource::Inline(USER_JWT_SECRET.into())),
+            keys: Some(edge::config::Keys::hs256(USER_JWT_SECRET)),
             ..edge::config::IdentityConfig::default()
         };
         tasks.spawn(async move {

@@ -11,6 +11,7 @@ pub mod counts;
 pub mod cpu;
 pub mod durability;
 pub mod failover;
+pub mod identity;
 pub mod loss;
 pub mod measure;
 pub mod memory;

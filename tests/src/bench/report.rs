@@ -26,6 +26,7 @@ pub struct Results {
     pub memory: Value,
     pub recovery: Value,
     pub redis_loss: Value,
+    pub identity: Value,
 }
 
 /// The summary object, from the phases' results.
@@ -62,6 +63,12 @@ pub fn summary(results: &Results) -> Value {
         "origin_peak_rss_mb": num(&results.memory, "origin_peak_rss_mb"),
         "bot_units": results.crowd["bot_units"],
         "drift": drift,
+        "identity_cpu_us_per_buy": {
+            "hs256": results.identity["hs256"]["cpu_us_per_buy"],
+            "rs256": results.identity["rs256"]["cpu_us_per_buy"],
+            "es256": results.identity["es256"]["cpu_us_per_buy"],
+        },
+        "jwks_requests_during_identity": results.identity["provider_requests"],
     })
 }
 

@@ -27,6 +27,8 @@ pub struct World<R = RedisServer> {
     pub repo: PathBuf,
     /// Where to write CPU profiles of the measured loops (`--profile`), if anywhere.
     pub profile_dir: Option<PathBuf>,
+    /// The edges' settings (a phase that changes them writes them back).
+    pub edge_options: EdgeOptions,
 }
 
 /// One user ready to buy: uid, user JWT, pass token.
@@ -109,6 +111,7 @@ impl<R: RedisUnderTest> World<R> {
             bin_dir: bin_dir.to_path_buf(),
             repo: repo.to_path_buf(),
             profile_dir: None,
+            edge_options: options,
         })
     }
 
@@ -129,12 +132,25 @@ impl<R: RedisUnderTest> World<R> {
         n: usize,
         concurrency: usize,
     ) -> anyhow::Result<Vec<Buyer>> {
+        self.buyers_minted(sale, prefix, n, concurrency, |uid| self.jwt(uid))
+            .await
+    }
+
+    /// As [`World::buyers`], each user's token made by `mint` from their uid.
+    pub async fn buyers_minted(
+        &self,
+        sale: i64,
+        prefix: &str,
+        n: usize,
+        concurrency: usize,
+        mint: impl Fn(&str) -> anyhow::Result<String>,
+    ) -> anyhow::Result<Vec<Buyer>> {
         let http = self.stack.http.clone();
         let mut out = Vec::with_capacity(n);
         let mut pending = tokio::task::JoinSet::new();
         for i in 0..n {
             let uid = format!("{prefix}-{i}");
-            let jwt = self.jwt(&uid)?;
+            let jwt = mint(&uid)?;
             let url = self.edges[i % self.edges.len()].url();
             let http = http.clone();
             pending.spawn(async move { pass(&http, &url, sale, uid, jwt).await });

@@ -12,7 +12,7 @@ use clap::Parser;
 use clap::ValueEnum;
 use flash_tests::{
     bench::{
-        compare, durability, failover, loss, memory, parts, phases, report, system,
+        compare, durability, failover, identity, loss, memory, parts, phases, report, system,
         world::{origin_options, World},
     },
     postgres_server::PostgresServer,
@@ -28,6 +28,16 @@ enum RedisMode {
     /// against 1, and failovers.
     Cluster,
 }
+
+/// A phase that can run alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Only {
+    /// The buy path under HS256, RS256 and ES256 user tokens (`bench::identity`).
+    Identity,
+}
+
+/// Buyers per round of the identity phase.
+const IDENTITY_BUYERS: usize = 1000;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -52,6 +62,9 @@ struct Args {
     /// Seconds of each closed-loop measurement.
     #[arg(long, default_value_t = 4.0)]
     seconds: f64,
+    /// Run this phase alone (the others are skipped and no summary is printed).
+    #[arg(long, value_enum)]
+    only: Option<Only>,
     /// Record CPU profiles (perf) of the first sold-out round and of the live winners' loop into
     /// this folder; `deploy/profile` runs this and draws the flame graphs.
     #[arg(long)]
@@ -73,6 +86,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut world = World::start(&bin_dir, &repo).await?;
     world.profile_dir = args.profile.clone();
+    if args.only == Some(Only::Identity) {
+        report::line(&identity::identity(&world, args.rounds, IDENTITY_BUYERS).await?);
+        return Ok(());
+    }
 
     eprintln!("bench: sold-out path vs nginx return 200 ...");
     let sold_out = phases::sold_out(&world, args.rounds, args.seconds).await?;
@@ -80,6 +97,9 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("bench: live path vs redis-benchmark ...");
     let live = phases::live(&world, args.winners).await?;
     report::line(&live);
+    eprintln!("bench: the buy path under HS256, RS256 and ES256 user tokens ...");
+    let identity = identity::identity(&world, args.rounds, IDENTITY_BUYERS).await?;
+    report::line(&identity);
     eprintln!("bench: status JSON through nginx's cache vs the edge alone ...");
     let status_cache = parts::status_cache(&world, args.rounds, args.seconds).await?;
     report::line(&status_cache);
@@ -125,6 +145,7 @@ async fn main() -> anyhow::Result<()> {
         memory,
         recovery,
         redis_loss,
+        identity,
     };
     let summary = report::summary(&results);
     println!("{}", report::table(&summary, &results));

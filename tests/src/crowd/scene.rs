@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use edge::config::{Algorithm, IdentityConfig, KeySource};
+use edge::config::{IdentityConfig, Keys};
 use serde_json::json;
 
 use super::{
@@ -35,8 +35,7 @@ impl Scene {
         let idle = config.concurrency + config.replay_buys.max(config.hammer_buys);
         let http = Http::new(&config.base_url, idle, config.request_timeout)?;
         let identity = config.jwt_secret.as_ref().map(|secret| IdentityConfig {
-            algorithm: Algorithm::HS256,
-            key: Some(KeySource::Inline(secret.clone())),
+            keys: Some(Keys::hs256(secret)),
             ..IdentityConfig::default()
         });
         Ok(Self {

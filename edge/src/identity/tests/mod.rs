@@ -1,9 +1,12 @@
 //! Unit tests of user JWT verification, and the helpers and keys they share: each known attack
 //! (`alg: none`, key confusion, wrong key, tampering, missing claims) refused by reason
 //! (`attacks`); the happy path under each algorithm, the issuer, the key config and dev tokens
-//! (`verifying`).
+//! (`verifying`); JWKS documents read or refused (`jwks`); the header or the cookie, and the CSRF rule
+//! (`carrier`). The provider's keys fetched over HTTP: tests/tests/identity_provider.
 
 mod attacks;
+mod carrier;
+mod jwks;
 mod verifying;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
@@ -11,21 +14,28 @@ use jsonwebtoken::{Algorithm as Jwa, EncodingKey, Header};
 use serde_json::{json, Value};
 
 use super::*;
+use crate::config::KeySource;
 
 const NOW: u64 = 1_700_000_000;
 const SECRET: &str = "test-user-jwt-secret-0123456789abcdef";
 
 fn config(algorithm: Algorithm, key: &str) -> IdentityConfig {
+    with_key(algorithm, KeySource::Inline(key.to_string()))
+}
+
+fn with_key(algorithm: Algorithm, source: KeySource) -> IdentityConfig {
     IdentityConfig {
-        algorithm,
-        key: Some(KeySource::Inline(key.to_string())),
-        issuer: None,
-        leeway_seconds: 5,
+        keys: Some(Keys::Static { algorithm, source }),
+        ..IdentityConfig::default()
     }
 }
 
+fn build(cfg: &IdentityConfig) -> Result<Verifier, IdentityConfigError> {
+    Verifier::from_config(cfg, None, &JwksMetrics::default())
+}
+
 fn verifier(algorithm: Algorithm, key: &str) -> Verifier {
-    Verifier::from_config(&config(algorithm, key)).unwrap()
+    build(&config(algorithm, key)).unwrap()
 }
 
 fn sign(alg: Jwa, key: &EncodingKey, claims: &Value) -> String {
@@ -133,3 +143,37 @@ const ED_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
 MCowBQYDK2VwAyEAeMJfRm4m6AWd+XqV/oD0KOfNzy7rayhb0ZTYo3a17ZM=
 -----END PUBLIC KEY-----
 ";
+
+/// The public JWK of a test key under `alg` with `kid` (as a provider publishes it).
+fn public_jwk(alg: Jwa, kid: &str) -> Value {
+    let mut jwk = match alg {
+        Jwa::RS256 | Jwa::PS256 => serde_json::to_value(
+            jsonwebtoken::jwk::Jwk::from_encoding_key(&rsa_private(), alg).unwrap(),
+        )
+        .unwrap(),
+        Jwa::ES256 => serde_json::to_value(
+            jsonwebtoken::jwk::Jwk::from_encoding_key(
+                &EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap(),
+                alg,
+            )
+            .unwrap(),
+        )
+        .unwrap(),
+        Jwa::EdDSA => {
+            // The SubjectPublicKeyInfo of an Ed25519 key ends with its 32 bytes.
+            let body: String = ED_PUBLIC
+                .lines()
+                .filter(|l| !l.starts_with("---"))
+                .collect();
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .unwrap();
+            json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA",
+                "x": URL_SAFE_NO_PAD.encode(&der[der.len() - 32..])})
+        }
+        other => panic!("no test key for {other:?}"),
+    };
+    jwk["kid"] = json!(kid);
+    jwk["use"] = json!("sig");
+    jwk
+}

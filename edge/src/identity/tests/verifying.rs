@@ -31,7 +31,7 @@ fn hs256_accepts_good_tokens_and_refuses_bad_headers() {
 fn issuer_is_checked_when_configured() {
     let mut cfg = config(Algorithm::HS256, SECRET);
     cfg.issuer = Some("https://shop.example".into());
-    let v = Verifier::from_config(&cfg).unwrap();
+    let v = build(&cfg).unwrap();
     let cases: &[(Value, Result<&str, &str>)] = &[
         (
             json!({"sub": "u1", "exp": NOW + 60, "iss": "https://shop.example"}),
@@ -90,7 +90,7 @@ fn asymmetric_algorithms_verify_their_own_tokens_only() {
 #[test]
 fn bad_config_is_refused_by_name() {
     let check = |cfg: IdentityConfig, expected: &str| {
-        let err = Verifier::from_config(&cfg).err().unwrap().to_string();
+        let err = build(&cfg).err().unwrap().to_string();
         assert!(err.contains(expected), "{err} should contain {expected}");
     };
     check(config(Algorithm::HS256, "short"), "at least 32 bytes");
@@ -105,10 +105,12 @@ fn bad_config_is_refused_by_name() {
     // Both `key` and `key_file` cannot be held by the type: the file is refused as it is read
     // (config::tests).
     let mut neither = config(Algorithm::HS256, SECRET);
-    neither.key = None;
+    neither.keys = None;
     check(neither, "exactly one");
-    let mut missing = config(Algorithm::HS256, SECRET);
-    missing.key = Some(KeySource::File("/nonexistent/user-jwt.pem".into()));
+    let missing = with_key(
+        Algorithm::HS256,
+        KeySource::File("/nonexistent/user-jwt.pem".into()),
+    );
     check(missing, "identity.key_file /nonexistent/user-jwt.pem");
 }
 
@@ -121,9 +123,7 @@ fn key_file_is_read_without_its_trailing_newline() {
     let pem_file = dir.join("rsa.pem");
     std::fs::write(&pem_file, RSA_PUBLIC).unwrap();
     let from_file = |algorithm, path: &std::path::Path| {
-        let mut cfg = config(algorithm, "");
-        cfg.key = Some(KeySource::File(path.to_path_buf()));
-        Verifier::from_config(&cfg).unwrap()
+        build(&with_key(algorithm, KeySource::File(path.to_path_buf()))).unwrap()
     };
     let hs256 = from_file(Algorithm::HS256, &secret_file);
     let rs256 = from_file(Algorithm::RS256, &pem_file);
@@ -140,7 +140,7 @@ fn key_file_is_read_without_its_trailing_newline() {
 fn dev_tokens_round_trip_under_hs256_only() {
     let mut cfg = config(Algorithm::HS256, SECRET);
     cfg.issuer = Some("dev".into());
-    let v = Verifier::from_config(&cfg).unwrap();
+    let v = build(&cfg).unwrap();
     let token = mint_dev_token(&cfg, "alice", 60, NOW).unwrap();
     check_token(&v, &token, Ok("alice"));
     assert_eq!(
@@ -170,12 +170,23 @@ fn dev_tokens_round_trip_under_hs256_only() {
     assert!(err.to_string().contains("dev tokens need"), "{err}");
 }
 
-#[test]
-fn verify_uses_the_system_clock() {
+#[tokio::test]
+async fn a_request_is_verified_by_the_system_clock() {
     let cfg = config(Algorithm::HS256, SECRET);
-    let v = Verifier::from_config(&cfg).unwrap();
-    let fresh = mint_dev_token(&cfg, "u1", 60, crate::clock::unix_now()).unwrap();
-    assert_eq!(v.verify(Some(&bearer(&fresh))).unwrap().as_str(), "u1");
-    let stale = mint_dev_token(&cfg, "u1", 60, crate::clock::unix_now() - 3600).unwrap();
-    assert_eq!(v.verify(Some(&bearer(&stale))), Err(IdentityError::Expired));
+    let v = build(&cfg).unwrap();
+    let now = crate::clock::unix_now();
+    let user = |token: String| {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", bearer(&token).parse().unwrap());
+        headers
+    };
+    let fresh = mint_dev_token(&cfg, "u1", 60, now).unwrap();
+    let got = v.user(&user(fresh), &Method::POST).await.unwrap();
+    assert_eq!((got.uid.as_str(), got.via), ("u1", Via::Header));
+    assert!((now + 59..=now + 61).contains(&got.expires_at), "{got:?}");
+    let stale = mint_dev_token(&cfg, "u1", 60, now - 3600).unwrap();
+    assert_eq!(
+        v.user(&user(stale), &Method::POST).await,
+        Err(IdentityError::Expired)
+    );
 }
