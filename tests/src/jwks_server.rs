@@ -26,6 +26,15 @@ pub struct SigningKey {
     jwk: Value,
 }
 
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SigningKey {
     /// A new key under `algorithm` (RS256: 2048-bit RSA; ES256: P-256; EdDSA: Ed25519).
     pub fn generate(algorithm: Algorithm, kid: &str) -> anyhow::Result<Self> {

@@ -3,7 +3,9 @@
 //! RS256 and an ES256 key, read by `kid`), alternated round by round. Each round: buyers earn
 //! their passes (not measured), then buy through nginx, and the CPU of every stack process is
 //! measured per attempt; the medians per algorithm, their ratios to HS256, and the requests the
-//! provider got over the whole phase (the start of each JWKS round fetches the set once).
+//! provider got (the start of each JWKS round fetches the set once). Then a crowd (20% bots of
+//! every kind) under each kind of token: its requests per second, the CPU of every stack process
+//! per request, and the provider's requests during each crowd.
 
 use serde_json::{json, Value};
 
@@ -15,6 +17,7 @@ use super::{
     world::World,
 };
 use crate::{
+    crowd::{self, CrowdConfig},
     edge_process::EdgeOptions,
     jwks_server::{JwksServer, SigningKey},
     redis_under_test::RedisUnderTest,
@@ -36,6 +39,9 @@ impl Signer {
         }
     }
 }
+
+/// Users of each crowd of the phase (for 100 units).
+const CROWD_USERS: usize = 20_000;
 
 pub async fn identity<R: RedisUnderTest>(
     world: &World<R>,
@@ -68,14 +74,7 @@ pub async fn identity<R: RedisUnderTest>(
             // The edges change keys only between HS256 and the provider.
             if i < 2 {
                 reloads += 1;
-                for edge in &world.edges {
-                    edge.write_config(options)?;
-                    edge.sighup()?;
-                }
-                for edge in &world.edges {
-                    edge.await_reloads(&world.stack.http, "applied", reloads)
-                        .await?;
-                }
+                reload(world, options, reloads).await?;
             }
             let sale = world.create_sale(i64::try_from(buyers)?).await?;
             let prefix = format!("id-{}-{round}", signer.name());
@@ -109,14 +108,53 @@ pub async fn identity<R: RedisUnderTest>(
             per_process[i] = spent.per_attempt(bought.attempts);
         }
     }
-    // Back on the key the other phases use.
-    reloads += 1;
-    for edge in &world.edges {
-        edge.write_config(&world.edge_options)?;
-        edge.sighup()?;
-        edge.await_reloads(&world.stack.http, "applied", reloads)
-            .await?;
+    let mut crowds = serde_json::Map::new();
+    for (i, signer) in signers.iter().enumerate() {
+        let options = match signer {
+            Signer::Hs256 => &world.edge_options,
+            Signer::Provider(_) => &on_provider,
+        };
+        if i < 2 {
+            reloads += 1;
+            reload(world, options, reloads).await?;
+        }
+        let key = match signer {
+            Signer::Hs256 => None,
+            Signer::Provider(jsonwebtoken::Algorithm::RS256) => Some(rsa.clone()),
+            Signer::Provider(_) => Some(ec.clone()),
+        };
+        let hits = jwks.hits();
+        let sale = world.create_sale(100).await?;
+        let mut config = CrowdConfig::new(
+            world.nginx.url(),
+            sale,
+            Some(crate::edge_process::USER_JWT_SECRET.to_string()),
+        );
+        config.signer = key;
+        config.users = CROWD_USERS;
+        config.concurrency = 256;
+        config.spread_ips = true;
+        let (report, spent) = meter.measure(crowd::run(config)).await?;
+        let summary = &report.summary;
+        anyhow::ensure!(
+            summary.violations.is_empty() && summary.units_sold == 100,
+            "{}: the crowd's run is not sound: {summary:?}",
+            signer.name()
+        );
+        crowds.insert(
+            signer.name().into(),
+            json!({
+                "requests": summary.requests,
+                "rps": summary.rps,
+                "cpu_us_per_request": spent.total() * 1e6 / summary.requests.max(1) as f64,
+                "cpu_us_per_request_by_process": spent.per_attempt(summary.requests),
+                "bot_units": summary.bot_units,
+                "provider_requests": jwks.hits() - hits,
+            }),
+        );
     }
+    // Back on the key the other phases use.
+    reload(world, &world.edge_options, reloads + 1).await?;
     let mut out = serde_json::Map::new();
     out.insert("phase".into(), json!("identity"));
     out.insert("buyers_per_round".into(), json!(buyers));
@@ -135,5 +173,23 @@ pub async fn identity<R: RedisUnderTest>(
         );
     }
     out.insert("provider_requests".into(), json!(jwks.hits()));
+    out.insert("crowd_users".into(), json!(CROWD_USERS));
+    out.insert("crowds".into(), Value::Object(crowds));
     Ok(Value::Object(out))
+}
+
+/// Every edge on `options`, reloaded (SIGHUP): its `n`th applied reload.
+async fn reload<R: RedisUnderTest>(
+    world: &World<R>,
+    options: &EdgeOptions,
+    n: u64,
+) -> anyhow::Result<()> {
+    for edge in &world.edges {
+        edge.write_config(options)?;
+        edge.sighup()?;
+    }
+    for edge in &world.edges {
+        edge.await_reloads(&world.stack.http, "applied", n).await?;
+    }
+    Ok(())
 }

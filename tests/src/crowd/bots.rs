@@ -181,7 +181,7 @@ pub async fn attack(scene: &Arc<Scene>, tally: &mut Tally, kind: BotKind, i: usi
             let token = match kind {
                 BotKind::ForgedNone => forge::alg_none(&uid),
                 BotKind::ForgedKey => forge::wrong_key(&uid),
-                _ => forge::expired(scene.identity(), &uid),
+                _ => forge::expired(scene, &uid),
             };
             let answer = scene
                 .http

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::bots::BotKind;
+use crate::jwks_server::SigningKey;
 
 /// One crowd run.
 #[derive(Debug, Clone)]
@@ -24,6 +25,9 @@ pub struct CrowdConfig {
     /// The HS256 secret of user JWTs: tokens are minted locally with it. Also needed by the
     /// `expired` bots, whose tokens are real but stale.
     pub jwt_secret: Option<String>,
+    /// Sign user JWTs with this key of an identity provider (its `kid` in the header) instead of
+    /// the HS256 secret: the edges on the provider's JWKS.
+    pub signer: Option<SigningKey>,
     /// Fetch each user's JWT from `POST /api/dev/token` (dev mode) instead of minting it.
     pub dev_token: bool,
     /// Seed of the crowd's mix: the same seed places the same kinds at the same positions.
@@ -59,6 +63,7 @@ impl CrowdConfig {
             bots: 0.2,
             bot_kinds: BotKind::ALL.to_vec(),
             jwt_secret,
+            signer: None,
             dev_token: false,
             seed: 1,
             run_id,
@@ -94,16 +99,18 @@ impl CrowdConfig {
             "bot_kinds is empty but bots > 0",
         );
         check(
-            self.dev_token || self.jwt_secret.is_some(),
-            "jwt_secret is required unless dev_token is on",
+            self.dev_token || self.jwt_secret.is_some() || self.signer.is_some(),
+            "jwt_secret (or signer) is required unless dev_token is on",
         );
         check(
             self.jwt_secret.as_ref().is_none_or(|s| s.len() >= 32),
             "jwt_secret must be at least 32 bytes (HS256)",
         );
         check(
-            self.jwt_secret.is_some() || !self.bot_kinds.contains(&BotKind::Expired),
-            "the expired bots need jwt_secret (a real token gone stale)",
+            self.jwt_secret.is_some()
+                || self.signer.is_some()
+                || !self.bot_kinds.contains(&BotKind::Expired),
+            "the expired bots need jwt_secret or signer (a real token gone stale)",
         );
         check(
             !self.run_id.is_empty() && self.run_id.chars().all(|c| c.is_ascii_alphanumeric()),

@@ -35,13 +35,10 @@ pub fn wrong_key(uid: &str) -> String {
     .unwrap_or_else(|_| format!("{}.{}.AAAA", b64(&json!({"alg": "HS256"})), b64(&claims)))
 }
 
-/// A token signed with the real secret (`identity`), valid for a minute an hour ago.
-pub fn expired(identity: Option<&edge::config::IdentityConfig>, uid: &str) -> String {
-    let minted = identity
-        .map(|cfg| edge::identity::mint_dev_token(cfg, uid, 60, unix_now().saturating_sub(3600)));
-    match minted {
-        Some(Ok(token)) => token,
-        // Config validation requires the secret for this kind; without it, still a bad token.
-        _ => wrong_key(uid),
-    }
+/// A token signed with the real key (the scene's), valid for a minute an hour ago.
+pub fn expired(scene: &super::scene::Scene, uid: &str) -> String {
+    // Config validation requires a key for this kind; without one, still a bad token.
+    scene
+        .mint(uid, unix_now().saturating_sub(3600), 60)
+        .unwrap_or_else(|| wrong_key(uid))
 }

@@ -53,11 +53,6 @@ impl Scene {
         self.config.sale
     }
 
-    /// The identity config of the secret, when there is one (the `expired` bots mint with it).
-    pub fn identity(&self) -> Option<&IdentityConfig> {
-        self.identity.as_ref()
-    }
-
     /// The uid of crowd position `i`.
     pub fn uid(&self, i: usize) -> String {
         format!("u-{}-{i}", self.config.run_id)
@@ -91,17 +86,25 @@ impl Scene {
             .then(|| documentation_ip(0x8000_0000 | (hop << 24) | i))
     }
 
+    /// A user JWT for `uid` issued at `iat`, valid `ttl` seconds: signed with the provider's key
+    /// when there is one, else minted from the HS256 secret.
+    pub fn mint(&self, uid: &str, iat: u64, ttl: u64) -> Option<String> {
+        match (&self.config.signer, &self.identity) {
+            (Some(key), _) => key
+                .sign(&json!({"sub": uid, "iat": iat, "exp": iat + ttl}))
+                .ok(),
+            (None, Some(cfg)) => edge::identity::mint_dev_token(cfg, uid, ttl, iat).ok(),
+            (None, None) => None,
+        }
+    }
+
     /// A user JWT for `uid`: minted, or fetched from the dev endpoint (counted as `token`).
     /// `None` when it could not be had; the reason is counted as the actor's ending.
     pub async fn user_token(&self, tally: &mut Tally, role: Role, uid: &str) -> Option<String> {
         if !self.config.dev_token {
-            let minted = self
-                .identity
-                .as_ref()
-                .map(|cfg| edge::identity::mint_dev_token(cfg, uid, TOKEN_TTL_SECONDS, unix_now()));
-            return match minted {
-                Some(Ok(token)) => Some(token),
-                _ => {
+            return match self.mint(uid, unix_now(), TOKEN_TTL_SECONDS) {
+                Some(token) => Some(token),
+                None => {
                     tally.ending(role, "token mint_failed");
                     None
                 }
