@@ -23,21 +23,10 @@ use crate::{
     redis_under_test::RedisUnderTest,
 };
 
-/// How the tokens of a round are signed.
-#[derive(Clone, Copy)]
-enum Signer {
-    Hs256,
-    Provider(jsonwebtoken::Algorithm),
-}
-
-impl Signer {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Hs256 => "hs256",
-            Self::Provider(jsonwebtoken::Algorithm::RS256) => "rs256",
-            Self::Provider(_) => "es256",
-        }
-    }
+/// How the tokens of a round are signed: the HS256 secret (`key: None`) or a provider's key.
+struct Signer {
+    name: &'static str,
+    key: Option<SigningKey>,
 }
 
 /// Users of each crowd of the phase (for 100 units).
@@ -56,10 +45,23 @@ pub async fn identity<R: RedisUnderTest>(
         ..world.edge_options.clone()
     };
     let signers = [
-        Signer::Hs256,
-        Signer::Provider(jsonwebtoken::Algorithm::RS256),
-        Signer::Provider(jsonwebtoken::Algorithm::ES256),
+        Signer {
+            name: "hs256",
+            key: None,
+        },
+        Signer {
+            name: "rs256",
+            key: Some(rsa),
+        },
+        Signer {
+            name: "es256",
+            key: Some(ec),
+        },
     ];
+    let options_of = |signer: &Signer| match signer.key {
+        None => &world.edge_options,
+        Some(_) => &on_provider,
+    };
     let meter = Meter::new(cpu::stack_processes(world));
     let mut cpu_us: Vec<Vec<f64>> = vec![Vec::new(); signers.len()];
     let mut rps: Vec<Vec<f64>> = vec![Vec::new(); signers.len()];
@@ -67,23 +69,18 @@ pub async fn identity<R: RedisUnderTest>(
     let mut reloads = 0;
     for round in 0..rounds {
         for (i, signer) in signers.iter().enumerate() {
-            let options = match signer {
-                Signer::Hs256 => &world.edge_options,
-                Signer::Provider(_) => &on_provider,
-            };
             // The edges change keys only between HS256 and the provider.
             if i < 2 {
                 reloads += 1;
-                reload(world, options, reloads).await?;
+                reload(world, options_of(signer), reloads).await?;
             }
             let sale = world.create_sale(i64::try_from(buyers)?).await?;
-            let prefix = format!("id-{}-{round}", signer.name());
+            let prefix = format!("id-{}-{round}", signer.name);
             let mint = |uid: &str| -> anyhow::Result<String> {
                 let claims = json!({"sub": uid, "exp": crate::shopper::now_unix() + 600});
-                match signer {
-                    Signer::Hs256 => crate::shopper::jwt(uid),
-                    Signer::Provider(jsonwebtoken::Algorithm::RS256) => rsa.sign(&claims),
-                    Signer::Provider(_) => ec.sign(&claims),
+                match &signer.key {
+                    None => crate::shopper::jwt(uid),
+                    Some(key) => key.sign(&claims),
                 }
             };
             let ready = world
@@ -100,7 +97,7 @@ pub async fn identity<R: RedisUnderTest>(
             anyhow::ensure!(
                 bought.statuses.get(&200).copied() == Some(buyers as u64),
                 "{}: not every buyer bought: {:?}",
-                signer.name(),
+                signer.name,
                 bought.statuses
             );
             cpu_us[i].push(spent.total() * 1e6 / bought.attempts.max(1) as f64);
@@ -110,19 +107,10 @@ pub async fn identity<R: RedisUnderTest>(
     }
     let mut crowds = serde_json::Map::new();
     for (i, signer) in signers.iter().enumerate() {
-        let options = match signer {
-            Signer::Hs256 => &world.edge_options,
-            Signer::Provider(_) => &on_provider,
-        };
         if i < 2 {
             reloads += 1;
-            reload(world, options, reloads).await?;
+            reload(world, options_of(signer), reloads).await?;
         }
-        let key = match signer {
-            Signer::Hs256 => None,
-            Signer::Provider(jsonwebtoken::Algorithm::RS256) => Some(rsa.clone()),
-            Signer::Provider(_) => Some(ec.clone()),
-        };
         let hits = jwks.hits();
         let sale = world.create_sale(100).await?;
         let mut config = CrowdConfig::new(
@@ -130,7 +118,7 @@ pub async fn identity<R: RedisUnderTest>(
             sale,
             Some(crate::edge_process::USER_JWT_SECRET.to_string()),
         );
-        config.signer = key;
+        config.signer = signer.key.clone();
         config.users = CROWD_USERS;
         config.concurrency = 256;
         config.spread_ips = true;
@@ -139,10 +127,10 @@ pub async fn identity<R: RedisUnderTest>(
         anyhow::ensure!(
             summary.violations.is_empty() && summary.units_sold == 100,
             "{}: the crowd's run is not sound: {summary:?}",
-            signer.name()
+            signer.name
         );
         crowds.insert(
-            signer.name().into(),
+            signer.name.into(),
             json!({
                 "requests": summary.requests,
                 "rps": summary.rps,
@@ -163,7 +151,7 @@ pub async fn identity<R: RedisUnderTest>(
     for (i, signer) in signers.iter().enumerate() {
         let cpu = median(&mut cpu_us[i]);
         out.insert(
-            signer.name().into(),
+            signer.name.into(),
             json!({
                 "cpu_us_per_buy": cpu,
                 "cpu_ratio_vs_hs256": cpu / hs_cpu,
