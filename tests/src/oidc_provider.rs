@@ -47,8 +47,9 @@ fn oidc_dir() -> PathBuf {
 }
 
 impl OidcProvider {
-    /// Starts the provider for `client` and waits for its ready line.
-    pub async fn start(client: &OidcClient) -> anyhow::Result<Self> {
+    /// Starts the provider for `client`, its ID tokens good for `id_token_ttl`, and waits for
+    /// its ready line.
+    pub async fn start(client: &OidcClient, id_token_ttl: Duration) -> anyhow::Result<Self> {
         let dir = oidc_dir();
         ensure!(
             dir.join("node_modules/oidc-provider").is_dir(),
@@ -64,6 +65,7 @@ impl OidcProvider {
             .args(["--client-id", &client.id])
             .args(["--client-secret", &client.secret])
             .args(["--redirect-uri", &client.redirect_uri])
+            .args(["--id-token-ttl", &id_token_ttl.as_secs().max(1).to_string()])
             .current_dir(temp.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -5,7 +5,8 @@
 //! requests), and the shop's login in the harness. Headless Chromium loads the page, sees "Log in
 //! to buy", follows it, logs in on the provider's form, comes back to the page logged in and
 //! buys. A login that stops working while the page is open sends the visitor to log in again and
-//! back, and they buy. A cross-site POST carrying the cookie is refused `403 csrf`.
+//! back, and they buy; one running out on an open page, untouched, does the same 10 s before its
+//! expiry. A cross-site POST carrying the cookie is refused `403 csrf`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -54,7 +55,8 @@ struct World {
 }
 
 impl World {
-    async fn start() -> Self {
+    /// The world, the provider's ID tokens (the login's cookie) good for `login_ttl`.
+    async fn start(login_ttl: Duration) -> Self {
         let options = EdgeOptions {
             levels: vec![(0, 10, false)],
             ..EdgeOptions::default()
@@ -70,7 +72,7 @@ impl World {
             secret: random_secret(32),
             redirect_uri: listener.callback_url(),
         };
-        let provider = OidcProvider::start(&client).await.unwrap();
+        let provider = OidcProvider::start(&client, login_ttl).await.unwrap();
         let shop = listener.serve(ShopConfig::new(client, &provider, COOKIE, &nginx.url()));
         let world = Self {
             stack,
@@ -164,6 +166,32 @@ async fn until_logged_in(browser: &Browser, page: &str) {
     .await;
 }
 
+/// Logs in as `SHOPPER` on the provider's own login form and consents.
+async fn logs_in_at_the_provider(browser: &Browser) {
+    until_true(
+        browser,
+        "the provider's login form",
+        r#"return !!document.querySelector("input[name=login]");"#,
+    )
+    .await;
+    browser
+        .type_into("input[name=login]", SHOPPER)
+        .await
+        .unwrap();
+    browser
+        .type_into("input[name=password]", "any")
+        .await
+        .unwrap();
+    browser.click("button.login-submit").await.unwrap();
+    until_true(
+        browser,
+        "the provider's consent",
+        r#"return !!document.querySelector("input[name=prompt][value=consent]");"#,
+    )
+    .await;
+    browser.click("button.login-submit").await.unwrap();
+}
+
 /// Presses Buy and waits for the order.
 async fn buys(browser: &Browser) {
     browser.click("#buy").await.unwrap();
@@ -192,7 +220,7 @@ async fn login_cookie(browser: &Browser) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_shopper_logged_in_at_the_provider_buys_with_dev_mode_off() {
-    let world = World::start().await;
+    let world = World::start(Duration::from_secs(3600)).await;
     let (sale, page) = world.live_sale(3).await;
     let driver = Chromedriver::start().await.unwrap();
     let browser = driver.session().await.unwrap();
@@ -219,32 +247,10 @@ async fn a_shopper_logged_in_at_the_provider_buys_with_dev_mode_off() {
     );
     assert_eq!(href.as_str(), Some(expected.as_str()));
 
-    // The provider's own login form and consent.
+    // The provider's own login form and consent; back on the page, logged in through the cookie
+    // the script never sees.
     browser.click("#login").await.unwrap();
-    until_true(
-        &browser,
-        "the provider's login form",
-        r#"return !!document.querySelector("input[name=login]");"#,
-    )
-    .await;
-    browser
-        .type_into("input[name=login]", SHOPPER)
-        .await
-        .unwrap();
-    browser
-        .type_into("input[name=password]", "any")
-        .await
-        .unwrap();
-    browser.click("button.login-submit").await.unwrap();
-    until_true(
-        &browser,
-        "the provider's consent",
-        r#"return !!document.querySelector("input[name=prompt][value=consent]");"#,
-    )
-    .await;
-    browser.click("button.login-submit").await.unwrap();
-
-    // Back on the page, logged in through the cookie the script never sees.
+    logs_in_at_the_provider(&browser).await;
     until_logged_in(&browser, &page).await;
     assert_eq!(world.shop.logins(), 1);
     let token = login_cookie(&browser).await;
@@ -354,4 +360,68 @@ async fn refuses_a_cross_site_post_with_the_cookie(world: &World, sale: i64, tok
         body["error"], "csrf",
         "the page's own origin: {status} {body}"
     );
+}
+
+/// The login runs out while the page is open and nobody touches it: 10 s before its expiry the
+/// page sends the shopper to the shop's login (while the old login still works, so no call was
+/// refused on the way), the provider knows them and sends them straight back, and the page shows
+/// their order again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_login_running_out_on_an_open_page_takes_the_shopper_to_log_in_and_back() {
+    // Due 10 s after the login: long enough to log in and buy, short for a test.
+    let world = World::start(Duration::from_secs(22)).await;
+    let (sale, page) = world.live_sale(3).await;
+    let driver = Chromedriver::start().await.unwrap();
+    let browser = driver.session().await.unwrap();
+    browser.goto(&page).await.unwrap();
+    until_true(
+        &browser,
+        "\"Log in to buy\" shown",
+        r#"const login = document.getElementById("login"); return !!login && !login.hidden;"#,
+    )
+    .await;
+    browser.click("#login").await.unwrap();
+    logs_in_at_the_provider(&browser).await;
+    until_logged_in(&browser, &page).await;
+    let token = login_cookie(&browser).await;
+    let answer = world
+        .stack
+        .http
+        .get(format!("{}/api/me", world.nginx.url()))
+        .header("Cookie", format!("{COOKIE}={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let expires_at = answer.json::<Value>().await.unwrap()["expires_at"]
+        .as_i64()
+        .expect("/api/me names the login's expiry");
+    buys(&browser).await;
+    assert_eq!(world.shop.logins(), 1);
+
+    // The page's own timer: nothing is pressed from here on.
+    wait::until(
+        "the page's own trip to the login",
+        Duration::from_secs(40),
+        || async { Ok(world.shop.logins() == 2) },
+    )
+    .await
+    .unwrap();
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    assert!(
+        now < expires_at,
+        "the page went to the login before its login expired ({now} < {expires_at})"
+    );
+    until_logged_in(&browser, &page).await;
+    assert_ne!(login_cookie(&browser).await, token, "a new login");
+    until_true(
+        &browser,
+        "the order shown again",
+        r#"return document.getElementById("result").textContent.includes("You got it");"#,
+    )
+    .await;
+    let buyers = world.stack.live_buyers(sale).await.unwrap();
+    assert_eq!(buyers.len(), 1, "{buyers:?}");
+    assert!(buyers.contains(SHOPPER), "{buyers:?}");
+    browser.close().await.unwrap();
 }
