@@ -95,15 +95,16 @@ export function dropToken() {
  * dropped and the visitor told, the next press logging in again.
  */
 export function relogin() {
-  dropToken();
   const href = devLogin ? "" : loginLink();
+  // Kept before the user is forgotten: the progress is kept under their uid.
+  if (href) page.leaving();
+  dropToken();
   if (!href) {
     page.login = devLogin ? "unknown" : "missing";
     setResult("Please log in again.", "error");
     return;
   }
   page.login = "leaving";
-  page.leaving();
   setResult("Your login has expired. Taking you to log in again…", "info");
   location.assign(href);
 }
