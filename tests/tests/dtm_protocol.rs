@@ -96,6 +96,20 @@ fn assert_failure(answer: &Answer, what: &str) {
     );
 }
 
+/// The books balance with one order of a sale of three units, nothing in flight.
+async fn assert_one_order_of_three(s: &Setup) {
+    let mut conn = s.redis.connection().await.unwrap();
+    let books = read_books(&mut conn, &s.postgres, s.sale).await.unwrap();
+    books.check().unwrap();
+    let counts = (
+        books.pending,
+        books.sold,
+        books.redis_remaining,
+        books.in_flight,
+    );
+    assert_eq!(counts, (1, 1, 2, 0), "{books:?}");
+}
+
 async fn reserved(s: &Setup, uid: &str) -> MessageGid {
     let message = MessageGid::new(Gid::new(s.sale, uid));
     let reservation = s.reservations.reserve_message(&message, 0).await.unwrap();
@@ -131,19 +145,7 @@ async fn a_branch_called_twice_writes_one_order_and_the_back_check_finds_its_res
     assert_success(&again, "second branch");
     assert_eq!(first.json["order_id"], again.json["order_id"]);
 
-    let mut conn = s.redis.connection().await.unwrap();
-    let books = read_books(&mut conn, &s.postgres, s.sale).await.unwrap();
-    books.check().unwrap();
-    assert_eq!(
-        (
-            books.pending,
-            books.sold,
-            books.redis_remaining,
-            books.in_flight
-        ),
-        (1, 1, 2, 0),
-        "{books:?}"
-    );
+    assert_one_order_of_three(&s).await;
     s.origin.stop().await;
 }
 
@@ -327,7 +329,6 @@ async fn an_error_of_the_origin_is_a_5xx_and_the_retry_of_dtm_completes_once() {
     assert_eq!(answer.status, 503, "Redis away: {}", answer.text);
     s.redis.restart().await.unwrap();
 
-    let mut conn = s.redis.connection().await.unwrap();
     let answer = wait::until(
         "Redis is back for the origin",
         Duration::from_secs(20),
@@ -338,17 +339,6 @@ async fn an_error_of_the_origin_is_a_5xx_and_the_retry_of_dtm_completes_once() {
         },
     );
     answer.await.unwrap();
-    let books = read_books(&mut conn, &s.postgres, s.sale).await.unwrap();
-    books.check().unwrap();
-    assert_eq!(
-        (
-            books.pending,
-            books.sold,
-            books.redis_remaining,
-            books.in_flight
-        ),
-        (1, 1, 2, 0),
-        "{books:?}"
-    );
+    assert_one_order_of_three(&s).await;
     s.origin.stop().await;
 }

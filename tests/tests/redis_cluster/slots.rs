@@ -39,7 +39,7 @@ async fn every_script_keeps_its_keys_in_one_slot() {
             panic!("sale {sale}: a unit is reserved");
         };
         covered.insert("reserve.lua");
-        let message = MessageGid::new(Gid::new(sale, &uid));
+        let message = MessageGid::new(Gid::new(sale, format!("{uid}-dtm")));
         assert!(!reservations.query_prepared(&message, 0).await.unwrap());
         assert_eq!(
             reservations.reserve_message(&message, 0).await.unwrap(),
