@@ -48,6 +48,11 @@ impl OriginRouter {
         oneshot(&self.app.router, request.body(Body::from(body))?).await
     }
 
+    /// The Prometheus text `GET /metrics` serves.
+    pub fn metrics(&self) -> String {
+        self.app.metrics.render()
+    }
+
     /// Stops the tasks beside the API.
     pub async fn stop(self) {
         self.app.background.stop().await;

@@ -179,6 +179,10 @@ async fn a_back_check_before_the_reservation_fails_the_message_and_refuses_it_la
         "{books:?}"
     );
 
+    let metrics = s.origin.metrics();
+    let counted = r#"origin_dtm_calls_total{call="query",outcome="failure"} 2"#;
+    assert!(metrics.contains(counted), "{metrics}");
+
     // The buyer's next attempt is a message of its own, and is not refused.
     let next = reserved(&s, "bob").await;
     assert_ne!(next, message);

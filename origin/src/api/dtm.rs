@@ -64,16 +64,17 @@ pub(super) async fn branch(
         uid: message.gid.uid.clone(),
     };
     if payload.as_ref() != Some(&expected) {
+        state.metrics.dtm_call("branch", "failure");
         return Err(into_response(Refusal::Dtm {
             code: "payload_mismatch",
             message: "the payload is not the message's purchase".into(),
         }));
     }
-    let outcome = state
-        .purchases
-        .dtm_branch(&message.gid)
-        .await
-        .map_err(into_response)?;
+    let outcome = state.purchases.dtm_branch(&message.gid).await;
+    state
+        .metrics
+        .dtm_call("branch", if outcome.is_ok() { "ok" } else { "error" });
+    let outcome = outcome.map_err(into_response)?;
     Ok(Json(json!({
         "dtm_result": "SUCCESS",
         "gid": message.gid.to_string(),
@@ -106,9 +107,14 @@ pub(super) async fn query(
         .purchases
         .redis()
         .query_prepared(&message, expire_at)
-        .await
-        .map_err(into_response)?;
-    if !prepared {
+        .await;
+    let outcome = match prepared {
+        Ok(true) => "prepared",
+        Ok(false) => "failure",
+        Err(_) => "error",
+    };
+    state.metrics.dtm_call("query", outcome);
+    if !prepared.map_err(into_response)? {
         return Err(into_response(Refusal::Dtm {
             code: "not_reserved",
             message: "the message has no reservation and will never have one".into(),

@@ -30,9 +30,9 @@ impl Purchases {
             return self.loser(gid, loser);
         }
         let message = MessageGid::new(gid);
-        dtm.prepare(&message).await.inspect_err(|_| {
-            self.metrics.reservation("error");
-        })?;
+        let prepared = dtm.prepare(&message).await;
+        self.count("prepare", &prepared);
+        prepared.inspect_err(|_| self.metrics.reservation("error"))?;
         crash::point(crash::Point::AfterPrepare);
         let reservation = match self.redis.reserve_message(&message, expire_at_ms).await {
             Ok(r) => r,
@@ -45,7 +45,9 @@ impl Purchases {
         let MessageGid { gid, .. } = &message;
         let Reservation::Reserved { left, fence } = reservation else {
             // No unit was taken: the message is failed at once instead of back-checked later.
-            if let Err(error) = dtm.abort(&message).await {
+            let aborted = dtm.abort(&message).await;
+            self.count("abort", &aborted);
+            if let Err(error) = aborted {
                 tracing::warn!(%message, %error, "abort failed, left to dtm's back-check");
             }
             return self.loser(message.gid, reservation);
@@ -56,7 +58,9 @@ impl Purchases {
         self.metrics.reservation("reserved");
         tracing::debug!(%gid, %message, left, "reserved");
         crash::point(crash::Point::AfterReserve);
-        if let Err(error) = dtm.submit(&message).await {
+        let submitted = dtm.submit(&message).await;
+        self.count("submit", &submitted);
+        if let Err(error) = submitted {
             tracing::warn!(%gid, %message, %error, "submit failed, left to dtm's back-check");
         }
         Ok(Purchase::Reserved {
@@ -64,6 +68,11 @@ impl Purchases {
             order_id: None,
             left,
         })
+    }
+
+    fn count(&self, call: &'static str, result: &Result<()>) {
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        self.metrics.dtm_call(call, outcome);
     }
 
     /// The branch of a dtm message, as dtm calls it (again after any answer it did not get):
