@@ -13,7 +13,10 @@
 -- Reply: {in_flight, next_due_ms, gid1, attempt1, gid2, attempt2, ...}: the size of the due set
 -- (transactions not completed), the ms until its earliest transaction is due once the claimed ones
 -- are leased (-1 when the set is empty; 0 or less when more are due than one claim takes), then the
--- claimed gids, each with its attempt number (1 for the first claim). The poller sleeps until that
+-- claimed gids, each with its attempt number (1 for the first claim). A transaction whose record
+-- says `coordinator = dtm` is dtm's to recover (its back-check and branch retries): it is never
+-- claimed, only pushed by the largest lease, so it stays counted in flight without being read
+-- again every poll. The poller sleeps until that
 -- earliest one instead of a whole poll interval, so an orphan is taken over when it falls due.
 
 local t = redis.call('TIME')
@@ -23,11 +26,15 @@ local largest = tonumber(ARGV[2])
 local gids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms, 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {redis.call('ZCARD', KEYS[1]), -1}
 for _, gid in ipairs(gids) do
-  local attempt = redis.call('HINCRBY', ARGV[4] .. gid, 'attempts', 1)
-  local lease = math.min(first * (2 ^ (attempt - 1)), largest)
-  redis.call('ZADD', KEYS[1], now_ms + lease, gid)
-  out[#out + 1] = gid
-  out[#out + 1] = attempt
+  if redis.call('HGET', ARGV[4] .. gid, 'coordinator') == 'dtm' then
+    redis.call('ZADD', KEYS[1], now_ms + largest, gid)
+  else
+    local attempt = redis.call('HINCRBY', ARGV[4] .. gid, 'attempts', 1)
+    local lease = math.min(first * (2 ^ (attempt - 1)), largest)
+    redis.call('ZADD', KEYS[1], now_ms + lease, gid)
+    out[#out + 1] = gid
+    out[#out + 1] = attempt
+  end
 end
 local earliest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if earliest[2] then

@@ -9,11 +9,15 @@
 -- KEYS[5]  {s:<sale>}:healing      the heal lock: while it exists, no unit is handed out
 -- KEYS[6]  {s:<sale>}:fence        counts the units handed out; a heal moves it to a new epoch
 -- KEYS[7]  {s:<sale>}:restocks     counts every raise of the stock (kept in the record)
+-- KEYS[8]  {s:<sale>}:m:<dtm gid>  with a dtm coordinator: the marker dtm_query.lua wrote when
+--                                  dtm's back-check found no reservation (read only then)
 -- ARGV[1]  gid (<sale>/<uid>)
 -- ARGV[2]  uid
 -- ARGV[3]  branch timeout in ms (how long before recovery takes the transaction over)
 -- ARGV[4]  pub/sub channel of the sale ({s:<sale>}:events)
 -- ARGV[5]  when the barrier and the record expire (unix ms), 0 for never
+-- ARGV[6]  the dtm message's gid ('' with the embedded coordinator); kept in the record with
+--          `coordinator = dtm`, which the recovery poller leaves to dtm
 --
 -- Replies:
 --   {"RESERVED", left, fence}                one unit taken; transaction `submitted` and due;
@@ -24,12 +28,18 @@
 --   {"SOLD_OUT"}                             no unit left; nothing written
 --   {"HEALING"}                              the sale is being rebuilt from PostgreSQL; nothing written
 --   {"UNKNOWN"}                              no stock key: the sale is not open in this Redis
+--   {"REFUSED"}                              dtm's back-check failed this message already
+--                                            (KEYS[8] exists); nothing written
 
 if redis.call('EXISTS', KEYS[2]) == 1 then
   local tx = redis.call('HMGET', KEYS[3], 'state', 'outcome', 'order')
   return {'DUPLICATE', tx[1] or '', tx[2] or '', tx[3] or ''}
 end
 
+local dtm = ARGV[6]
+if dtm ~= '' and redis.call('EXISTS', KEYS[8]) == 1 then
+  return {'REFUSED'}
+end
 if redis.call('EXISTS', KEYS[5]) == 1 then
   return {'HEALING'}
 end
@@ -48,6 +58,9 @@ local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('SET', KEYS[2], 'reserved')
 redis.call('HSET', KEYS[3], 'state', 'submitted', 'uid', ARGV[2], 'created_ms', now_ms,
   'attempts', 0, 'restocks', redis.call('GET', KEYS[7]) or '0')
+if dtm ~= '' then
+  redis.call('HSET', KEYS[3], 'coordinator', 'dtm', 'dtm_gid', dtm)
+end
 local expire_at = tonumber(ARGV[5])
 if expire_at > 0 then
   redis.call('PEXPIREAT', KEYS[2], expire_at)

@@ -1,6 +1,6 @@
 //! Crash points for the crash tests: in a debug build with the `crash-points` feature, the process
 //! kills itself with SIGKILL when it reaches the point named by `ORIGIN_CRASH_POINT`
-//! (`after_reserve`, `in_db_transaction`, `after_commit`, `after_cancel` or `after_restock`),
+//! (`after_prepare`, `after_reserve`, `in_db_transaction`, `after_commit`, `after_cancel` or `after_restock`),
 //! optionally on its Nth visit (`after_commit:3`). Everywhere else `point` is an empty inline function: the feature alone
 //! is not enough, because cargo unifies features across a workspace (the tests crate turns it on,
 //! so `cargo build --release` at the root would build an origin with it); a release build
@@ -9,6 +9,8 @@
 /// Where a crash matters in a purchase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Point {
+    /// With a dtm coordinator: the message prepared at dtm, no stock taken yet.
+    AfterPrepare,
     /// Stock taken in Redis, branch not started.
     AfterReserve,
     /// Inside the database transaction, before its commit.
@@ -25,6 +27,7 @@ pub enum Point {
 impl Point {
     pub fn name(self) -> &'static str {
         match self {
+            Self::AfterPrepare => "after_prepare",
             Self::AfterReserve => "after_reserve",
             Self::InDbTransaction => "in_db_transaction",
             Self::AfterCommit => "after_commit",

@@ -79,6 +79,10 @@ pub enum Error {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("{0} timed out")]
     Timeout(&'static str),
+    /// The dtm coordinator did not take a call (`what`: prepare, submit, abort), or failed the
+    /// message before its reservation: nothing was reserved.
+    #[error("dtm {what}: {problem}")]
+    Dtm { what: &'static str, problem: String },
     #[error("unexpected {0}")]
     Protocol(&'static str),
 }
@@ -113,6 +117,14 @@ impl Error {
         move |source| Self::Postgres { what, source }
     }
 
+    /// `map_err` adapter for a failed call to dtm.
+    pub fn dtm(what: &'static str, problem: impl std::fmt::Display) -> Self {
+        Self::Dtm {
+            what,
+            problem: problem.to_string(),
+        }
+    }
+
     pub fn fault(&self) -> Fault {
         match self {
             Self::BadRequest { .. }
@@ -130,7 +142,8 @@ impl Error {
             | Self::Postgres { .. }
             | Self::BranchBatch(_)
             | Self::Pool(_)
-            | Self::Timeout(_) => Fault::Upstream,
+            | Self::Timeout(_)
+            | Self::Dtm { .. } => Fault::Upstream,
             Self::StockGuard { .. } | Self::Protocol(_) => Fault::Internal,
         }
     }
@@ -154,6 +167,7 @@ impl Error {
                 (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
             }
             Self::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+            Self::Dtm { .. } => (StatusCode::SERVICE_UNAVAILABLE, "coordinator_unavailable"),
             Self::StockGuard { .. } | Self::Protocol(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
@@ -174,6 +188,9 @@ impl IntoResponse for Error {
                         "the sale's stock is unavailable, try again later".to_string()
                     }
                     "database_unavailable" => "order database unavailable, try again".to_string(),
+                    "coordinator_unavailable" => {
+                        "the transaction coordinator did not answer, try again".to_string()
+                    }
                     _ => "a dependency did not answer in time, try again".to_string(),
                 }
             }
@@ -208,6 +225,9 @@ pub enum Refusal {
     /// No such order, or another user's: the same answer, byte for byte, so that an order id
     /// (sequential) tells nothing about other users' orders.
     UnknownOrder,
+    /// dtm's call refused for good: 409 with `"dtm_result": "FAILURE"`, which dtm reads as the
+    /// message's failure (a back-check) and which no success body ever contains.
+    Dtm { code: &'static str, message: String },
 }
 
 impl IntoResponse for Refusal {
@@ -246,6 +266,15 @@ impl IntoResponse for Refusal {
                     message: "no such order".to_string(),
                 };
                 (StatusCode::NOT_FOUND, Json(body)).into_response()
+            }
+            Self::Dtm { code, message } => {
+                tracing::info!(code, %message, "dtm call refused");
+                let body = serde_json::json!({
+                    "dtm_result": "FAILURE",
+                    "error": code,
+                    "message": message,
+                });
+                (StatusCode::CONFLICT, Json(body)).into_response()
             }
         }
     }
@@ -293,6 +322,11 @@ mod tests {
         );
         check(Error::StockUnavailable(3), 503, "stock_unavailable");
         check(Error::Timeout("reserve"), 503, "timeout");
+        check(
+            Error::dtm("prepare", "refused"),
+            503,
+            "coordinator_unavailable",
+        );
         check(Error::Protocol("x"), 500, "internal");
     }
 

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod crash;
 pub mod database;
+pub mod dtm;
 pub mod enum_text;
 pub mod error;
 pub mod gid;

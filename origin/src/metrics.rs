@@ -1,6 +1,7 @@
 //! Prometheus metrics of the origin, served as text at `GET /metrics`: reservations by outcome,
 //! branch runs by result, recoveries, holds, transactions in flight, the recovery poller's index
-//! of active sales (its reads, full passes, the marks), and Redis losses and heals.
+//! of active sales (its reads, full passes, the marks), Redis losses and heals, and the calls
+//! to and from a dtm coordinator.
 
 use std::sync::Arc;
 
@@ -17,6 +18,13 @@ use prometheus_client::{
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+/// A call between this origin and a dtm server, and how it went.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DtmCallLabel {
+    pub call: &'static str,
     pub outcome: &'static str,
 }
 
@@ -40,6 +48,7 @@ pub struct Metrics {
     heal_seconds: Histogram,
     gate_closures: Counter,
     replica_waits: Family<OutcomeLabel, Counter>,
+    dtm_calls: Family<DtmCallLabel, Counter>,
     /// The listeners' connections (`service::listener`).
     pub connections: service::listener::ConnectionMetrics,
 }
@@ -64,6 +73,12 @@ impl Default for Metrics {
         let heal_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 14));
         let gate_closures = Counter::default();
         let replica_waits = Family::<OutcomeLabel, Counter>::default();
+        let dtm_calls = Family::<DtmCallLabel, Counter>::default();
+        registry.register(
+            "dtm_calls",
+            "Calls to a dtm coordinator (prepare, submit, abort: ok, error) and from it (branch: ok, failure, error; query: prepared, failure, error)",
+            dtm_calls.clone(),
+        );
         registry.register(
             "replica_waits",
             "WAITs for replicas after a winner's reservation (redis.wait_replicas), by outcome (acked, short: fewer replicas than asked within wait_timeout_ms, error)",
@@ -170,6 +185,7 @@ impl Default for Metrics {
             heal_seconds,
             gate_closures,
             replica_waits,
+            dtm_calls,
             connections,
         }
     }
@@ -227,6 +243,11 @@ impl Metrics {
     pub fn replica_wait(&self, outcome: &'static str) {
         self.replica_waits
             .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+    pub fn dtm_call(&self, call: &'static str, outcome: &'static str) {
+        self.dtm_calls
+            .get_or_create(&DtmCallLabel { call, outcome })
             .inc();
     }
     pub fn gate_closed(&self) {

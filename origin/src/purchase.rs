@@ -1,7 +1,10 @@
 //! A purchase from end to end: phase 1 in Redis (`reserve.lua`), phase 2 in PostgreSQL (the
 //! branch, written with other winners' in one transaction by `branches`) at once, then
 //! completion in Redis (`complete.lua`). A failure after phase 1 is not
-//! the client's loss: the transaction stays due and the recovery poller finishes it.
+//! the client's loss: the transaction stays due and the recovery poller finishes it. With a dtm
+//! coordinator (`with_dtm`), the same phases run as a dtm message (`purchase/with_dtm.rs`).
+
+mod with_dtm;
 
 use std::sync::Arc;
 
@@ -12,6 +15,7 @@ use crate::{
     branches::{Branch, BranchOutcome, BranchWriter},
     crash,
     database::Database,
+    dtm::Dtm,
     error::Result,
     gid::Gid,
     heal::{Fences, Healer},
@@ -57,6 +61,8 @@ pub struct Purchases {
     fences: Arc<Fences>,
     healer: Healer,
     activity: Activity,
+    /// The dtm coordinator, when `[coordinator] kind = "dtm"`.
+    dtm: Option<Dtm>,
 }
 
 impl Purchases {
@@ -76,7 +82,14 @@ impl Purchases {
             fences: Arc::default(),
             healer,
             activity,
+            dtm: None,
         }
+    }
+
+    /// Runs every purchase as a message of the dtm server `dtm`.
+    pub fn with_dtm(mut self, dtm: Dtm) -> Self {
+        self.dtm = Some(dtm);
+        self
     }
 
     pub fn healer(&self) -> &Healer {
@@ -97,6 +110,9 @@ impl Purchases {
     pub async fn reserve(&self, sale: i64, uid: &str, expire_at_ms: i64) -> Result<Purchase> {
         let gid = Gid::new(sale, uid);
         self.activity.mark(sale).await;
+        if let Some(dtm) = &self.dtm {
+            return self.reserve_with_dtm(dtm, gid, expire_at_ms).await;
+        }
         let reservation = match self.redis.reserve(&gid, expire_at_ms).await {
             Ok(r) => r,
             Err(e) => {
@@ -111,19 +127,7 @@ impl Purchases {
                 }
                 (left, fence)
             }
-            Reservation::Healing => {
-                self.metrics.reservation("healing");
-                return Ok(Purchase::Healing);
-            }
-            Reservation::Duplicate(earlier) => {
-                self.metrics.reservation("duplicate");
-                return Ok(Purchase::Duplicate { gid, earlier });
-            }
-            Reservation::SoldOut => {
-                self.metrics.reservation("sold_out");
-                return Ok(Purchase::SoldOut);
-            }
-            Reservation::Unknown => return Ok(Purchase::NoStock),
+            loser => return self.loser(gid, loser),
         };
         self.metrics.reservation("reserved");
         tracing::debug!(%gid, left, "reserved");
@@ -196,6 +200,28 @@ impl Purchases {
                 left,
             }
         })
+    }
+
+    /// The answer to a reservation that took no unit, counted.
+    fn loser(&self, gid: Gid, reservation: Reservation) -> Result<Purchase> {
+        let (counted, purchase) = match reservation {
+            Reservation::Healing => ("healing", Purchase::Healing),
+            Reservation::Duplicate(earlier) => ("duplicate", Purchase::Duplicate { gid, earlier }),
+            Reservation::SoldOut => ("sold_out", Purchase::SoldOut),
+            Reservation::Unknown => return Ok(Purchase::NoStock),
+            Reservation::Refused => {
+                self.metrics.reservation("error");
+                return Err(crate::error::Error::dtm(
+                    "reserve",
+                    "dtm's back-check failed the message before its reservation",
+                ));
+            }
+            Reservation::Reserved { .. } => {
+                return Err(crate::error::Error::Protocol("a reservation as a loser"))
+            }
+        };
+        self.metrics.reservation(counted);
+        Ok(purchase)
     }
 
     /// Phase 2 and completion for a transaction found due; idempotent.

@@ -10,6 +10,7 @@ use redis::{Script, Value};
 use redis_layer::Redis;
 
 use crate::{
+    dtm::MessageGid,
     error::{Error, Result},
     gid::Gid,
 };
@@ -19,7 +20,7 @@ mod keys;
 mod replies;
 
 pub use keys::SaleKeys;
-use replies::{int, parse_active_sales, parse_completion, parse_reservation, text};
+use replies::{earlier_tx, int, parse_active_sales, parse_completion, parse_reservation, text};
 pub use replies::{
     ActiveSales, Claim, Completion, EarlierTx, HealFinish, HealStart, HealedOrder, Loss,
     Reservation, StockRepair, StockSnapshot,
@@ -29,6 +30,8 @@ static RESERVE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/reserve.lua")));
 static COMPLETE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/complete.lua")));
+static DTM_QUERY: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/dtm_query.lua")));
 static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/claim.lua")));
 static OPEN_STOCK: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/open_stock.lua")));
@@ -108,6 +111,7 @@ impl Reservations {
                 &heal::HEAL_FINISH,
                 &MARK_ACTIVE,
                 &ACTIVE_SALES,
+                &DTM_QUERY,
             ])
             .await?)
     }
@@ -115,7 +119,29 @@ impl Reservations {
     /// Phase 1: barrier, stock and transaction record in one round trip. The barrier and the
     /// record expire at `expire_at_ms` (unix ms; 0: never).
     pub async fn reserve(&self, gid: &Gid, expire_at_ms: i64) -> Result<Reservation> {
+        self.reserve_as(gid, None, expire_at_ms).await
+    }
+
+    /// Phase 1 of dtm's `message` (prepared at dtm): as [`Reservations::reserve`], refused when
+    /// dtm's back-check failed the message already; the record names the message and says
+    /// `coordinator = dtm`, which the recovery poller leaves to dtm.
+    pub async fn reserve_message(
+        &self,
+        message: &MessageGid,
+        expire_at_ms: i64,
+    ) -> Result<Reservation> {
+        self.reserve_as(&message.gid, Some(message), expire_at_ms)
+            .await
+    }
+
+    async fn reserve_as(
+        &self,
+        gid: &Gid,
+        message: Option<&MessageGid>,
+        expire_at_ms: i64,
+    ) -> Result<Reservation> {
         let keys = SaleKeys::new(gid.sale);
+        let message = message.map(ToString::to_string).unwrap_or_default();
         let mut inv = RESERVE.prepare_invoke();
         inv.key(keys.stock())
             .key(keys.barrier(gid))
@@ -124,13 +150,73 @@ impl Reservations {
             .key(keys.healing())
             .key(keys.fence())
             .key(keys.restocks())
+            .key(keys.marker(&message))
             .arg(gid.to_string())
             .arg(&gid.uid)
             .arg(self.branch_timeout_ms)
             .arg(keys.events())
-            .arg(expire_at_ms);
+            .arg(expire_at_ms)
+            .arg(&message);
         let reply: Vec<Value> = self.run("reserve", &inv).await?;
         parse_reservation(&reply).ok_or(Error::Protocol("reserve.lua reply"))
+    }
+
+    /// What `reserve.lua` would answer a loser, read without writing (one MULTI/EXEC): `None`
+    /// when a unit may be had. With dtm, a loser costs this read and no call to dtm.
+    pub async fn loser(&self, gid: &Gid) -> Result<Option<Reservation>> {
+        let keys = SaleKeys::new(gid.sale);
+        let pipe = redis::pipe()
+            .atomic()
+            .exists(keys.barrier(gid))
+            .cmd("HMGET")
+            .arg(keys.tx(gid))
+            .arg("state")
+            .arg("outcome")
+            .arg("order")
+            .exists(keys.healing())
+            .get(keys.stock())
+            .clone();
+        type Read = (
+            bool,
+            (Option<String>, Option<String>, Option<String>),
+            bool,
+            Option<i64>,
+        );
+        let (barrier, (state, outcome, order), healing, stock): Read =
+            self.redis.pipeline("loser check", &pipe).await?;
+        let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
+        Ok(if barrier {
+            let earlier = earlier_tx(nonempty(state), nonempty(outcome), nonempty(order))
+                .ok_or(Error::Protocol("transaction record"))?;
+            Some(Reservation::Duplicate(earlier))
+        } else if healing {
+            Some(Reservation::Healing)
+        } else {
+            match stock {
+                None => Some(Reservation::Unknown),
+                Some(left) if left <= 0 => Some(Reservation::SoldOut),
+                Some(_) => None,
+            }
+        })
+    }
+
+    /// dtm's back-check of `message` (`dtm_query.lua`): `true` when its reservation exists;
+    /// else the marker that refuses a later one is written (expiring at `expire_at_ms`, unix
+    /// ms, 0: never) and the answer is `false`.
+    pub async fn query_prepared(&self, message: &MessageGid, expire_at_ms: i64) -> Result<bool> {
+        let keys = SaleKeys::new(message.gid.sale);
+        let text = message.to_string();
+        let mut inv = DTM_QUERY.prepare_invoke();
+        inv.key(keys.tx(&message.gid))
+            .key(keys.marker(&text))
+            .arg(&text)
+            .arg(expire_at_ms);
+        let reply: String = self.run("dtm_query", &inv).await?;
+        match reply.as_str() {
+            "PREPARED" => Ok(true),
+            "FAILURE" => Ok(false),
+            _ => Err(Error::Protocol("dtm_query.lua reply")),
+        }
     }
 
     /// Marks a transaction succeeded (idempotent). A `rejected` order closes the stock; a repeat

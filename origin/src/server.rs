@@ -13,8 +13,9 @@ use crate::{
     activity::Activity,
     api::{self, AppState},
     branches::BranchWriter,
-    config::Config,
+    config::{Config, CoordinatorKind},
     database::Database,
+    dtm::Dtm,
     error::Result,
     heal::Healer,
     holds::Holds,
@@ -96,7 +97,7 @@ impl App {
             config.recovery.heal_lock,
             Duration::from_secs(config.sales.keys_retention_seconds),
         );
-        let purchases = Purchases::new(
+        let mut purchases = Purchases::new(
             redis,
             db,
             branches,
@@ -104,6 +105,9 @@ impl App {
             healer,
             activity.clone(),
         );
+        if config.coordinator.kind == CoordinatorKind::Dtm {
+            purchases = purchases.with_dtm(Dtm::new(&config.coordinator)?);
+        }
         let (stop, stop_rx) = watch::channel(false);
         let poller = Poller::new(recovery::Parts {
             purchases: purchases.clone(),

@@ -24,7 +24,12 @@ pub struct OriginRouter {
 impl OriginRouter {
     /// Assembles the origin on Redis at `redis_url` and PostgreSQL at `postgres_url`.
     pub async fn start(redis_url: &str, postgres_url: &str) -> anyhow::Result<Self> {
-        let app = App::assemble(config(redis_url, postgres_url)).await?;
+        Self::start_with(config(redis_url, postgres_url)).await
+    }
+
+    /// Assembles the origin with `config` (from [`config`], changed).
+    pub async fn start_with(config: Config) -> anyhow::Result<Self> {
+        let app = App::assemble(config).await?;
         Ok(Self { app })
     }
 
@@ -43,6 +48,11 @@ impl OriginRouter {
         oneshot(&self.app.router, request.body(Body::from(body))?).await
     }
 
+    /// The Prometheus text `GET /metrics` serves.
+    pub fn metrics(&self) -> String {
+        self.app.metrics.render()
+    }
+
     /// Stops the tasks beside the API.
     pub async fn stop(self) {
         self.app.background.stop().await;
@@ -50,7 +60,7 @@ impl OriginRouter {
 }
 
 /// The config of the test origins (see `origin_process::OriginOptions::default`), typed.
-fn config(redis_url: &str, postgres_url: &str) -> Config {
+pub fn config(redis_url: &str, postgres_url: &str) -> Config {
     let mut config = Config::default();
     config.redis.url = redis_url.to_string();
     config.redis.command_timeout_ms = 5000;

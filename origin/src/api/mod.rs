@@ -1,8 +1,9 @@
 //! The origin's internal HTTP API as an axum `Router` built from state, so tests can drive it in
 //! memory: sale creation and status, reservation, orders (`orders`), the payment service's
-//! webhook (`payments`), health and metrics.
+//! webhook (`payments`), the calls of a dtm coordinator (`dtm`), health and metrics.
 //! Documented in docs/API.md.
 
+mod dtm;
 mod orders;
 mod payments;
 
@@ -57,6 +58,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/orders/{id}", get(orders::order).delete(orders::cancel_order))
         .route("/v1/orders/{id}/extend", post(orders::extend))
         .route("/v1/payments/webhook", post(payments::webhook))
+        .route(crate::dtm::BRANCH_PATH, post(dtm::branch))
+        .route(crate::dtm::QUERY_PATH, get(dtm::query))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

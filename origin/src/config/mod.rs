@@ -2,6 +2,7 @@
 //! defaults and its checks: every field has a default, unknown fields are refused, and
 //! `validate` reports every bad field at once, by name (`service::config` reads the file).
 
+mod coordinator;
 mod holds;
 mod http;
 mod payments;
@@ -15,8 +16,13 @@ use serde::Deserialize;
 pub use service::config::{ConfigError, ConfigFile, Problems};
 
 pub use self::{
-    holds::HoldsConfig, http::HttpConfig, payments::PaymentsConfig, postgres::PostgresConfig,
-    recovery::RecoveryConfig, sales::SalesConfig,
+    coordinator::{CoordinatorConfig, CoordinatorKind},
+    holds::HoldsConfig,
+    http::HttpConfig,
+    payments::PaymentsConfig,
+    postgres::PostgresConfig,
+    recovery::RecoveryConfig,
+    sales::SalesConfig,
 };
 
 /// Everything the origin reads from its TOML file.
@@ -30,6 +36,7 @@ pub struct Config {
     pub sales: SalesConfig,
     pub holds: HoldsConfig,
     pub payments: PaymentsConfig,
+    pub coordinator: CoordinatorConfig,
 }
 
 impl ConfigFile for Config {
@@ -41,5 +48,6 @@ impl ConfigFile for Config {
         self.sales.validate(problems);
         self.holds.validate(problems);
         self.payments.validate(problems);
+        self.coordinator.validate(problems);
     }
 }

@@ -3,7 +3,7 @@
 use super::*;
 
 /// A key as `openssl rand -base64 36` makes one.
-const KEY: &str = "CktOb6zNA57kb+FcGF2eYWw4lXjtQcaFnfQGppyuSqGSQW3F";
+pub(crate) const KEY: &str = "CktOb6zNA57kb+FcGF2eYWw4lXjtQcaFnfQGppyuSqGSQW3F";
 
 #[test]
 fn shipped_file_is_valid_and_matches_the_defaults() {

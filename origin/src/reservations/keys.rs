@@ -25,6 +25,10 @@ impl SaleKeys {
     pub fn barrier(&self, gid: &Gid) -> String {
         format!("{}:b:{gid}", self.prefix)
     }
+    /// The marker of a dtm message whose back-check found no reservation (`dtm_query.lua`).
+    pub fn marker(&self, message: &str) -> String {
+        format!("{}:m:{message}", self.prefix)
+    }
     pub fn tx_prefix(&self) -> String {
         format!("{}:tx:", self.prefix)
     }

@@ -25,6 +25,8 @@ pub enum Reservation {
     Healing,
     /// The sale has no stock key in Redis.
     Unknown,
+    /// dtm's back-check failed this message before its reservation arrived: nothing taken.
+    Refused,
 }
 
 /// The state of an earlier transaction, as a duplicate finds it.
@@ -205,6 +207,26 @@ pub(super) fn parse_heal_finish(reply: &[Value]) -> Option<HealFinish> {
     })
 }
 
+/// An earlier transaction from its record's `state`, `outcome` and `order` (absent or empty:
+/// `None`); a record without a state is still `submitted`.
+pub(super) fn earlier_tx(
+    state: Option<String>,
+    outcome: Option<String>,
+    order: Option<String>,
+) -> Option<EarlierTx> {
+    Some(EarlierTx {
+        state: match state {
+            Some(state) => parse(&state)?,
+            None => TxState::Submitted,
+        },
+        outcome: match outcome {
+            Some(outcome) => Some(parse(&outcome)?),
+            None => None,
+        },
+        order_id: order.and_then(|s| s.parse().ok()),
+    })
+}
+
 pub(super) fn parse_reservation(reply: &[Value]) -> Option<Reservation> {
     Some(match text(reply.first())?.as_str() {
         "RESERVED" => Reservation::Reserved {
@@ -213,21 +235,12 @@ pub(super) fn parse_reservation(reply: &[Value]) -> Option<Reservation> {
         },
         "DUPLICATE" => {
             let nonempty = |i| text(reply.get(i)).filter(|s| !s.is_empty());
-            Reservation::Duplicate(EarlierTx {
-                state: match nonempty(1) {
-                    Some(state) => parse(&state)?,
-                    None => TxState::Submitted,
-                },
-                outcome: match nonempty(2) {
-                    Some(outcome) => Some(parse(&outcome)?),
-                    None => None,
-                },
-                order_id: nonempty(3).and_then(|s| s.parse().ok()),
-            })
+            Reservation::Duplicate(earlier_tx(nonempty(1), nonempty(2), nonempty(3))?)
         }
         "SOLD_OUT" => Reservation::SoldOut,
         "HEALING" => Reservation::Healing,
         "UNKNOWN" => Reservation::Unknown,
+        "REFUSED" => Reservation::Refused,
         _ => return None,
     })
 }

@@ -1,6 +1,7 @@
 //! Every script keeps its keys in one slot: no CROSSSLOT error can reach a user.
 
 use super::*;
+use origin::dtm::MessageGid;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_script_keeps_its_keys_in_one_slot() {
@@ -38,6 +39,13 @@ async fn every_script_keeps_its_keys_in_one_slot() {
             panic!("sale {sale}: a unit is reserved");
         };
         covered.insert("reserve.lua");
+        let message = MessageGid::new(Gid::new(sale, format!("{uid}-dtm")));
+        assert!(!reservations.query_prepared(&message, 0).await.unwrap());
+        assert_eq!(
+            reservations.reserve_message(&message, 0).await.unwrap(),
+            Reservation::Refused
+        );
+        covered.insert("dtm_query.lua");
         let claim = reservations
             .claim_due(sale, Duration::from_secs(1), Duration::from_secs(4), 10)
             .await
