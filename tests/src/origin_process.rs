@@ -45,6 +45,20 @@ pub struct OriginOptions {
     /// `ORIGIN_LOG`: debug for the tests (their failures print the log), the shipped `info` for
     /// the benchmark.
     pub log: &'static str,
+    /// `[coordinator]`: a dtm server, or (`None`) the embedded coordinator.
+    pub dtm: Option<DtmCoordinator>,
+}
+
+/// `[coordinator] kind = "dtm"`: the dtm server the origin asks, which calls it back at its own
+/// URL.
+#[derive(Debug, Clone)]
+pub struct DtmCoordinator {
+    /// `dtm_url`: dtm's HTTP API.
+    pub dtm_url: String,
+    /// `timeout_to_fail_seconds` (0: dtm's default).
+    pub timeout_to_fail_seconds: u32,
+    /// `retry_interval_seconds` (0: dtm's default).
+    pub retry_interval_seconds: u32,
 }
 
 impl Default for OriginOptions {
@@ -62,6 +76,7 @@ impl Default for OriginOptions {
             keys_retention_seconds: 86_400,
             wait_replicas: 0,
             log: "info,origin=debug",
+            dtm: None,
         }
     }
 }
@@ -239,7 +254,7 @@ fn config(port: u16, redis_url: &str, postgres_url: &str, options: &OriginOption
          [postgres]\nurl = \"{postgres_url}\"\nstatement_timeout_ms = {}\n\
          [recovery]\ntimeout_ms = {}\npoll_interval_ms = {}\nlease_ms = {}\nmax_lease_ms = 4000\n\
          [holds]\nextend_seconds = {}\n\
-         [payments]\nwebhook_secret = \"{PAYMENT_WEBHOOK_SECRET}\"\n",
+         [payments]\nwebhook_secret = \"{PAYMENT_WEBHOOK_SECRET}\"\n{}",
         options.body_limit_bytes,
         options.max_uid_bytes,
         options.max_connections,
@@ -252,5 +267,10 @@ fn config(port: u16, redis_url: &str, postgres_url: &str, options: &OriginOption
         options.poll_interval_ms,
         options.lease_ms,
         options.extend_seconds,
+        options.dtm.as_ref().map_or_else(String::new, |dtm| format!(
+            "[coordinator]\nkind = \"dtm\"\ndtm_url = \"{}\"\ncallback_url = \"http://127.0.0.1:{port}\"\n\
+             timeout_to_fail_seconds = {}\nretry_interval_seconds = {}\n",
+            dtm.dtm_url, dtm.timeout_to_fail_seconds, dtm.retry_interval_seconds
+        )),
     )
 }
