@@ -63,6 +63,23 @@ impl DtmSettings {
         .map(|(name, value)| (name.to_owned(), value))
         .collect()
     }
+
+    /// The same settings as a config file for `dtm -c` (YAML; this JSON is YAML too), for a kept
+    /// dtm: its command line then names its state folder, so its pid file can be checked.
+    fn config_file(&self, http_port: u16, grpc_port: u16) -> String {
+        serde_json::json!({
+            "Store": {
+                "Driver": "redis",
+                "Host": "127.0.0.1",
+                "Port": self.store_port,
+                "RedisPrefix": self.redis_prefix,
+            },
+            "TransCronInterval": self.cron_interval_secs,
+            "HttpPort": http_port,
+            "GrpcPort": grpc_port,
+        })
+        .to_string()
+    }
 }
 
 /// `http://127.0.0.1:{http_port}/api/dtmsvr`: where dtm's HTTP API is.
@@ -180,20 +197,36 @@ impl Drop for DtmServer {
     }
 }
 
-/// Starts a dtm server with `settings` on `http_port` and `grpc_port`, everything it writes
-/// appended to `log`, kept running after this program exits (the launcher's dtm), its pid
-/// recorded in `pid_file` at once; waits until its API answers, and gives its pid.
+/// Where a kept dtm runs: its ports, its config file (written by [`start_kept`]) and its log.
+#[derive(Debug, Clone, Copy)]
+pub struct KeptDtm<'a> {
+    pub http_port: u16,
+    pub grpc_port: u16,
+    pub config: &'a Path,
+    pub log: &'a Path,
+}
+
+/// Starts a dtm server with `settings` where `kept` says, its settings written to `kept.config`
+/// (`dtm -c` reads it), everything it writes appended to `kept.log`, kept running after this
+/// program exits (the launcher's dtm), its pid recorded in `pid_file` at once; waits until its
+/// API answers, and gives its pid.
 pub async fn start_kept(
     settings: &DtmSettings,
-    http_port: u16,
-    grpc_port: u16,
-    log: &Path,
+    kept: KeptDtm<'_>,
     pid_file: &PidFile,
 ) -> anyhow::Result<u32> {
+    let KeptDtm {
+        http_port,
+        grpc_port,
+        config,
+        log,
+    } = kept;
+    std::fs::write(config, settings.config_file(http_port, grpc_port))
+        .with_context(|| format!("writing {}", config.display()))?;
     let launch = Launch {
         binary: process::binary("DTM_BIN", "dtm")?,
-        args: Vec::new(),
-        env: settings.env(http_port, grpc_port),
+        args: vec!["-c".to_owned(), config.display().to_string()],
+        env: Vec::new(),
         log: log.to_path_buf(),
     };
     let mut child = launch.spawn_kept()?;
