@@ -18,7 +18,7 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{ensure, Context};
+use anyhow::{bail, ensure, Context};
 use nix::fcntl::{Flock, FlockArg};
 use tempfile::TempDir;
 use tokio::process::Child;
@@ -52,6 +52,14 @@ impl DtmBench {
     /// `test-flash-sales.sh` runs it), and waits until both its dtm and its routes answer.
     pub async fn start() -> anyhow::Result<Self> {
         let lock = lock().await?;
+        // Its dtm would log the bind error and run on: its client would talk to whatever holds
+        // the port.
+        if std::net::TcpStream::connect(("127.0.0.1", BENCH_DTM_PORT)).is_ok() {
+            bail!(
+                "port {BENCH_DTM_PORT} is taken: dtm's bench server needs it (its client is fixed \
+                 to it); stop what listens there"
+            );
+        }
         let redis = RedisServer::start_on(BENCH_REDIS_PORT)
             .await
             .with_context(|| format!("the bench's Redis needs port {BENCH_REDIS_PORT}"))?;

@@ -20,6 +20,8 @@ const START_DEADLINE: Duration = Duration::from_secs(20);
 const REAP_DEADLINE: Duration = Duration::from_secs(10);
 /// Log lines quoted in an error.
 const LOG_TAIL_LINES: usize = 30;
+/// What Go's net package says of a port another process holds.
+const PORT_TAKEN: &str = "address already in use";
 
 /// The binary in the variable `var` (`DTM_BIN`, `DTM_BENCH_BIN`: `./deploy/test` sets them to
 /// what it installed), else `name` found on `PATH`; an error says how to install it.
@@ -84,7 +86,7 @@ impl Launch {
 
     /// Whether the last run failed because another process had bound a port.
     pub fn port_was_taken(&self) -> bool {
-        std::fs::read_to_string(&self.log).is_ok_and(|log| log.contains("address already in use"))
+        std::fs::read_to_string(&self.log).is_ok_and(|log| log.contains(PORT_TAKEN))
     }
 }
 
@@ -123,6 +125,12 @@ pub async fn until_up(
             Err(error) => Err(anyhow!("waiting on {what}: {error}")),
         },
     };
+    // dtm only logs a failed bind of its HTTP port and runs on: what answered may be another.
+    let taken = std::fs::read_to_string(log).is_ok_and(|text| text.contains(PORT_TAKEN));
+    let ready = ready.and_then(|()| match taken {
+        true => Err(anyhow!("{what} found a port taken")),
+        false => Ok(()),
+    });
     ready.map_err(|error| {
         kill(child);
         error.context(format!(

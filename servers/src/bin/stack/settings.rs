@@ -220,7 +220,8 @@ fn number(name: &str, default: u32, max: u32, what: &str) -> anyhow::Result<u32>
     value.with_context(|| format!("{name} must be {what}, not '{text}'"))
 }
 
-/// `DTM_PORT` and `DTM_GRPC_PORT` (dtm's own defaults, 36789 and 36790), each free of the others.
+/// `DTM_PORT` and `DTM_GRPC_PORT` (8084 and 8085: not dtm's own 36789, which its bench server
+/// cannot move off), each free of the others.
 /// Its store is the single Redis: a dtm beside a Redis Cluster is not set up.
 fn dtm_ports(seen: &mut BTreeMap<u16, String>, cluster: bool) -> anyhow::Result<DtmPorts> {
     ensure!(
@@ -230,7 +231,7 @@ fn dtm_ports(seen: &mut BTreeMap<u16, String>, cluster: bool) -> anyhow::Result<
     let mut ports = [0; 2];
     for (slot, (name, default)) in ports
         .iter_mut()
-        .zip([("DTM_PORT", 36789), ("DTM_GRPC_PORT", 36790)])
+        .zip([("DTM_PORT", 8084), ("DTM_GRPC_PORT", 8085)])
     {
         *slot = port(name, default)?;
         if let Some(other) = seen.insert(*slot, name.to_owned()) {
