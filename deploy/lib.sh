@@ -146,6 +146,62 @@ ensure_packages() {
     say "installed ${packages[*]}"
 }
 
+# ---- dtm (the real coordinator, issue 15) ---------------------------------------------------------
+
+# The pinned dtm release, and the folder its two binaries are installed into: `dtm` (the server)
+# and `dtm-bench` (its flash-sale bench server, the package helper/bench of the same module).
+# Outside the repository, so a `cargo clean` or a new worktree does not build them again.
+DTM_VERSION="v1.19.0"
+DTM_MODULE="github.com/dtm-labs/dtm"
+DTM_DIR="${DTM_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/flash-sale/dtm-$DTM_VERSION}"
+
+# Whether Go 1.22 or newer (what dtm's go.mod asks for) is on the PATH.
+have_go() {
+    local version
+    command -v go >/dev/null 2>&1 || return 1
+    version="$(go env GOVERSION 2>/dev/null)" || return 1
+    version="${version#go}"
+    [[ $(printf '%s\n' 1.22 "$version" | sort -V | head -1) == 1.22 ]]
+}
+
+# Installs dtm and dtm-bench at $DTM_VERSION into $DTM_DIR when they are missing, and exports
+# DTM_BIN and DTM_BENCH_BIN (the tests and the launcher find them there). Without Go it says so
+# and returns 1: the caller decides whether that is fatal.
+ensure_dtm() {
+    export DTM_BIN="$DTM_DIR/dtm" DTM_BENCH_BIN="$DTM_DIR/dtm-bench"
+    if [[ -x $DTM_BIN && -x $DTM_BENCH_BIN ]]; then
+        say "dtm $DTM_VERSION present in $(show_path "$DTM_DIR")"
+        return 0
+    fi
+    if ! have_go; then
+        warn "Go 1.22 or newer is missing: dtm $DTM_VERSION cannot be built (install Go from https://go.dev/dl/ or the golang package)"
+        return 1
+    fi
+    header "installing dtm $DTM_VERSION into $(show_path "$DTM_DIR")"
+    mkdir -p "$DTM_DIR"
+    local gobin
+    gobin="$(mktemp -d "$DTM_DIR/.gobin.XXXXXX")"
+    # `go install module@version` first. Where the module proxy refuses the version list
+    # (`@v/list`, asked for the deprecation check) but serves the pinned version itself, it fails:
+    # then the module is downloaded by exact version and built from the module cache (its
+    # dependencies by exact version from its go.sum).
+    if GOBIN="$gobin" go install "$DTM_MODULE@$DTM_VERSION" &&
+        GOBIN="$gobin" go install "$DTM_MODULE/helper/bench@$DTM_VERSION"; then
+        mv "$gobin/bench" "$gobin/dtm-bench"
+    else
+        warn "go install $DTM_MODULE@$DTM_VERSION failed; building from the downloaded module instead"
+        local source
+        source="$(go mod download -json "$DTM_MODULE@$DTM_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+        [[ -n $source && -d $source ]] || die "go mod download $DTM_MODULE@$DTM_VERSION failed"
+        (cd "$source" && go build -o "$gobin/dtm" . && go build -o "$gobin/dtm-bench" ./helper/bench) ||
+            die "building dtm $DTM_VERSION from $source failed"
+    fi
+    mv "$gobin/dtm" "$DTM_BIN"
+    mv "$gobin/dtm-bench" "$DTM_BENCH_BIN"
+    rmdir "$gobin"
+    say "installed $(show_path "$DTM_BIN") and $(show_path "$DTM_BENCH_BIN")"
+}
+
 ensure_cargo() {
     command -v cargo >/dev/null 2>&1 ||
         die "cargo not found: install Rust (https://rustup.rs), then run ./$SCRIPT again"

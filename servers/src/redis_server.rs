@@ -59,20 +59,33 @@ impl RedisServer {
     /// Starts a server on a free port in a new temp dir and waits until it answers `PING` and has
     /// finished loading. On failure the error quotes the end of the server's log.
     pub async fn start() -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("flash-redis-")
-            .tempdir()
-            .context("creating the temp dir of redis-server")?;
-        let options = OPTIONS.map(String::from).to_vec();
-        let mut server = RedisServer {
-            process: RedisProcess::new(dir.path().to_path_buf(), net::free_port(), options),
-            dir,
-        };
+        let mut server = Self::in_temp_dir(net::free_port())?;
         server
             .process
             .start(|port, _| *port = net::free_port())
             .await?;
         Ok(server)
+    }
+
+    /// Starts a server on the fixed `port` (for a program that cannot be told another, such as
+    /// dtm's bench server) in a new temp dir; fails when the port is taken.
+    pub async fn start_on(port: u16) -> anyhow::Result<Self> {
+        let mut server = Self::in_temp_dir(port)?;
+        server.process.run().await?;
+        Ok(server)
+    }
+
+    /// A server not started yet, on `port` in a new temp dir.
+    fn in_temp_dir(port: u16) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("flash-redis-")
+            .tempdir()
+            .context("creating the temp dir of redis-server")?;
+        let options = OPTIONS.map(String::from).to_vec();
+        Ok(RedisServer {
+            process: RedisProcess::new(dir.path().to_path_buf(), port, options),
+            dir,
+        })
     }
 
     /// Starts a server with the same settings on `port` in `dir` (its AOF), everything it

@@ -25,7 +25,7 @@ pub mod stack;
 // The server types live in the flash-servers crate (shared with the launcher); here under their
 // old paths.
 pub use flash_servers::{
-    kept, net, nginx_server, postgres_server, processes, redis_cluster, redis_process,
+    dtm_server, kept, net, nginx_server, postgres_server, processes, redis_cluster, redis_process,
     redis_server, wait,
 };
 

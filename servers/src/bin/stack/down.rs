@@ -1,8 +1,8 @@
 //! `stack down`: stops what `up` started, in the reverse order (the front first, so nothing is left
 //! calling a stopped service), each process by the pid `up` recorded and only while its command
 //! line still names what `up` gave it: nginx (SIGQUIT, its graceful stop), the edge, the origin,
-//! Redis and every node of a cluster (SIGTERM, the nodes all at once), PostgreSQL (SIGINT, its fast
-//! shutdown); up to 10 s each, then SIGKILL. `--purge` then deletes the state folder.
+//! dtm, Redis and every node of a cluster (SIGTERM, the nodes all at once), PostgreSQL (SIGINT,
+//! its fast shutdown); up to 10 s each, then SIGKILL. `--purge` then deletes the state folder.
 
 use std::path::PathBuf;
 
@@ -45,6 +45,12 @@ pub async fn run(root: PathBuf, purge: bool) -> anyhow::Result<()> {
             "origin",
             "origin.pid",
             state.join("origin.toml"),
+            Signal::SIGTERM,
+        ),
+        (
+            "dtm",
+            "dtm.pid",
+            crate::dtm::config_path(&settings),
             Signal::SIGTERM,
         ),
         (

@@ -5,6 +5,7 @@
 mod configs;
 mod demo;
 mod down;
+mod dtm;
 mod lock;
 mod say;
 mod settings;

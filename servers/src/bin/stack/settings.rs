@@ -21,12 +21,21 @@ pub struct Settings {
     pub pg_port: u16,
     /// `REDIS_CLUSTER=1`: the six ports of the cluster's nodes.
     pub cluster: Option<Vec<u16>>,
+    /// `COORDINATOR=dtm`: a dtm server runs beside the stack, on these ports.
+    pub dtm: Option<DtmPorts>,
     pub trusted_cdn: Vec<String>,
     pub demo_stock: u32,
     pub demo_hold_seconds: u32,
     pub state: PathBuf,
     /// Where cargo put the release binaries.
     pub release: PathBuf,
+}
+
+/// The HTTP and gRPC ports of the launcher's dtm server (`DTM_PORT`, `DTM_GRPC_PORT`).
+#[derive(Debug, Clone, Copy)]
+pub struct DtmPorts {
+    pub http: u16,
+    pub grpc: u16,
 }
 
 /// The ports of the services, by the name of their setting.
@@ -73,6 +82,14 @@ impl Settings {
             Some(other) => bail!(
                 "REDIS_CLUSTER={other}: 1 runs a Redis Cluster of six nodes, 0 (the default) one \
                  redis-server"
+            ),
+        };
+        let dtm = match var("COORDINATOR").as_deref() {
+            None | Some("embedded") => None,
+            Some("dtm") => Some(dtm_ports(&mut seen, cluster.is_some())?),
+            Some(other) => bail!(
+                "COORDINATOR={other}: embedded (the default) is the origin's own coordinator, dtm \
+                 a dtm server beside it"
             ),
         };
         let state = absolute(
@@ -123,6 +140,7 @@ impl Settings {
             redis_port: ports[4],
             pg_port: ports[5],
             cluster,
+            dtm,
             trusted_cdn,
             demo_stock,
             demo_hold_seconds,
@@ -200,6 +218,30 @@ fn number(name: &str, default: u32, max: u32, what: &str) -> anyhow::Result<u32>
         .ok()
         .filter(|value| (1..=max).contains(value) && !text.starts_with(['0', '+']));
     value.with_context(|| format!("{name} must be {what}, not '{text}'"))
+}
+
+/// `DTM_PORT` and `DTM_GRPC_PORT` (8084 and 8085: not dtm's own 36789, which its bench server
+/// cannot move off), each free of the others.
+/// Its store is the single Redis: a dtm beside a Redis Cluster is not set up.
+fn dtm_ports(seen: &mut BTreeMap<u16, String>, cluster: bool) -> anyhow::Result<DtmPorts> {
+    ensure!(
+        !cluster,
+        "COORDINATOR=dtm keeps dtm's store in the single Redis: use it with REDIS_CLUSTER=0"
+    );
+    let mut ports = [0; 2];
+    for (slot, (name, default)) in ports
+        .iter_mut()
+        .zip([("DTM_PORT", 8084), ("DTM_GRPC_PORT", 8085)])
+    {
+        *slot = port(name, default)?;
+        if let Some(other) = seen.insert(*slot, name.to_owned()) {
+            bail!("{name} and {other} are both {slot}: give each service its own port");
+        }
+    }
+    Ok(DtmPorts {
+        http: ports[0],
+        grpc: ports[1],
+    })
 }
 
 /// `REDIS_CLUSTER_PORTS`: six ports, each with its cluster bus (port + 10000) free of the others.

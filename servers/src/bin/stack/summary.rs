@@ -8,7 +8,14 @@ use crate::demo::Sale;
 use crate::settings::Settings;
 use crate::up::configs_shown;
 
-pub fn print(settings: &Settings, configs: &Configs, origin_bin: &Path, sale: &Sale) {
+/// `dtm`: the API of the dtm server, when `COORDINATOR=dtm` started one.
+pub fn print(
+    settings: &Settings,
+    configs: &Configs,
+    origin_bin: &Path,
+    sale: &Sale,
+    dtm: Option<&str>,
+) {
     let nginx = format!("http://127.0.0.1:{}", settings.nginx_port);
     let origin = format!("http://127.0.0.1:{}", settings.origin_port);
     let edge = format!("http://127.0.0.1:{}", settings.edge_port);
@@ -60,6 +67,11 @@ pub fn print(settings: &Settings, configs: &Configs, origin_bin: &Path, sale: &S
             show(&configs.payment_secret)
         ),
         redis,
+        match dtm {
+            Some(url) => format!("dtm            {url}   query: {url}/query?gid=<gid>"),
+            None => "coordinator    embedded in the origin (COORDINATOR=dtm runs a dtm server)"
+                .to_owned(),
+        },
         format!("PostgreSQL     postgres://flash@127.0.0.1:{pg}/flash"),
         format!("               psql -h 127.0.0.1 -p {pg} -U flash flash"),
         format!(
@@ -69,8 +81,9 @@ pub fn print(settings: &Settings, configs: &Configs, origin_bin: &Path, sale: &S
         ),
         format!("configs        {}", configs_shown(settings, configs)),
         format!(
-            "logs           {}/  ({redis_logs} postgres.log origin.log edge.log nginx.log)",
-            show(&settings.logs())
+            "logs           {}/  ({redis_logs} postgres.log{} origin.log edge.log nginx.log)",
+            show(&settings.logs()),
+            if dtm.is_some() { " dtm.log" } else { "" }
         ),
         format!("               {nginx_dir}/access.log  {nginx_dir}/error.log"),
         format!(

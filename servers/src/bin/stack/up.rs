@@ -1,5 +1,5 @@
 //! `stack up`: the state folder, then each service that does not run yet, in order (Redis or the
-//! Redis Cluster, PostgreSQL, the origin, the edge, the demo sale, nginx in front), every process
+//! Redis Cluster, PostgreSQL, dtm with `COORDINATOR=dtm`, the origin, the edge, the demo sale, nginx in front), every process
 //! kept and recorded in `pids/`; a port taken by another process is refused with the setting that
 //! moves it; at the end the summary of every URL.
 
@@ -14,7 +14,7 @@ use flash_servers::{postgres_server, redis_server::RedisServer};
 use crate::configs::{self, Configs};
 use crate::say::{header, say, warn};
 use crate::settings::Settings;
-use crate::{demo, lock, summary};
+use crate::{demo, dtm, lock, summary};
 
 const SCRIPT: &str = "deploy/up";
 
@@ -50,6 +50,10 @@ pub async fn run(root: PathBuf) -> anyhow::Result<()> {
         None => start_redis(&settings).await?,
     }
     start_postgres(&settings).await?;
+    let dtm = match settings.dtm {
+        Some(ports) => Some(dtm::start(&settings, ports).await?),
+        None => None,
+    };
     let configs = configs::render(&settings)?;
     let origin_url = format!("http://127.0.0.1:{}", settings.origin_port);
     let services = [
@@ -88,7 +92,7 @@ pub async fn run(root: PathBuf) -> anyhow::Result<()> {
     }
     let sale = demo::ensure(&settings, &origin_url).await?;
     start_nginx(&settings).await?;
-    summary::print(&settings, &configs, &origin_bin, &sale);
+    summary::print(&settings, &configs, &origin_bin, &sale, dtm.as_deref());
     Ok(())
 }
 
@@ -101,7 +105,7 @@ pub async fn nginx_check(root: PathBuf) -> anyhow::Result<()> {
 }
 
 /// Refuses a port that something already listens on.
-fn require_free(name: &str, port: u16, setting: &str) -> anyhow::Result<()> {
+pub fn require_free(name: &str, port: u16, setting: &str) -> anyhow::Result<()> {
     if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
         bail!(
             "{name}: port {port} on 127.0.0.1 is taken by another process: stop it, or choose \
