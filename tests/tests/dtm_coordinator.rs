@@ -1,7 +1,8 @@
 //! The origin with a real dtm v1.19.0 server as its coordinator (`[coordinator] kind = "dtm"`,
 //! dtm's store in a Redis of its own), crashed where a crash matters: the origin killed after
 //! dtm's prepare, after the reservation before the submit, and inside the branch's database
-//! transaction; the dtm server killed and restarted in the middle of a crowd. dtm's back-check and
+//! transaction; the dtm server killed and restarted in the middle of a sale; a second dtm server
+//! on the same store taking over the messages of one that died. dtm's back-check and
 //! retries finish every message with no operator and no embedded poller, and each test ends with
 //! the books checked as the embedded coordinator's crash tests check them (stock and orders equal,
 //! one order per user, every `reserved` answer with its order, reconcile's drift 0).
@@ -12,6 +13,8 @@
 )]
 
 use std::{collections::HashSet, path::Path, time::Duration};
+
+use tokio::time::Instant;
 
 use flash_tests::{
     dtm_server::{DtmServer, DtmSettings},
@@ -31,7 +34,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 struct World {
     stack: Stack,
     dtm: DtmServer,
-    _store: RedisServer,
+    store: RedisServer,
 }
 
 impl World {
@@ -49,11 +52,7 @@ impl World {
             ..OriginOptions::default()
         };
         let stack = Stack::start(crashable_origin(), options).await.unwrap();
-        Self {
-            stack,
-            dtm,
-            _store: store,
-        }
+        Self { stack, dtm, store }
     }
 
     /// `origin_dtm_calls_total{call, outcome}` on the origin now.
@@ -106,10 +105,11 @@ impl World {
 }
 
 fn crashable_origin() -> &'static Path {
-    assert!(
-        cfg!(debug_assertions),
-        "crash points are armed in debug builds only: run the crash tests without --release"
-    );
+    if cfg!(not(debug_assertions)) {
+        panic!(
+            "crash points are armed in debug builds only: run the crash tests without --release"
+        );
+    }
     origin_binary!()
 }
 
@@ -120,6 +120,7 @@ fn crashable_origin() -> &'static Path {
 async fn the_origin_killed_after_the_prepare_sells_nothing_and_the_buyer_buys_again() {
     let mut world = World::start().await;
     let sale = world.stack.create_sale(3).await.unwrap();
+    let pressed = Instant::now();
     world
         .crash_on_a_reservation("after_prepare", sale, "alice")
         .await;
@@ -128,6 +129,10 @@ async fn the_origin_killed_after_the_prepare_sells_nothing_and_the_buyer_buys_ag
     })
     .await
     .unwrap_or_else(|e| panic!("{e:#}\ndtm log:\n{}", world.dtm.log()));
+    println!(
+        "after_prepare: dtm's back-check came {:.1} s after the press (timeout_to_fail 2 s)",
+        pressed.elapsed().as_secs_f64()
+    );
     let buyers = world.settled(sale).await;
     assert!(buyers.is_empty(), "{buyers:?}");
 
@@ -143,6 +148,7 @@ async fn the_origin_killed_after_the_prepare_sells_nothing_and_the_buyer_buys_ag
 async fn the_origin_killed_before_the_submit_sells_the_reserved_unit_through_the_back_check() {
     let mut world = World::start().await;
     let sale = world.stack.create_sale(3).await.unwrap();
+    let pressed = Instant::now();
     world
         .crash_on_a_reservation("after_reserve", sale, "alice")
         .await;
@@ -151,6 +157,10 @@ async fn the_origin_killed_before_the_submit_sells_the_reserved_unit_through_the
     })
     .await
     .unwrap_or_else(|e| panic!("{e:#}\ndtm log:\n{}", world.dtm.log()));
+    println!(
+        "after_reserve: dtm's back-check came {:.1} s after the press (timeout_to_fail 2 s)",
+        pressed.elapsed().as_secs_f64()
+    );
     let buyers = world.settled(sale).await;
     assert_eq!(buyers, HashSet::from(["alice".to_string()]));
     let (status, body) = world.stack.reserve(sale, "alice").await.unwrap();
@@ -236,4 +246,27 @@ async fn crowd(stack: &Stack, sale: i64, wave: &str) -> Vec<(String, (u16, Value
         (uid, answer)
     }))
     .await
+}
+
+/// Two dtm servers on one store: the origin's dtm dies with a message prepared and its unit
+/// reserved (the origin killed before the submit), and the other server, sweeping the same store,
+/// back-checks it and sells the unit.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_dtm_on_the_same_store_finishes_the_messages_of_one_that_died() {
+    let mut world = World::start().await;
+    let other = DtmServer::start(DtmSettings::new(world.store.port(), "{dtm}"))
+        .await
+        .unwrap();
+    let sale = world.stack.create_sale(3).await.unwrap();
+    world
+        .crash_on_a_reservation("after_reserve", sale, "alice")
+        .await;
+    world.dtm.kill();
+    wait::until("the other dtm's back-check", DEADLINE, || async {
+        Ok(world.dtm_calls("query", "prepared").await >= 1.0)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\nthe other dtm's log:\n{}", other.log()));
+    let buyers = world.settled(sale).await;
+    assert_eq!(buyers, HashSet::from(["alice".to_string()]));
 }
