@@ -29,7 +29,8 @@ pub struct CoordinatorConfig {
     /// `kind = "dtm"`): dtm calls `{callback_url}/v1/dtm/branch` and `/v1/dtm/query`.
     pub callback_url: String,
     /// `timeout_to_fail_seconds`: how long dtm waits before it back-checks a prepared message
-    /// (dtm's `timeout_to_fail`; 0: dtm's own default, 35 s).
+    /// (dtm's `timeout_to_fail`; 0: dtm's own default, 35 s). 3 by default, the embedded
+    /// coordinator's `recovery.timeout`, so a crash costs a buyer as long under either.
     pub timeout_to_fail_seconds: u32,
     /// `retry_interval_seconds`: dtm's first retry interval for a failing branch or back-check
     /// (dtm's `retry_interval`; 0: dtm's own default, 10 s).
@@ -48,7 +49,7 @@ impl Default for CoordinatorConfig {
             kind: CoordinatorKind::Embedded,
             dtm_url: String::new(),
             callback_url: String::new(),
-            timeout_to_fail_seconds: 0,
+            timeout_to_fail_seconds: 3,
             retry_interval_seconds: 0,
             request_timeout: Duration::from_secs(3),
         }

@@ -50,6 +50,9 @@ pub fn render(settings: &Settings) -> anyhow::Result<Configs> {
         "origin: deploy/origin.toml has no webhook_secret line in [payments] to render the payment \
          secret into"
     );
+    if let Some(dtm) = settings.dtm {
+        origin = with_dtm(&origin, dtm.http, settings.origin_port)?;
+    }
     ensure!(
         origin.contains(&format!("127.0.0.1:{}\"", settings.origin_port)),
         "origin: deploy/origin.toml has no listen line with port 8082 to point at {}",
@@ -95,6 +98,35 @@ pub fn render(settings: &Settings) -> anyhow::Result<Configs> {
     write(&configs.origin, &origin)?;
     write(&configs.edge, &edge)?;
     Ok(configs)
+}
+
+/// Points `[coordinator]` at the launcher's dtm server (its HTTP port `dtm_port`), which calls
+/// the origin back on `origin_port`.
+fn with_dtm(text: &str, dtm_port: u16, origin_port: u16) -> anyhow::Result<String> {
+    let lines = [
+        ("kind = ", "kind = \"dtm\"".to_owned()),
+        (
+            "# dtm_url = ",
+            format!(
+                "dtm_url = \"{}\"",
+                flash_servers::dtm_server::api_url(dtm_port)
+            ),
+        ),
+        (
+            "# callback_url = ",
+            format!("callback_url = \"http://127.0.0.1:{origin_port}\""),
+        ),
+    ];
+    let mut text = text.to_owned();
+    for (prefix, line) in lines {
+        let before = text.clone();
+        text = replace_line(&text, |l| l.starts_with(prefix), &line);
+        ensure!(
+            text != before || before.lines().any(|l| l == line),
+            "origin: deploy/origin.toml has no `{prefix}…` line in [coordinator] for COORDINATOR=dtm"
+        );
+    }
+    Ok(text)
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {
