@@ -113,6 +113,19 @@ impl World {
             .unwrap();
     }
 
+    /// `GET /api/me` through nginx with the login's cookie `token`: `{status, body}`.
+    async fn me(&self, token: &str) -> Value {
+        let answer = self
+            .stack
+            .http
+            .get(format!("{}/api/me", self.nginx.url()))
+            .header("Cookie", format!("{COOKIE}={token}"))
+            .send()
+            .await
+            .unwrap();
+        json!({"status": answer.status().as_u16(), "body": answer.json::<Value>().await.unwrap()})
+    }
+
     /// A live sale of `stock` units: its page's URL.
     async fn live_sale(&self, stock: i64) -> (i64, String) {
         let starts_at = OffsetDateTime::now_utc().format(&Rfc3339).unwrap();
@@ -198,6 +211,16 @@ async fn logs_in_at_the_provider(browser: &Browser) {
     browser.click("button.login-submit").await.unwrap();
 }
 
+/// A browser logged in on the page of a new live sale of 3 units: the sale, its page, the
+/// driver (kept alive for the session) and the browser.
+async fn logged_in_on_a_sale(world: &World) -> (i64, String, Chromedriver, Browser) {
+    let (sale, page) = world.live_sale(3).await;
+    let driver = Chromedriver::start().await.unwrap();
+    let browser = driver.session().await.unwrap();
+    logs_in_on(&browser, &page).await;
+    (sale, page, driver, browser)
+}
+
 /// Opens `page` logged out, follows "Log in to buy" and logs in: back on `page`, logged in.
 async fn logs_in_on(browser: &Browser, page: &str) {
     browser.goto(page).await.unwrap();
@@ -274,16 +297,7 @@ async fn a_shopper_logged_in_at_the_provider_buys_with_dev_mode_off() {
     until_logged_in(&browser, &page).await;
     assert_eq!(world.shop.logins(), 1);
     let token = login_cookie(&browser).await;
-    let answer = world
-        .stack
-        .http
-        .get(format!("{}/api/me", world.nginx.url()))
-        .header("Cookie", format!("{COOKIE}={token}"))
-        .send()
-        .await
-        .unwrap();
-    let me =
-        json!({"status": answer.status().as_u16(), "body": answer.json::<Value>().await.unwrap()});
+    let me = world.me(&token).await;
     assert_eq!(me["status"], 200, "{me}");
     assert_eq!(me["body"]["uid"], SHOPPER, "{me}");
     let cookie_seen = browser
@@ -391,21 +405,11 @@ async fn a_login_running_out_on_an_open_page_takes_the_shopper_to_log_in_and_bac
     // Due 20 s after the login: long enough to log in and buy on a loaded machine, short for a
     // test.
     let world = World::start(Duration::from_secs(30), false).await;
-    let (sale, page) = world.live_sale(3).await;
-    let driver = Chromedriver::start().await.unwrap();
-    let browser = driver.session().await.unwrap();
-    logs_in_on(&browser, &page).await;
+    let (sale, page, _driver, browser) = logged_in_on_a_sale(&world).await;
     let token = login_cookie(&browser).await;
-    let answer = world
-        .stack
-        .http
-        .get(format!("{}/api/me", world.nginx.url()))
-        .header("Cookie", format!("{COOKIE}={token}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200);
-    let expires_at = answer.json::<Value>().await.unwrap()["expires_at"]
+    let me = world.me(&token).await;
+    assert_eq!(me["status"], 200, "{me}");
+    let expires_at = me["body"]["expires_at"]
         .as_i64()
         .expect("/api/me names the login's expiry");
     buys(&browser).await;
@@ -451,10 +455,7 @@ async fn a_login_running_out_on_an_open_page_takes_the_shopper_to_log_in_and_bac
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_answer_typed_before_a_login_ran_out_is_sent_after_the_login() {
     let world = World::start(Duration::from_secs(3600), true).await;
-    let (_, page) = world.live_sale(3).await;
-    let driver = Chromedriver::start().await.unwrap();
-    let browser = driver.session().await.unwrap();
-    logs_in_on(&browser, &page).await;
+    let (_, page, _driver, browser) = logged_in_on_a_sale(&world).await;
     browser.click("#buy").await.unwrap();
     until_true(
         &browser,

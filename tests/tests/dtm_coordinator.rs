@@ -93,6 +93,11 @@ impl World {
         self.stack.origin.restart(Some(point)).await.unwrap();
         let answer = self.stack.reserve(sale, uid).await;
         assert!(answer.is_err(), "the crash cuts the answer off: {answer:?}");
+        self.restarted_after_the_crash().await;
+    }
+
+    /// Waits for the armed origin to die at its crash point and starts it again unarmed.
+    async fn restarted_after_the_crash(&mut self) {
         let status = self
             .stack
             .origin
@@ -101,6 +106,33 @@ impl World {
             .unwrap();
         assert!(!status.success(), "the crash point must kill the origin");
         self.stack.origin.restart(None).await.unwrap();
+    }
+}
+
+impl World {
+    /// [`crash_on_a_reservation`](Self::crash_on_a_reservation) at `point`, then waits until
+    /// dtm's back-check of the message has had `outcome` (`prepared` or `failure`) and prints how
+    /// long after the press it came.
+    async fn crash_until_the_back_check(
+        &mut self,
+        point: &str,
+        sale: i64,
+        uid: &str,
+        outcome: &str,
+    ) {
+        let pressed = Instant::now();
+        self.crash_on_a_reservation(point, sale, uid).await;
+        wait::until(
+            &format!("dtm's back-check: {outcome}"),
+            DEADLINE,
+            || async { Ok(self.dtm_calls("query", outcome).await >= 1.0) },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\ndtm log:\n{}", self.dtm.log()));
+        println!(
+            "{point}: dtm's back-check came {:.1} s after the press (timeout_to_fail 2 s)",
+            pressed.elapsed().as_secs_f64()
+        );
     }
 }
 
@@ -120,19 +152,9 @@ fn crashable_origin() -> &'static Path {
 async fn the_origin_killed_after_the_prepare_sells_nothing_and_the_buyer_buys_again() {
     let mut world = World::start().await;
     let sale = world.stack.create_sale(3).await.unwrap();
-    let pressed = Instant::now();
     world
-        .crash_on_a_reservation("after_prepare", sale, "alice")
+        .crash_until_the_back_check("after_prepare", sale, "alice", "failure")
         .await;
-    wait::until("dtm's back-check refused", DEADLINE, || async {
-        Ok(world.dtm_calls("query", "failure").await >= 1.0)
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\ndtm log:\n{}", world.dtm.log()));
-    println!(
-        "after_prepare: dtm's back-check came {:.1} s after the press (timeout_to_fail 2 s)",
-        pressed.elapsed().as_secs_f64()
-    );
     let buyers = world.settled(sale).await;
     assert!(buyers.is_empty(), "{buyers:?}");
 
@@ -148,19 +170,9 @@ async fn the_origin_killed_after_the_prepare_sells_nothing_and_the_buyer_buys_ag
 async fn the_origin_killed_before_the_submit_sells_the_reserved_unit_through_the_back_check() {
     let mut world = World::start().await;
     let sale = world.stack.create_sale(3).await.unwrap();
-    let pressed = Instant::now();
     world
-        .crash_on_a_reservation("after_reserve", sale, "alice")
+        .crash_until_the_back_check("after_reserve", sale, "alice", "prepared")
         .await;
-    wait::until("dtm's back-check answered prepared", DEADLINE, || async {
-        Ok(world.dtm_calls("query", "prepared").await >= 1.0)
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\ndtm log:\n{}", world.dtm.log()));
-    println!(
-        "after_reserve: dtm's back-check came {:.1} s after the press (timeout_to_fail 2 s)",
-        pressed.elapsed().as_secs_f64()
-    );
     let buyers = world.settled(sale).await;
     assert_eq!(buyers, HashSet::from(["alice".to_string()]));
     let (status, body) = world.stack.reserve(sale, "alice").await.unwrap();
@@ -185,14 +197,7 @@ async fn the_origin_killed_inside_the_branch_writes_the_order_once_on_dtms_retry
         .unwrap();
     // The answer may come (reserved) before dtm calls the branch that kills the origin.
     let answer = world.stack.reserve(sale, "alice").await;
-    let status = world
-        .stack
-        .origin
-        .wait_exit(Duration::from_secs(30))
-        .await
-        .unwrap();
-    assert!(!status.success(), "the crash point must kill the origin");
-    world.stack.origin.restart(None).await.unwrap();
+    world.restarted_after_the_crash().await;
     let buyers = world.settled(sale).await;
     assert_eq!(buyers, HashSet::from(["alice".to_string()]), "{answer:?}");
     assert!(
