@@ -277,6 +277,26 @@ impl Browser {
         Ok(self.client.execute(script, args).await?)
     }
 
+    /// Waits up to `deadline` until `script` (a function body) returns true in the page, naming
+    /// `what`; on a timeout the error quotes the start of the page's text.
+    pub async fn until(&self, what: &str, deadline: Duration, script: &str) -> anyhow::Result<()> {
+        let waited = crate::wait::until(what, deadline, || async {
+            Ok(self.run(script, vec![]).await?.as_bool() == Some(true))
+        })
+        .await;
+        let Err(error) = waited else {
+            return Ok(());
+        };
+        let shown = self
+            .run(
+                "return document.body ? document.body.innerText.slice(0, 300) : null;",
+                vec![],
+            )
+            .await
+            .unwrap_or_default();
+        Err(error.context(format!("the page: {shown}")))
+    }
+
     /// Saves a PNG of the window at `path`.
     pub async fn screenshot(&self, path: &Path) -> anyhow::Result<()> {
         let png = self.client.screenshot().await?;

@@ -146,11 +146,7 @@ impl World {
 
 /// Waits until `script` (a function body) returns true in the browser, naming `what`.
 async fn until_true(browser: &Browser, what: &str, script: &str) {
-    let waited = wait::until(what, WAIT, || async {
-        Ok(browser.run(script, vec![]).await?.as_bool() == Some(true))
-    })
-    .await;
-    if let Err(e) = waited {
+    if let Err(e) = browser.until(what, WAIT, script).await {
         panic!("{e:#}; the page: {}", page_state(browser).await);
     }
 }

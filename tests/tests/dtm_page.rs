@@ -19,7 +19,6 @@ use flash_tests::{
     metrics,
     origin_process::{DtmCoordinator, OriginOptions},
     redis_server::RedisServer,
-    wait,
 };
 use serde_json::json;
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
@@ -28,20 +27,10 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// Waits until `script` (a function body) returns true in `browser`, naming `what`.
 async fn until(browser: &Browser, dtm: &DtmServer, what: &str, script: &str) {
-    let waited = wait::until(what, WAIT, || async {
-        Ok(browser.run(script, vec![]).await?.as_bool() == Some(true))
-    })
-    .await;
-    if let Err(e) = waited {
-        let shown = browser
-            .run(
-                "return document.body ? document.body.innerText : null;",
-                vec![],
-            )
-            .await
-            .unwrap_or_default();
-        panic!("{e:#}\nthe page: {shown}\ndtm log:\n{}", dtm.log());
-    }
+    browser
+        .until(what, WAIT, script)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\ndtm log:\n{}", dtm.log()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
