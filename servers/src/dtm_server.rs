@@ -82,6 +82,14 @@ impl DtmSettings {
     }
 }
 
+/// Whether both of dtm's binaries (the server and its bench server) can be found; the error says
+/// how to install the missing one.
+pub fn installed() -> anyhow::Result<()> {
+    process::binary("DTM_BIN", "dtm")?;
+    process::binary("DTM_BENCH_BIN", "dtm-bench")?;
+    Ok(())
+}
+
 /// `http://127.0.0.1:{http_port}/api/dtmsvr`: where dtm's HTTP API is.
 pub fn api_url(http_port: u16) -> String {
     format!("http://127.0.0.1:{http_port}/api/dtmsvr")

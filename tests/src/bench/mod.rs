@@ -9,6 +9,7 @@ pub mod baselines;
 pub mod compare;
 pub mod counts;
 pub mod cpu;
+pub mod dtm;
 pub mod durability;
 pub mod failover;
 pub mod identity;

@@ -27,6 +27,8 @@ pub struct Results {
     pub recovery: Value,
     pub redis_loss: Value,
     pub identity: Value,
+    /// The peer phase beside dtm's bench and recovery under dtm (`None`: dtm is not installed).
+    pub dtm: Option<(Value, Value)>,
 }
 
 /// The summary object, from the phases' results.
@@ -69,6 +71,34 @@ pub fn summary(results: &Results) -> Value {
             "es256": results.identity["es256"]["cpu_us_per_buy"],
         },
         "jwks_requests_during_identity": results.identity["provider_requests"],
+        "vs_dtm": vs_dtm(results.dtm.as_ref()),
+    })
+}
+
+/// The summary's ratios to dtm's own flash-sale bench (req/s of each of our loops over
+/// `benchFlashSales`'s, and dtm's CPU per attempt over ours), the dtm coordinator's cost per
+/// winner, and recovery under dtm; `null` when dtm did not run.
+fn vs_dtm(dtm: Option<&(Value, Value)>) -> Value {
+    let Some((peer, recovery)) = dtm else {
+        return Value::Null;
+    };
+    let ratio = |key: &str| num(&peer[key], "rps_ratio_vs_dtm");
+    let cpu = |key: &str| 1.0 / num(&peer[key], "cpu_ratio_vs_dtm");
+    json!({
+        "vs_dtm_soldout_through_nginx_rps": ratio("stack_sold_out"),
+        "vs_dtm_origin_soldout_rps": ratio("origin_sold_out"),
+        "vs_dtm_embedded_winners_rps": ratio("embedded_winners"),
+        "vs_dtm_dtm_winners_rps": ratio("dtm_winners"),
+        "vs_dtm_soldout_through_nginx_cpu": cpu("stack_sold_out"),
+        "vs_dtm_origin_soldout_cpu": cpu("origin_sold_out"),
+        "vs_dtm_embedded_winners_cpu": cpu("embedded_winners"),
+        "vs_dtm_dtm_winners_cpu": cpu("dtm_winners"),
+        "dtm_flash_sales_rps": num(&peer["dtm_flash_sales"], "rps"),
+        "dtm_coordinator_extra_cpu_us_per_winner": num(&peer["winner_cost"], "dtm_extra_cpu_us"),
+        "dtm_recovery_quiet_seconds": {
+            "dtm_default_35s": num(&recovery["dtm_default_35s"], "quiet_seconds"),
+            "recovery_timeout_3s": num(&recovery["recovery_timeout_3s"], "quiet_seconds"),
+        },
     })
 }
 
@@ -227,13 +257,13 @@ const CPU_ROWS: [&str; 10] = [
     "machine_busy",
 ];
 
-/// One column of the CPU table: a measured loop, where its figures are in a phase's object.
-struct CpuColumn<'a> {
-    title: &'static str,
-    phase: &'a Value,
-    per_attempt: &'static str,
-    cpu_bound_rps: &'static str,
-    measured_rps: &'static str,
+/// One column of a CPU table: a measured loop, where its figures are in a phase's object.
+pub struct CpuColumn<'a> {
+    pub title: &'static str,
+    pub phase: &'a Value,
+    pub per_attempt: &'static str,
+    pub cpu_bound_rps: &'static str,
+    pub measured_rps: &'static str,
 }
 
 /// The CPU table for people: µs of CPU per attempt (per request for the baselines) of each
@@ -284,6 +314,12 @@ pub fn cpu_table(sold_out: &Value, live: &Value) -> String {
             "redis_benchmark_evalsha_reserve_rps",
         ),
     ];
+    cpu_table_of(&CPU_ROWS, &columns)
+}
+
+/// A CPU table: a row per process of `rows` (and `total`, `machine_busy`), a column per loop,
+/// then each loop's CPU-bound rate beside its measured rate.
+pub fn cpu_table_of(rows: &[&str], columns: &[CpuColumn]) -> String {
     let cell = |v: &Value, digits: usize| {
         let text = v
             .as_f64()
@@ -291,13 +327,13 @@ pub fn cpu_table(sold_out: &Value, live: &Value) -> String {
         format!(" {text:>11}")
     };
     let mut out = format!("{:<30}", "CPU µs per attempt");
-    for c in &columns {
+    for c in columns {
         out += &format!(" {:>11}", c.title);
     }
     out += "\n";
-    for row in CPU_ROWS {
+    for row in rows {
         out += &format!("{row:<30}");
-        for c in &columns {
+        for c in columns {
             out += &cell(&c.phase[c.per_attempt][row], 1);
         }
         out += "\n";
@@ -306,11 +342,11 @@ pub fn cpu_table(sold_out: &Value, live: &Value) -> String {
         "{:<30}",
         format!("cpu-bound rps ({} cores)", super::cpu::cores())
     );
-    for c in &columns {
+    for c in columns {
         out += &cell(&c.phase[c.cpu_bound_rps], 0);
     }
     out += &format!("\n{:<30}", "measured rps");
-    for c in &columns {
+    for c in columns {
         out += &cell(&c.phase[c.measured_rps], 0);
     }
     out + "\n"

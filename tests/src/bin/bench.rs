@@ -12,7 +12,7 @@ use clap::Parser;
 use clap::ValueEnum;
 use flash_tests::{
     bench::{
-        compare, durability, failover, identity, loss, memory, parts, phases, report, system,
+        compare, dtm, durability, failover, identity, loss, memory, parts, phases, report, system,
         world::{origin_options, World},
     },
     postgres_server::PostgresServer,
@@ -34,6 +34,8 @@ enum RedisMode {
 enum Only {
     /// The buy path under HS256, RS256 and ES256 user tokens (`bench::identity`).
     Identity,
+    /// Beside dtm's own flash-sale bench, and recovery under dtm (`bench::dtm`).
+    Dtm,
 }
 
 /// Buyers per round of the identity phase.
@@ -90,6 +92,12 @@ async fn main() -> anyhow::Result<()> {
         report::line(&identity::identity(&world, args.rounds, IDENTITY_BUYERS).await?);
         return Ok(());
     }
+    if args.only == Some(Only::Dtm) {
+        flash_tests::dtm_server::installed()?;
+        let (peer, _) = dtm_phases(&world, &args).await?;
+        println!("{}", dtm::table(&peer));
+        return Ok(());
+    }
 
     eprintln!("bench: sold-out path vs nginx return 200 ...");
     let sold_out = phases::sold_out(&world, args.rounds, args.seconds).await?;
@@ -127,6 +135,16 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("bench: Redis losing data, and away ...");
     let redis_loss = loss::redis_loss(&mut world, args.rounds).await?;
     report::line(&redis_loss);
+    let dtm = match flash_tests::dtm_server::installed() {
+        Ok(()) => Some(dtm_phases(&world, &args).await?),
+        Err(error) => {
+            eprintln!("bench: the phases beside dtm are skipped: {error:#}");
+            report::line(
+                &serde_json::json!({"phase": "dtm_peer", "skipped": format!("{error:#}")}),
+            );
+            None
+        }
+    };
     // Last: its tens of thousands of orders keep PostgreSQL busy (autovacuum, checkpoints) for a
     // while after, which would slow the phases after it.
     eprintln!("bench: the origin alone vs redis-benchmark ...");
@@ -146,12 +164,31 @@ async fn main() -> anyhow::Result<()> {
         recovery,
         redis_loss,
         identity,
+        dtm,
     };
     let summary = report::summary(&results);
     println!("{}", report::table(&summary, &results));
     println!("{}", report::cpu_table(&results.sold_out, &results.live));
+    if let Some((peer, _)) = &results.dtm {
+        println!("{}", dtm::table(peer));
+    }
     println!("{summary}");
     Ok(())
+}
+
+/// Beside dtm's own flash-sale bench, then recovery under dtm; each phase's line printed.
+async fn dtm_phases(
+    world: &World,
+    args: &Args,
+) -> anyhow::Result<(serde_json::Value, serde_json::Value)> {
+    eprintln!("bench: beside dtm's own flash-sale bench ...");
+    let mut peers = dtm::Peers::start(world).await?;
+    let peer = dtm::peer(world, &peers, args.rounds, args.seconds).await?;
+    report::line(&peer);
+    eprintln!("bench: recovery under dtm (timeout_to_fail 35 s and 3 s) ...");
+    let recovery = dtm::recovery(world, &mut peers, args.rounds).await?;
+    report::line(&recovery);
+    Ok((peer, recovery))
 }
 
 /// `--redis cluster`: the Redis rows on one server, then on a cluster; `wait_replicas`; failovers.
