@@ -8,12 +8,20 @@
 //! world's origin on the embedded coordinator. CPU per attempt of every process: the stack's,
 //! the second origin, dtm and its store, the bench server and its Redis.
 //!
-//! Then recovery under dtm: the dtm origin killed (SIGKILL) while buyers press, restarted at
-//! once, with dtm's default `timeout_to_fail` (35 s) and with the origin's (3 s, its
-//! `recovery.timeout`): the time from the restart to dtm's first back-check, to nothing in flight
-//! in the stack's books, and to dtm having finished every message.
+//! Then recovery under dtm, with dtm's default `timeout_to_fail` (35 s) and with the origin's
+//! (3 s, its `recovery.timeout`). First the back-check delay: an origin killed by its crash point
+//! after a reservation, before the submit, started again at once; the seconds from the crash to
+//! dtm's back-check and to the buyer's order. Then a crowd: the dtm origin killed (SIGKILL) while
+//! buyers press, restarted at once; the time from the restart to dtm's first back-check (when the
+//! kill caught a message before its submit), to nothing in flight in the stack's books, and to
+//! dtm having finished every message.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::{ensure, Context};
 use redis::AsyncCommands;
@@ -375,6 +383,52 @@ pub fn table(peer: &Value) -> String {
     out
 }
 
+/// The recovery figures for people: per setting of `timeout_to_fail`, the medians in seconds.
+pub fn recovery_table(recovery: &Value) -> String {
+    let rows = [
+        (
+            "crash: back-check after the crash",
+            "crash_after_reserve",
+            "back_check_seconds",
+        ),
+        (
+            "crash: order after the crash",
+            "crash_after_reserve",
+            "ordered_seconds",
+        ),
+        (
+            "crowd kill: back-check, if one came",
+            "",
+            "first_back_check_seconds",
+        ),
+        ("crowd kill: nothing in flight", "", "quiet_seconds"),
+        ("crowd kill: dtm done", "", "dtm_done_seconds"),
+    ];
+    let settings = [
+        ("dtm_default_35s", "dtm's 35 s"),
+        ("recovery_timeout_3s", "3 s"),
+    ];
+    let mut out = format!("{:<36}", "recovery under dtm, s (medians)");
+    for (_, title) in settings {
+        out += &format!(" {title:>11}");
+    }
+    out += "\n";
+    for (label, group, key) in rows {
+        out += &format!("{label:<36}");
+        for (setting, _) in settings {
+            let at = if group.is_empty() {
+                &recovery[setting]
+            } else {
+                &recovery[setting][group]
+            };
+            let value = at[key].as_f64().map_or("-".into(), |v| format!("{v:.1}"));
+            out += &format!(" {value:>11}");
+        }
+        out += "\n";
+    }
+    out
+}
+
 /// Recovery under dtm (see the module's doc): per setting of `timeout_to_fail`, `rounds` kills.
 pub async fn recovery<R: RedisUnderTest>(
     world: &World<R>,
@@ -389,6 +443,7 @@ pub async fn recovery<R: RedisUnderTest>(
         ("recovery_timeout_3s", SHIPPED_TIMEOUT_TO_FAIL),
     ] {
         let options = under_dtm(&peers.dtm, timeout_to_fail);
+        let crashes = crash_and_back_check(world, &options, rounds).await?;
         peers.origin.restart_with(&options).await?;
         let (mut first, mut quiet, mut done, mut runs) = (vec![], vec![], vec![], vec![]);
         for round in 0..rounds {
@@ -403,11 +458,12 @@ pub async fn recovery<R: RedisUnderTest>(
             json!({
                 "timeout_to_fail_seconds": timeout_to_fail,
                 // Of the rounds where a message was back-checked.
-                "first_back_check_seconds": median(&mut first),
+                "first_back_check_seconds": (!first.is_empty()).then(|| median(&mut first)),
                 "rounds_back_checked": first.len(),
                 "quiet_seconds": median(&mut quiet),
                 "dtm_done_seconds": median(&mut done),
                 "runs": runs,
+                "crash_after_reserve": crashes,
             }),
         );
     }
@@ -415,6 +471,83 @@ pub async fn recovery<R: RedisUnderTest>(
     let options = under_dtm(&peers.dtm, SHIPPED_TIMEOUT_TO_FAIL);
     peers.origin.restart_with(&options).await?;
     Ok(Value::Object(out))
+}
+
+/// The origin's debug build with its crash points, beside the release binaries in `bin_dir`
+/// (deploy/bench builds it): crash points are armed in debug builds only.
+fn crashable_origin(bin_dir: &Path) -> anyhow::Result<PathBuf> {
+    let path = bin_dir
+        .parent()
+        .context("the release directory has a parent")?
+        .join("debug/origin-crashable");
+    ensure!(
+        path.is_file(),
+        "{} is missing: cargo build -p flash-tests --bin origin-crashable",
+        path.display()
+    );
+    Ok(path)
+}
+
+/// The back-check delay after an origin crash, `rounds` times: an origin with `options` killed by
+/// its crash point after the reservation, before the submit (dtm holds a prepared message, Redis
+/// a reservation, the buyer no answer), started again at once; the seconds from the crash to
+/// dtm's back-check and to the buyer's order. The crowd kill of [`kill_and_recover`] catches a
+/// message in that window only by chance; this one catches one every time.
+async fn crash_and_back_check<R: RedisUnderTest>(
+    world: &World<R>,
+    options: &OriginOptions,
+    rounds: usize,
+) -> anyhow::Result<Value> {
+    let binary = crashable_origin(&world.bin_dir)?;
+    let redis = world.stack.redis.target();
+    let postgres = world.stack.postgres.url();
+    let mut origin = OriginProcess::start(&binary, &redis, &postgres, options, None).await?;
+    let sale = world.create_sale(i64::try_from(rounds)?).await?;
+    let http = &world.stack.http;
+    let (mut back_check, mut ordered) = (vec![], vec![]);
+    for round in 0..rounds {
+        origin.restart(Some("after_reserve")).await?;
+        let url = format!("{}/v1/sales/{sale}/reserve", origin.url());
+        let answer = http
+            .post(&url)
+            .json(&json!({"uid": format!("crash-{round}")}))
+            .send()
+            .await;
+        ensure!(answer.is_err(), "the crash cuts the answer off: {answer:?}");
+        let status = origin.wait_exit(Duration::from_secs(30)).await?;
+        ensure!(!status.success(), "the crash point kills the origin");
+        let crashed = Instant::now();
+        origin.restart(None).await?;
+        let metrics_url = format!("{}/metrics", origin.url());
+        let metrics_url = &metrics_url;
+        wait::until("dtm's back-check", RECOVERY_DEADLINE, || async move {
+            let text = metrics::scrape(http, metrics_url).await?;
+            let calls = metrics::sample_sum(&text, "origin_dtm_calls_total", &[("call", "query")]);
+            Ok(calls >= 1.0)
+        })
+        .await
+        .with_context(|| format!("origin log:\n{}", origin.log_tail()))?;
+        back_check.push(crashed.elapsed().as_secs_f64());
+        let books = world.stack.wait_balanced(sale, RECOVERY_DEADLINE).await?;
+        ensure!(
+            books.live() == i64::try_from(round + 1)?,
+            "the reserved unit is ordered: {books:?}"
+        );
+        ordered.push(crashed.elapsed().as_secs_f64());
+    }
+    origin.kill().await?;
+    let (ok, reconcile) = world.stack.reconcile(sale, false).await?;
+    ensure!(
+        ok && reconcile["drift"] == 0,
+        "the books after the crashes: {reconcile}"
+    );
+    Ok(json!({
+        "crashes": rounds,
+        "back_check_seconds": median(&mut back_check.clone()),
+        "ordered_seconds": median(&mut ordered.clone()),
+        "back_check_runs": back_check,
+        "ordered_runs": ordered,
+    }))
 }
 
 /// One kill: buyers press at the dtm origin, it is killed once a third of the units are sold and

@@ -84,6 +84,7 @@ fn vs_dtm(dtm: Option<&(Value, Value)>) -> Value {
     };
     let ratio = |key: &str| num(&peer[key], "rps_ratio_vs_dtm");
     let cpu = |key: &str| 1.0 / num(&peer[key], "cpu_ratio_vs_dtm");
+    let crash = |key: &str| num(&recovery[key]["crash_after_reserve"], "back_check_seconds");
     json!({
         "vs_dtm_soldout_through_nginx_rps": ratio("stack_sold_out"),
         "vs_dtm_origin_soldout_rps": ratio("origin_sold_out"),
@@ -98,6 +99,10 @@ fn vs_dtm(dtm: Option<&(Value, Value)>) -> Value {
         "dtm_recovery_quiet_seconds": {
             "dtm_default_35s": num(&recovery["dtm_default_35s"], "quiet_seconds"),
             "recovery_timeout_3s": num(&recovery["recovery_timeout_3s"], "quiet_seconds"),
+        },
+        "dtm_back_check_after_crash_seconds": {
+            "dtm_default_35s": crash("dtm_default_35s"),
+            "recovery_timeout_3s": crash("recovery_timeout_3s"),
         },
     })
 }

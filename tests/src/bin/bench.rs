@@ -94,8 +94,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.only == Some(Only::Dtm) {
         flash_tests::dtm_server::installed()?;
-        let (peer, _) = dtm_phases(&world, &args).await?;
+        let (peer, recovery) = dtm_phases(&world, &args).await?;
         println!("{}", dtm::table(&peer));
+        println!("{}", dtm::recovery_table(&recovery));
         return Ok(());
     }
 
@@ -169,8 +170,9 @@ async fn main() -> anyhow::Result<()> {
     let summary = report::summary(&results);
     println!("{}", report::table(&summary, &results));
     println!("{}", report::cpu_table(&results.sold_out, &results.live));
-    if let Some((peer, _)) = &results.dtm {
+    if let Some((peer, recovery)) = &results.dtm {
         println!("{}", dtm::table(peer));
+        println!("{}", dtm::recovery_table(recovery));
     }
     println!("{summary}");
     Ok(())
