@@ -175,10 +175,26 @@ async fn the_origin_killed_before_the_submit_sells_the_reserved_unit_through_the
         .await;
     let buyers = world.settled(sale).await;
     assert_eq!(buyers, HashSet::from(["alice".to_string()]));
+    // The buyer who never got an answer asks again: told of the order dtm's branch wrote,
+    // as under the embedded coordinator.
+    let db = world.stack.postgres.client().await.unwrap();
+    let (order, gid): (i64, String) = db
+        .query_one(
+            "SELECT id, gid FROM orders WHERE sale_id = $1 AND uid = 'alice'",
+            &[&sale],
+        )
+        .await
+        .map(|row| (row.get(0), row.get(1)))
+        .unwrap();
     let (status, body) = world.stack.reserve(sale, "alice").await.unwrap();
     assert_eq!(
-        (status, body["error"].as_str()),
-        (409, Some("duplicate")),
+        (status, body["error"].as_str(), body["state"].as_str()),
+        (409, Some("duplicate"), Some("succeeded")),
+        "{body}"
+    );
+    assert_eq!(
+        (body["order_id"].as_i64(), body["gid"].as_str()),
+        (Some(order), Some(gid.as_str())),
         "{body}"
     );
 }

@@ -1,16 +1,20 @@
 //! The Lua scripts' paths that keep Redis behind PostgreSQL, each run against a real
 //! redis-server through the origin's own calls: the reply it gives and what it leaves in Redis.
 //! The fence and the heal lock in `reserve.lua`; `complete.lua` closing the stock on a refusal
-//! and giving back the unit of a repeated order; the heal's three steps with their guards.
+//! and giving back the unit of a repeated order; the heal's three steps with their guards; the
+//! bench's `redis-benchmark` baseline calling `reserve.lua` as the origin does.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     reason = "integration tests: a failed unwrap is a failed test, with its message"
 )]
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
-use flash_tests::redis_server::RedisServer;
+use flash_tests::{
+    bench::{baselines::redis_reserve, cpu::Meter},
+    redis_server::RedisServer,
+};
 use futures_util::StreamExt;
 use origin::gid::Gid;
 use origin::reservations::{
@@ -352,4 +356,17 @@ async fn a_heal_tells_the_edges_whether_the_sale_has_units() {
         let payload: String = message.get_payload().unwrap();
         assert_eq!(payload, told, "a heal to {stock} units");
     }
+}
+
+/// `./deploy/bench` sets the live path beside `redis-benchmark` running `reserve.lua` by EVALSHA;
+/// a script erring on keys or arguments out of step with the origin's would be answered as fast
+/// as one that reserves, so the baseline checks the units it took (every call a reservation).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_benchs_redis_benchmark_baseline_reserves_with_every_call() {
+    let server = RedisServer::start().await.unwrap();
+    let lua = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lua");
+    let (rps, _) = redis_reserve(&server, &lua, 4, 2_000, &Meter::new(vec![]))
+        .await
+        .unwrap();
+    assert!(rps > 0.0, "{rps}");
 }
