@@ -133,9 +133,8 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("bench: recovery ...");
     let recovery = phases::recovery(&mut world, 600).await?;
     report::line(&recovery);
-    eprintln!("bench: Redis losing data, and away ...");
-    let redis_loss = loss::redis_loss(&mut world, args.rounds).await?;
-    report::line(&redis_loss);
+    // Before the Redis phases, on a stack in its steady state: the dtm phases measure the
+    // sold-out path, which the edges' flags cut short.
     let dtm = match flash_tests::dtm_server::installed() {
         Ok(()) => Some(dtm_phases(&world, &args).await?),
         Err(error) => {
@@ -146,6 +145,9 @@ async fn main() -> anyhow::Result<()> {
             None
         }
     };
+    eprintln!("bench: Redis losing data, and away ...");
+    let redis_loss = loss::redis_loss(&mut world, args.rounds).await?;
+    report::line(&redis_loss);
     // Last: its tens of thousands of orders keep PostgreSQL busy (autovacuum, checkpoints) for a
     // while after, which would slow the phases after it.
     eprintln!("bench: the origin alone vs redis-benchmark ...");
