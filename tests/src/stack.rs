@@ -200,6 +200,26 @@ impl<R: RedisUnderTest> Stack<R> {
         ))
     }
 
+    /// Waits until `sale` has at least `at_least` orders in PostgreSQL (a crash mid-sale).
+    pub async fn wait_orders(
+        &self,
+        sale: i64,
+        at_least: i64,
+        deadline: Duration,
+    ) -> anyhow::Result<Duration> {
+        let db = self.postgres.client().await?;
+        let db = &db;
+        let what = format!("{at_least} orders of sale {sale}");
+        wait::until(&what, deadline, || async move {
+            let n: i64 = db
+                .query_one("SELECT count(*) FROM orders WHERE sale_id = $1", &[&sale])
+                .await?
+                .get(0);
+            Ok(n >= at_least)
+        })
+        .await
+    }
+
     /// Waits until no transaction of `sale` is in flight and no unit is on its way back;
     /// returns how long it took.
     pub async fn wait_quiet(&self, sale: i64, deadline: Duration) -> anyhow::Result<Duration> {

@@ -30,6 +30,7 @@ use tokio::{sync::Mutex, time::Instant};
 
 use super::{
     cpu::{self, Meter, Process, Spent},
+    parts::closed,
     phases::{self, latency, CONCURRENCY},
     report::{self, CpuColumn},
     system::median,
@@ -155,20 +156,6 @@ struct Column {
     spent: Spent,
     attempts: u64,
     last: Option<LoopReport>,
-}
-
-fn closed(url: String, method: &str, body: &str, headers: &[(&str, &str)], s: f64) -> ClosedLoop {
-    ClosedLoop {
-        url,
-        method: method.into(),
-        body: body.into(),
-        headers: headers
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-            .collect(),
-        concurrency: CONCURRENCY,
-        duration: Duration::from_secs_f64(s),
-    }
 }
 
 /// The peer phase (see the module's doc).
@@ -578,20 +565,11 @@ async fn kill_and_recover<R: RedisUnderTest>(
         .map(|i| format!("{prefix}-{i}"))
         .collect();
     let pressing = tokio::spawn(press_all(world.stack.http.clone(), url, uids));
-    let db = world.stack.postgres.client().await?;
-    let db = &db;
-    wait::until(
-        "a third of the units sold",
-        Duration::from_secs(60),
-        || async move {
-            let n: i64 = db
-                .query_one("SELECT count(*) FROM orders WHERE sale_id = $1", &[&sale])
-                .await?
-                .get(0);
-            Ok(n >= i64::try_from(RECOVERY_BUYERS / 3)?)
-        },
-    )
-    .await?;
+    let third = i64::try_from(RECOVERY_BUYERS / 3)?;
+    world
+        .stack
+        .wait_orders(sale, third, Duration::from_secs(60))
+        .await?;
     peers.origin.kill().await?;
     let in_flight_at_kill = world.stack.books_redis_in_flight(sale).await?;
     let restarted = Instant::now();

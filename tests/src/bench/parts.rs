@@ -24,7 +24,14 @@ use crate::{
 /// Stock of the origin phase's sale: more than any run reserves, so every request is a winner.
 const ORIGIN_SALE_STOCK: i64 = 5_000_000;
 
-fn closed(url: String, method: &str, body: &str, headers: &[(&str, &str)], s: f64) -> ClosedLoop {
+/// A closed loop at the phases' concurrency for `s` seconds.
+pub(super) fn closed(
+    url: String,
+    method: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+    s: f64,
+) -> ClosedLoop {
     ClosedLoop {
         url,
         method: method.into(),

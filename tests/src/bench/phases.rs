@@ -348,20 +348,11 @@ pub async fn recovery<R: RedisUnderTest>(
     let prepared = world.buyers(sale, "rec", buyers, CONCURRENCY).await?;
     let base = world.nginx.url();
     let buying = tokio::spawn(async move { measure::buy_all(&base, sale, prepared, 16).await });
-    let db = world.stack.postgres.client().await?;
-    let db = &db;
-    wait::until(
-        "a third of the units sold",
-        Duration::from_secs(60),
-        || async move {
-            let n: i64 = db
-                .query_one("SELECT count(*) FROM orders WHERE sale_id = $1", &[&sale])
-                .await?
-                .get(0);
-            Ok(n >= i64::try_from(buyers / 3)?)
-        },
-    )
-    .await?;
+    let third = i64::try_from(buyers / 3)?;
+    world
+        .stack
+        .wait_orders(sale, third, Duration::from_secs(60))
+        .await?;
     world.stack.origin.kill().await?;
     let orphans = world.stack.books_redis_in_flight(sale).await?;
     let restarted = Instant::now();
