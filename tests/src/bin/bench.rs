@@ -133,8 +133,10 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("bench: recovery ...");
     let recovery = phases::recovery(&mut world, 600).await?;
     report::line(&recovery);
-    // Before the Redis phases, on a stack in its steady state: the dtm phases measure the
-    // sold-out path, which the edges' flags cut short.
+    // Before the Redis phases, on a stack in its steady state. After a Redis restart an edge's
+    // event stream resubscribes (its backoff up to 5 s) after its limits are back: a sale sold in
+    // between is flagged at that edge by the origin's answer to its next real buy, which the
+    // sold-out probe (a pass the edge refuses) never makes.
     let dtm = match flash_tests::dtm_server::installed() {
         Ok(()) => Some(dtm_phases(&world, &args).await?),
         Err(error) => {
