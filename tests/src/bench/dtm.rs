@@ -345,9 +345,32 @@ pub async fn peer<R: RedisUnderTest>(
 
 /// Calls the dtm origin made to its dtm (prepare, submit, abort) and got from it (branch, query).
 async fn dtm_calls<R: RedisUnderTest>(world: &World<R>, peers: &Peers) -> anyhow::Result<f64> {
-    let url = format!("{}/metrics", peers.origin.url());
-    let text = metrics::scrape(&world.stack.http, &url).await?;
-    Ok(metrics::sample_sum(&text, "origin_dtm_calls_total", &[]))
+    origin_dtm_calls(&world.stack.http, &peers.origin.url(), &[]).await
+}
+
+/// `origin_dtm_calls_total` of the origin at `origin`, summed over the samples with `labels`
+/// (`call = "query"`: dtm's back-checks).
+async fn origin_dtm_calls(
+    http: &reqwest::Client,
+    origin: &str,
+    labels: &[(&str, &str)],
+) -> anyhow::Result<f64> {
+    let text = metrics::scrape(http, &format!("{origin}/metrics")).await?;
+    Ok(metrics::sample_sum(&text, "origin_dtm_calls_total", labels))
+}
+
+/// Checks reconcile's drift of `sale` is 0, `after` naming what the books went through.
+async fn no_drift<R: RedisUnderTest>(
+    world: &World<R>,
+    sale: i64,
+    after: &str,
+) -> anyhow::Result<Value> {
+    let (ok, reconcile) = world.stack.reconcile(sale, false).await?;
+    ensure!(
+        ok && reconcile["drift"] == 0,
+        "the books after {after}: {reconcile}"
+    );
+    Ok(reconcile)
 }
 
 /// The peer table for people: req/s and CPU µs per attempt of each loop, and its ratios to dtm's.
@@ -518,12 +541,10 @@ async fn crash_and_back_check<R: RedisUnderTest>(
         ensure!(!status.success(), "the crash point kills the origin");
         let crashed = Instant::now();
         origin.restart(None).await?;
-        let metrics_url = format!("{}/metrics", origin.url());
-        let metrics_url = &metrics_url;
+        let url = origin.url();
+        let url = &url;
         wait::until("dtm's back-check", RECOVERY_DEADLINE, || async move {
-            let text = metrics::scrape(http, metrics_url).await?;
-            let calls = metrics::sample_sum(&text, "origin_dtm_calls_total", &[("call", "query")]);
-            Ok(calls >= 1.0)
+            Ok(origin_dtm_calls(http, url, &[("call", "query")]).await? >= 1.0)
         })
         .await
         .with_context(|| format!("origin log:\n{}", origin.log_tail()))?;
@@ -536,11 +557,7 @@ async fn crash_and_back_check<R: RedisUnderTest>(
         ordered.push(crashed.elapsed().as_secs_f64());
     }
     origin.kill().await?;
-    let (ok, reconcile) = world.stack.reconcile(sale, false).await?;
-    ensure!(
-        ok && reconcile["drift"] == 0,
-        "the books after the crashes: {reconcile}"
-    );
+    no_drift(world, sale, "the crashes").await?;
     Ok(json!({
         "crashes": rounds,
         "back_check_seconds": median(&mut back_check.clone()),
@@ -574,16 +591,9 @@ async fn kill_and_recover<R: RedisUnderTest>(
     let in_flight_at_kill = world.stack.books_redis_in_flight(sale).await?;
     let restarted = Instant::now();
     peers.origin.restart_with(options).await?;
-    let metrics_url = format!("{}/metrics", peers.origin.url());
+    let origin_url = peers.origin.url();
     let http = &world.stack.http;
-    let back_checks = || async {
-        let text = metrics::scrape(http, &metrics_url).await?;
-        anyhow::Ok(metrics::sample_sum(
-            &text,
-            "origin_dtm_calls_total",
-            &[("call", "query")],
-        ))
-    };
+    let back_checks = || origin_dtm_calls(http, &origin_url, &[("call", "query")]);
     // One wait until nothing is in flight in the stack and dtm has finished every message,
     // noting on the way when dtm's first back-check came and when the stack was quiet. A message
     // prepared before the kill and never reserved leaves nothing in the stack's books: only dtm's
@@ -619,11 +629,7 @@ async fn kill_and_recover<R: RedisUnderTest>(
     let (first, quiet_seconds) = seen.lock().map(|s| *s).unwrap_or_default();
     let answers = pressing.await??;
     let books = world.stack.wait_balanced(sale, RECOVERY_DEADLINE).await?;
-    let (ok, reconcile) = world.stack.reconcile(sale, false).await?;
-    ensure!(
-        ok && reconcile["drift"] == 0,
-        "the books after a kill under dtm: {reconcile}"
-    );
+    let reconcile = no_drift(world, sale, "a kill under dtm").await?;
     Ok(json!({
         "in_flight_at_kill": in_flight_at_kill,
         "first_back_check_seconds": first,
